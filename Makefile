@@ -1,0 +1,86 @@
+# minirt: `make run` opens a container shell; `make test` runs the whole suite.
+# Every target installs what it needs (apt packages, the venv, the rootfs) and is quiet when
+# that is already done. Runs as root on Debian 12.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+BUILD  := build
+ROOTFS := $(BUILD)/rootfs
+APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static iputils-ping \
+                libcap-dev gcc util-linux procps hyperfine
+SOURCES := $(shell find minirt -name '*.py') pyproject.toml
+
+.PHONY: help deps apt venv rootfs run test unit integration bench clean
+
+help:
+	@echo "make run    set everything up and open a shell in a container (minirt run -- /bin/sh)"
+	@echo "make test   set everything up and run the whole test suite (needs root)"
+	@echo "make bench  start-up latency of minirt against unshare (see bench/)"
+
+deps: apt venv rootfs
+
+# apt: ask dpkg which packages are missing; install only those (one apt-get update first).
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "apt: must run as root to install packages" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+	    || { echo "apt: apt-get update failed" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "apt: installing $$missing failed" >&2; exit 1; }; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.created:
+	@py=$$(tools/find-python); echo "venv: creating $(VENV) with $$py"; \
+	rm -rf $(VENV); $$py -m venv $(VENV); \
+	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel \
+	  || { echo "venv: pip bootstrap failed" >&2; exit 1; }
+	@touch $@
+
+# Non-editable on purpose: users run an installed package, and PYTHONDONTWRITEBYTECODE in this
+# environment would keep an editable install from ever caching bytecode (python-stack.md).
+# Debian's nftables bindings match the system libnftables; a link makes just that package
+# importable in the venv (the whole dist-packages would drag in Python 3.11 modules).
+$(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt
+	@echo "venv: installing minirt"
+	@$(VPY) -m pip install -q --disable-pip-version-check --no-build-isolation '.[test]' \
+	  || { echo "venv: pip install failed" >&2; exit 1; }
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	ln -sfn /usr/lib/python3/dist-packages/nftables "$$site/nftables"; \
+	$(VPY) -m compileall -q "$$site/minirt" >/dev/null
+	@touch $@
+
+rootfs: $(ROOTFS)/bin/busybox $(VENV)/share/minirt/rootfs
+
+$(ROOTFS)/bin/busybox: rootfs/build.sh | apt
+	@rootfs/build.sh $(ROOTFS)
+
+# The installed minirt finds its default rootfs at <venv>/share/minirt/rootfs.
+$(VENV)/share/minirt/rootfs: | $(VENV)/.created
+	@mkdir -p $(VENV)/share/minirt; ln -sfn "$(CURDIR)/$(ROOTFS)" $@
+
+run: deps
+	@$(VENV)/bin/minirt run --net none -- /bin/sh
+
+test: deps
+	@$(VPY) -m pytest -q -p no:cacheprovider tests
+
+unit: venv
+	@$(VPY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: deps
+	@$(VPY) -m pytest -q -p no:cacheprovider tests/integration
+
+bench: deps
+	@$(VPY) bench/bench.py
+
+clean:
+	rm -rf $(VENV) $(BUILD)

@@ -1,0 +1,2 @@
+"""minirt: a small container runtime native to netlink and nftables."""
+__version__ = "0.1.0"

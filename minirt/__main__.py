@@ -1,0 +1,3 @@
+from minirt.cli import main
+
+raise SystemExit(main())

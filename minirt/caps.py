@@ -1,0 +1,96 @@
+"""Capabilities: Docker's default set, --cap-add/--cap-drop/--privileged resolution, and applying it.
+
+resolve() is pure (unit-tested); apply() runs in the container init just before exec and uses
+python-prctl. Capability numbers are the kernel's (include/uapi/linux/capability.h).
+"""
+
+from minirt.errors import ConfigError
+
+CAPS = (
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
+    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
+    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
+    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
+    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
+    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+)  # fmt: skip
+CAP_NUMBER = {name: i for i, name in enumerate(CAPS)}
+
+# moby oci/caps/defaults.go: DefaultCapabilities(); = 0x00000000a80425fb in /proc/self/status.
+DOCKER_DEFAULT = frozenset(
+    {"chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
+     "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap"}
+)  # fmt: skip
+
+
+def parse_name(name: str) -> str:
+    """'NET_ADMIN', 'cap_net_admin', 'ALL' -> 'net_admin' / 'all' (Docker accepts both spellings)."""
+    n = name.strip().lower().removeprefix("cap_")
+    if n != "all" and n not in CAP_NUMBER:
+        raise ConfigError(f"capability {name!r}: unknown capability")
+    return n
+
+
+def resolve(add: list[str], drop: list[str], privileged: bool, supported: frozenset[str]) -> frozenset[str]:
+    """The set the container gets: Docker's rules (moby oci/caps TweakCapabilities).
+
+    `supported` is what this kernel and our own bounding set allow; asking for more is an
+    error rather than a silent no-op, as in Docker ("unknown capability" / not permitted).
+    """
+    if privileged:
+        return supported
+    adds = {parse_name(c) for c in add}
+    drops = {parse_name(c) for c in drop}
+    if "all" in adds:
+        caps = set(supported)
+    else:
+        caps = set(DOCKER_DEFAULT)
+    if "all" in drops:
+        caps = set()
+    caps -= drops
+    caps |= adds - {"all"}
+    missing = caps - supported
+    if missing:
+        raise ConfigError(f"capability {sorted(missing)[0].upper()}: not available on this host")
+    return frozenset(caps)
+
+
+def mask(caps: frozenset[str]) -> int:
+    return sum(1 << CAP_NUMBER[c] for c in caps)
+
+
+def supported_here() -> frozenset[str]:
+    """Capabilities the kernel knows (cap_last_cap) that are still in our own bounding set."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    bnd = _status_field("CapBnd")
+    return frozenset(c for c in CAPS[: last + 1] if bnd >> CAP_NUMBER[c] & 1)
+
+
+def _status_field(name: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1], 16)
+    raise OSError(f"/proc/self/status has no {name}")
+
+
+def apply(caps: frozenset[str], no_new_privs: bool) -> None:
+    """Bounding, then effective, then permitted; inheritable emptied (ambient follows).
+
+    After execve as uid 0 the kernel gives permitted = effective = bounding (capabilities(7),
+    "root" rules), capped by the old permitted set when no_new_privs is on; so the bounding
+    set is what decides, and permitted must still hold the set at exec time. Lowering
+    effective before permitted avoids EPERM (python-stack.md). Ambient capabilities must be
+    in both permitted and inheritable, so emptying inheritable clears them (capabilities(7)).
+    """
+    import prctl
+
+    keep = {CAP_NUMBER[c] for c in caps}
+    have = supported_here()
+    prctl.capbset.drop(*[CAP_NUMBER[c] for c in have if CAP_NUMBER[c] not in keep])
+    prctl.cap_inheritable.limit()
+    prctl.cap_effective.limit(*keep)
+    prctl.cap_permitted.limit(*keep)
+    if no_new_privs:
+        prctl.set_no_new_privs(1)

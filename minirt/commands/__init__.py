@@ -1,0 +1,1 @@
+"""One module per CLI verb: arguments -> config -> runtime call -> output. No syscalls here."""

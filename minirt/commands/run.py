@@ -1,0 +1,85 @@
+"""minirt run [OPTIONS] [--] COMMAND [ARG...]: create and start a container, wait for it."""
+
+import os
+import sys
+
+from minirt import caps, explain, ids
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse, usage
+from minirt.config import ContainerConfig, Tmpfs, Volume, container_env, parse_env
+from minirt.errors import ConfigError
+
+OPTIONS = [
+    Option(("--rm",), FLAG, "remove the container and its writable layer when it exits"),
+    Option(("--name",), VALUE, "container name (default: generated)", "NAME"),
+    Option(("-h", "--hostname"), VALUE, "hostname (default: the short id)", "NAME"),
+    Option(("--net", "--network"), VALUE, "network mode: none or host", "MODE"),
+    Option(("--rootfs",), VALUE, "root filesystem directory (default: the busybox rootfs)", "DIR"),
+    Option(("-e", "--env"), LIST, "set NAME=VALUE, or copy NAME from the host", "NAME[=VALUE]"),
+    Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
+    Option(("-v", "--volume"), LIST, "bind mount a host path", "HOST:CTR[:ro]"),
+    Option(("--tmpfs",), LIST, "mount a tmpfs (noexec,nosuid,nodev)", "PATH[:OPTS]"),
+    Option(("--init",), FLAG, "run a minimal init as PID 1 that reaps zombies and forwards signals"),
+    Option(("--cap-add",), LIST, "add a capability (or ALL)", "CAP"),
+    Option(("--cap-drop",), LIST, "drop a capability (or ALL)", "CAP"),
+    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys"),
+    Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
+    Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
+    Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
+    Option(("--help",), FLAG, "show this help"),
+]
+
+
+def default_rootfs() -> str:
+    """$MINIRT_ROOTFS, else the busybox rootfs `make rootfs` links into the venv."""
+    return os.environ.get("MINIRT_ROOTFS") or f"{sys.prefix}/share/minirt/rootfs"
+
+
+def build_config(args: list[str]) -> ContainerConfig:
+    opts, command = parse(OPTIONS, args)
+    if opts["help"]:
+        sys.stdout.write(usage("minirt run [OPTIONS] [--] COMMAND [ARG...]", OPTIONS))
+        raise SystemExit(0)
+    cid = ids.new_id()
+    net = opts["network"] or "none"
+    if opts["hostname"]:
+        hostname = ids.check_hostname(opts["hostname"])
+    else:
+        hostname = os.uname().nodename if net == "host" else ids.short(cid)
+    rootfs = opts["rootfs"]
+    if rootfs is None:
+        rootfs = default_rootfs()
+        if not os.path.isdir(rootfs):
+            raise ConfigError(f"rootfs {rootfs}: no such directory (build it with `make rootfs`, or pass --rootfs DIR)")
+    cfg = ContainerConfig(
+        id=cid,
+        name=ids.check_name(opts["name"]) if opts["name"] else ids.generated_name(cid),
+        rootfs=os.path.abspath(rootfs),
+        argv=command or ["/bin/sh"],
+        hostname=hostname,
+        env=container_env(parse_env(opts["env"], os.environ), hostname, os.isatty(0), os.environ.get("TERM")),
+        workdir=opts["workdir"] or "/",
+        volumes=[Volume.parse(v) for v in opts["volume"]],
+        tmpfs=[Tmpfs.parse(t) for t in opts["tmpfs"]],
+        net=net,
+        init=opts["init"],
+        cap_add=opts["cap_add"],
+        cap_drop=opts["cap_drop"],
+        privileged=opts["privileged"],
+        no_new_privs=True,
+        rm=opts["rm"],
+        dns=[],
+    )
+    cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
+    explain.enabled = opts["explain"]
+    return cfg
+
+
+def main(args: list[str]) -> int:
+    cfg = build_config(args)
+    if os.geteuid() != 0:
+        raise ConfigError("must run as root (creating namespaces needs CAP_SYS_ADMIN)")
+    cfg.validate()
+    from minirt import runtime
+    from minirt.state import Store
+
+    return runtime.run(cfg, Store())

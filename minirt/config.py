@@ -1,0 +1,120 @@
+"""What a container is asked to be: ContainerConfig, built from the command line and validated.
+
+Pure apart from validate(), which only looks (stat) and never changes the host. Plain classes
+with __slots__ rather than dataclasses: importing dataclasses (inspect, re) costs ~8 ms on the
+start-up path.
+"""
+
+import os
+
+from minirt.errors import ConfigError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's default
+NET_MODES = ("none", "host")  # bridge arrives with the bridge driver
+
+
+class Volume:
+    __slots__ = ("source", "target", "readonly")
+
+    def __init__(self, source: str, target: str, readonly: bool):
+        self.source, self.target, self.readonly = source, target, readonly
+
+    @classmethod
+    def parse(cls, spec: str) -> "Volume":
+        """-v HOST:CTR[:ro|rw]; HOST must be absolute and exist (checked in validate)."""
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise ConfigError(f"volume {spec!r}: expected HOST:CONTAINER[:ro]")
+        mode = parts[2] if len(parts) == 3 else "rw"
+        if mode not in ("ro", "rw"):
+            raise ConfigError(f"volume {spec!r}: unknown mode {mode!r} (ro or rw)")
+        if not parts[0].startswith("/"):
+            # Docker would take a relative name as a named volume; we have none.
+            raise ConfigError(f"volume {spec!r}: host path must be absolute")
+        if not parts[1].startswith("/"):
+            raise ConfigError(f"volume {spec!r}: container path must be absolute")
+        return cls(os.path.normpath(parts[0]), os.path.normpath(parts[1]), mode == "ro")
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "target": self.target, "readonly": self.readonly}
+
+
+class Tmpfs:
+    __slots__ = ("target", "options")
+
+    def __init__(self, target: str, options: str):
+        self.target, self.options = target, options
+
+    @classmethod
+    def parse(cls, spec: str) -> "Tmpfs":
+        """--tmpfs PATH[:OPTIONS]; OPTIONS are tmpfs mount data (size=64m,mode=1777)."""
+        target, _, options = spec.partition(":")
+        if not target.startswith("/"):
+            raise ConfigError(f"tmpfs {spec!r}: container path must be absolute")
+        return cls(os.path.normpath(target), options)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "options": self.options}
+
+
+class ContainerConfig:
+    __slots__ = (
+        "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net",
+        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns",
+    )  # fmt: skip
+
+    def __init__(self, **kw: object):
+        for k in self.__slots__:
+            setattr(self, k, kw.pop(k, None))
+        if kw:
+            raise TypeError(f"unknown config fields: {sorted(kw)}")
+
+    def validate(self) -> None:
+        """Checks that only look; nothing on the host changes (netavark: validate before setup)."""
+        if not os.path.isdir(self.rootfs):
+            raise ConfigError(f"rootfs {self.rootfs}: no such directory")
+        for bad in ",:\\":
+            # overlayfs splits lowerdir on ':' and its options on ','
+            if bad in self.rootfs:
+                raise ConfigError(f"rootfs {self.rootfs}: path may not contain {bad!r}")
+        for v in self.volumes:
+            if not os.path.exists(v.source):
+                raise ConfigError(f"volume {v.source}:{v.target}: host path {v.source} does not exist")
+        if self.net not in NET_MODES:
+            raise ConfigError(f"network {self.net!r}: unknown mode (known: {', '.join(NET_MODES)})")
+        if not self.argv:
+            raise ConfigError("no command given")
+        if not self.workdir.startswith("/"):
+            raise ConfigError(f"workdir {self.workdir!r}: must be an absolute path")
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["volumes"] = [v.to_dict() for v in self.volumes]
+        d["tmpfs"] = [t.to_dict() for t in self.tmpfs]
+        d["caps"] = sorted(self.caps)
+        return d
+
+
+def parse_env(items: list[str], host_env: dict[str, str]) -> list[str]:
+    """-e NAME=VALUE, or -e NAME to copy the host's value (dropped when unset, as Docker does)."""
+    out = []
+    for item in items:
+        name, eq, _ = item.partition("=")
+        if not name:
+            raise ConfigError(f"env {item!r}: empty variable name")
+        if eq:
+            out.append(item)
+        elif name in host_env:
+            out.append(f"{name}={host_env[name]}")
+    return out
+
+
+def container_env(user_env: list[str], hostname: str, tty: bool, term: str | None) -> list[str]:
+    """Docker's defaults (PATH, HOSTNAME, HOME, TERM with a terminal), overridden by -e."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
+    if tty:
+        env["TERM"] = term or "xterm"
+    for item in user_env:
+        k, _, v = item.partition("=")
+        env[k] = v
+    return [f"{k}={v}" for k, v in env.items()]

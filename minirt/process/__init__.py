@@ -1,0 +1,1 @@
+"""The container process: spawning it, the handshake with it, and what it runs before exec."""

@@ -1,0 +1,66 @@
+"""Fork the container process as PID 1 of a new pid namespace, holding it by pidfd.
+
+Runs in: the minirt parent, host namespaces. unshare(CLONE_NEWPID) only changes where our
+*children* go (pid_namespaces(7)), so the parent unshares, forks the one child that becomes
+PID 1, and at once setns()es back so later forks stay in the host pid namespace. The child is
+our direct child: plain waitpid works, no subreaper is needed. The child unshares the other
+namespaces itself (process/init.py).
+"""
+
+import os
+import signal
+
+from minirt.process import signals
+from minirt.process.sync import Channel
+
+
+class Child:
+    """The container process as the parent sees it. kill() is idempotent and pid-reuse safe."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pidfd = -1
+        self.reaped = False
+        self.channel: Channel | None = None
+
+    def signal(self, sig: int) -> None:
+        if self.pidfd >= 0 and not self.reaped:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL and reap. PID 1 dying takes the whole pid namespace with it."""
+        if self.pid and not self.reaped:
+            self.signal(signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.reaped = True
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+def spawn(child: Child, cfg, cdir: str) -> None:
+    """Fork the container init into `child`. The caller registered child.kill as undo first."""
+    parent_ch, child_ch = Channel.pair()
+    old_mask = signals.block()
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.unshare(os.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                parent_ch.close()
+                from minirt.process import init
+
+                init.child_main(child_ch, cfg, cdir, old_mask)
+            finally:
+                os._exit(125)
+        child.pid = pid
+        child.pidfd = os.pidfd_open(pid)
+    finally:
+        os.setns(own_pidns, os.CLONE_NEWPID)
+        os.close(own_pidns)
+        child_ch.close()
+    child.channel = parent_ch

@@ -1,0 +1,98 @@
+"""Parent <-> container-init handshake.
+
+One SOCK_SEQPACKET socketpair (runc libcontainer/sync_unix.go: no partial reads, one message
+per packet). Each step waits for exactly one named message; anything else is a protocol
+error. The child's end is close-on-exec, so EOF after EXEC means execve() succeeded (CPython's
+subprocess learns of exec failure through a CLOEXEC pipe the same way).
+
+    child (PID 1 of a new pid namespace)        parent (host namespaces)
+    ------------------------------------        ------------------------
+    pdeathsig(SIGKILL); unshare(mnt|uts|ipc|net)
+    NS_READY                          ------->  open /proc/<pid>/ns/net, set up the network
+                                      <-------  NET_READY {addresses, hostname, dns}
+    mounts, pivot_root, /etc files,
+    hostname, resolve argv[0],
+    capabilities, no_new_privs
+    EXEC, then execve                 ------->  expect EXEC, then EOF => running
+    ERROR {message, exit_code}        ------->  raise ExecError(message, exit_code)
+
+A packet is the message type, optionally followed by NUL and a JSON payload; json is only
+imported when a payload is present, which keeps it off the `--net none` start-up path. ERROR
+is packed without json ("error\0<exit code>\0<message>") because the child may report it
+after pivot_root, where no new module can be imported.
+"""
+
+import socket
+
+from minirt.errors import EXIT_RUNTIME, ExecError, InitError
+
+NS_READY, NET_READY, EXEC, ERROR = "ns-ready", "net-ready", "exec", "error"
+MAX_MSG = 65536
+
+
+class Channel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["Channel", "Channel"]:
+        # socketpair() fds are close-on-exec (PEP 446): the child's end closing at execve is
+        # the "exec succeeded" signal.
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, kind: str, **payload: object) -> None:
+        data = kind.encode()
+        if payload:
+            import json
+
+            data += b"\0" + json.dumps(payload).encode()
+        self.sock.send(data)
+
+    def recv(self) -> tuple[str, dict] | None:
+        """The next message, or None at EOF (the peer closed its end, exited or exec'd)."""
+        data = self.sock.recv(MAX_MSG)
+        if not data:
+            return None
+        kind, _, raw = data.partition(b"\0")
+        payload = {}
+        if kind == ERROR.encode():
+            code, _, message = raw.partition(b"\0")
+            return ERROR, {"exit_code": int(code or EXIT_RUNTIME), "message": message.decode(errors="replace")}
+        if raw:
+            import json
+
+            payload = json.loads(raw)
+        return kind.decode(), payload
+
+    def expect(self, kind: str) -> dict:
+        msg = self.recv()
+        if msg is None:
+            raise InitError(f"container process exited before {kind}")
+        got, payload = msg
+        if got == ERROR:
+            raise ExecError(payload["message"], payload["exit_code"])
+        if got != kind:
+            raise InitError(f"protocol error: expected {kind}, got {got}")
+        return payload
+
+    def expect_exec_done(self) -> None:
+        """After EXEC: EOF means execve() succeeded; ERROR means it failed."""
+        msg = self.recv()
+        if msg is None:
+            return
+        got, payload = msg
+        if got == ERROR:
+            raise ExecError(payload["message"], payload["exit_code"])
+        raise InitError(f"protocol error: expected end of stream after exec, got {got}")
+
+    def report_error(self, message: str, exit_code: int) -> None:
+        """Child side: best effort, the parent may already be gone."""
+        try:
+            self.sock.send(f"{ERROR}\0{exit_code}\0{message}".encode(errors="replace"))
+        except OSError:
+            pass
+

@@ -1,0 +1,173 @@
+"""The container's filesystem view: private propagation, overlay, /proc /sys /dev, volumes, pivot_root.
+
+Runs in: the container init, inside its new mount namespace, before pivot_root. Nothing here is
+visible on the host: propagation is made slave first, so every mount below lives and dies with
+the container's mount namespace (the overlay included: the host never holds a minirt mount).
+
+The order follows runc's prepareRootfs (libcontainer/rootfs_linux.go): rootfs mount, then
+/proc /sys /dev, then user mounts, then masks, then pivot_root; Docker's defaults come from
+moby oci/defaults.go (mounts, masked and read-only paths).
+"""
+
+import errno
+import os
+import stat
+
+from minirt import libc
+from minirt.libc import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE
+
+# moby oci/defaults.go DefaultLinuxSpec: MaskedPaths / ReadonlyPaths.
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)  # fmt: skip
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# (name, major, minor): the character devices runc/Docker create by default (AllowedDevices).
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
+
+
+def make_private() -> None:
+    """Stop mount events flowing from us to the host: MS_SLAVE|MS_REC on / (runc's default
+    rootfsPropagation). Host mounts still reach us; ours never reach the host."""
+    libc.mount("none", "/", None, MS_REC | MS_SLAVE)
+
+
+def mount_overlay(lower: str, upper: str, work: str, merged: str) -> None:
+    """The shared rootfs is the read-only lower layer; writes go to the per-container upper."""
+    libc.mount("overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
+
+
+def secure_join(root: str, path: str) -> str:
+    """root + path with every symlink resolved inside root (runc's securejoin), so a rootfs link
+    such as /data -> /etc cannot send a mount to the host's /etc."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root + "/" + "/".join(resolved + [part])
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise OSError(errno.ELOOP, "too many symlinks", path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return root + "/" + "/".join(resolved)
+
+
+def _mkdir(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
+    _mkdir(root + "/proc")
+    libc.mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mkdir(root + "/sys")
+    ro = 0 if privileged else MS_RDONLY
+    if new_netns:
+        libc.mount("sysfs", root + "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro)
+    else:
+        # sysfs may only be mounted by the owner of the current netns view; with --net host we
+        # bind the host's /sys instead (runc does the same when it shares the netns).
+        libc.mount("/sys", root + "/sys", None, MS_BIND | MS_REC)
+        if ro:
+            libc.mount("none", root + "/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def mount_dev(root: str) -> None:
+    """A minimal /dev on tmpfs, as Docker builds it: device nodes, devpts (newinstance), shm,
+    mqueue and the fd/stdin/stdout/stderr links."""
+    dev = root + "/dev"
+    _mkdir(dev)
+    libc.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)  # mknod honours the umask
+    os.mkdir(dev + "/pts")
+    # newinstance: a private pty namespace; ptmxmode so /dev/ptmx -> pts/ptmx is usable.
+    libc.mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.mkdir(dev + "/shm")
+    libc.mount("shm", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    os.mkdir(dev + "/mqueue")
+    libc.mount("mqueue", dev + "/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name, target in DEV_LINKS:
+        os.symlink(target, f"{dev}/{name}")
+
+
+def mount_volume(root: str, source: str, target: str, readonly: bool) -> None:
+    """-v: recursive bind (Docker's rbind), then a read-only remount for :ro."""
+    dest = secure_join(root, target)
+    if os.path.isdir(source):
+        _mkdir(dest)
+    elif not os.path.exists(dest):
+        _mkdir(os.path.dirname(dest))
+        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    libc.mount(source, dest, None, MS_BIND | MS_REC)
+    if readonly:
+        libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def mount_tmpfs(root: str, target: str, options: str) -> None:
+    """--tmpfs: Docker's defaults are noexec,nosuid,nodev (docs: "--tmpfs")."""
+    dest = secure_join(root, target)
+    _mkdir(dest)
+    libc.mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options or "mode=1777")
+
+
+def mask_paths(root: str) -> None:
+    """Hide kernel information Docker hides: /dev/null over files, an empty read-only tmpfs
+    over directories. Missing paths are skipped (not every kernel has every file)."""
+    for p in MASKED_PATHS:
+        dest = root + p
+        try:
+            st = os.stat(dest)
+        except (FileNotFoundError, PermissionError):
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            libc.mount("tmpfs", dest, "tmpfs", MS_RDONLY)
+        else:
+            libc.mount(root + "/dev/null", dest, None, MS_BIND)
+    for p in READONLY_PATHS:
+        dest = root + p
+        if not os.path.exists(dest):
+            continue
+        libc.mount(dest, dest, None, MS_BIND | MS_REC)
+        libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
+
+
+def pivot(root: str) -> None:
+    """pivot_root(".", ".") then detach the old root (runc pivotRoot): no temporary directory,
+    and the old root is made slave first so our unmount does not propagate to the host."""
+    os.chdir(root)
+    libc.pivot_root(".", ".")
+    libc.mount("none", ".", None, MS_SLAVE | MS_REC)
+    libc.umount2(".", libc.MNT_DETACH)
+    os.chdir("/")
+
+
+def write_etc_file(name: str, content: str) -> None:
+    """Write /etc/<name> inside the container (after pivot_root, so a symlink in the image can
+    only point inside it). A symlink is replaced, as Docker's bind mount would shadow it."""
+    path = "/etc/" + name
+    _mkdir("/etc")
+    if os.path.islink(path):
+        os.unlink(path)
+    with open(path, "w") as f:
+        f.write(content)

@@ -1,0 +1,107 @@
+"""Container lifecycle orchestration: the one module that knows the order of the steps.
+
+Runs in: the minirt parent, host namespaces.
+
+    validate -> record (state "created", owner = us) -> spawn (container waits at NET_READY)
+    -> network -> release (NET_READY) -> EXEC + EOF => "running" -> wait -> teardown
+
+`run` is create + start: create() leaves the container process parked at the NET_READY
+barrier with every undo registered; start() releases it. This is the seam for the OCI-style
+create/start/state/kill/delete verbs. Each step registers its undo before it acts (STYLE 2.4),
+and the same idempotent undo list serves rollback on failure and teardown after exit.
+"""
+
+import os
+import time
+
+from minirt import faults, ids, procfs
+from minirt.errors import CleanupError
+from minirt.process import signals
+from minirt.process.spawn import Child, spawn
+from minirt.process.sync import EXEC, NET_READY, NS_READY
+from minirt.rollback import Rollback, run_undo
+from minirt.state import Store
+
+
+class Container:
+    """A container being created or run by this process: its record, child and undo list."""
+
+    def __init__(self, cfg, store: Store):
+        self.cfg = cfg
+        self.store = store
+        self.child = Child()
+        self.undo: list = []
+        self.record = {
+            "id": cfg.id,
+            "name": cfg.name,
+            "status": "created",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": cfg.to_dict(),
+            "owner": {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())},
+            "pid": 0,
+            "start_time": None,
+            "exit_code": None,
+        }
+
+
+def create(cfg, store: Store) -> Container:
+    """Everything up to the barrier: on any failure nothing is left behind."""
+    c = Container(cfg, store)
+    with Rollback() as rb:
+        _undo_record(rb, c)
+        cdir = store.create(c.record)
+        faults.point("after-record")
+        with Rollback() as teardown:
+            teardown.add(f"kill -KILL {ids.short(cfg.id)} (container init)", c.child.kill)
+            spawn(c.child, cfg, cdir)
+            c.child.channel.expect(NS_READY)
+            faults.point("after-spawn")
+            c.net = {}  # --net none/host: nothing to set up on the host side
+            c.undo = teardown.release()
+        rb.release()
+    return c
+
+
+def start(c: Container) -> None:
+    """Release the barrier and wait until execve has happened (or failed with 126/127)."""
+    with Rollback() as rb:
+        _undo_record(rb, c)
+        for what, fn in c.undo:
+            rb.add(what, fn)
+        ch = c.child.channel
+        ch.send(NET_READY, **c.net)
+        ch.expect(EXEC)
+        ch.expect_exec_done()
+        ch.close()
+        faults.point("after-exec")
+        c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid))
+        c.store.save(c.record)
+        rb.release()
+
+
+def wait_and_teardown(c: Container) -> int:
+    """Wait for the exit, undo what setup did, then keep the record as "exited" or remove it (--rm)."""
+    code = signals.wait_forwarding(c.child)
+    failures = run_undo(c.undo)
+    if c.cfg.rm:
+        _remove_record(c)
+    else:
+        c.record.update(status="exited", exit_code=code, pid=0)
+        c.store.save(c.record)
+    if failures:
+        raise CleanupError(failures)
+    return code
+
+
+def run(cfg, store: Store) -> int:
+    c = create(cfg, store)
+    start(c)
+    return wait_and_teardown(c)
+
+
+def _undo_record(rb: Rollback, c: Container) -> None:
+    rb.add(f"rm -rf {c.store.container_dir(c.cfg.id)}", _remove_record, c)
+
+
+def _remove_record(c: Container) -> None:
+    c.store.remove(c.cfg.id)
