@@ -12,7 +12,7 @@ BUILD  := build
 ROOTFS := $(BUILD)/rootfs
 APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static iputils-ping \
                 libcap-dev gcc util-linux procps hyperfine
-SOURCES := $(shell find minirt -name '*.py') pyproject.toml
+SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
 .PHONY: help deps apt venv rootfs run test unit integration bench clean
 
@@ -55,7 +55,8 @@ $(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt
 	  || { echo "venv: pip install failed" >&2; exit 1; }
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	ln -sfn /usr/lib/python3/dist-packages/nftables "$$site/nftables"; \
-	$(VPY) -m compileall -q "$$site/minirt" >/dev/null
+	$(VPY) -m compileall -q "$$site/minirt" >/dev/null; \
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt
 	@touch $@
 
 rootfs: $(ROOTFS)/bin/busybox $(VENV)/share/minirt/rootfs

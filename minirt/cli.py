@@ -4,6 +4,7 @@ and chooses exit codes (pipx cli(), runc fatalWithCode)."""
 import os
 import sys
 
+from minirt import timing
 from minirt.errors import EXIT_RUNTIME, MinirtError
 
 VERBS = {"run": "create and run a container in the foreground"}
@@ -13,6 +14,7 @@ USAGE = "Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    timing.mark("main")
     try:
         if not args or args[0] in ("-h", "--help", "help"):
             sys.stdout.write(USAGE)

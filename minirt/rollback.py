@@ -6,21 +6,18 @@ point, even between a syscall returning and the next line, leaves nothing behind
 the actions to the container's teardown.
 """
 
-import functools
-from collections.abc import Callable
-
 from minirt import explain
 from minirt.errors import CleanupError
 
-Undo = tuple[str, Callable[[], None]]
+Undo = tuple  # (what, fn): fn() undoes `what`; no typing import on the start-up path
 
 
 class Rollback:
     def __init__(self) -> None:
         self._undo: list[Undo] = []
 
-    def add(self, what: str, fn: Callable[..., None], /, *args: object) -> None:
-        self._undo.append((what, functools.partial(fn, *args)))
+    def add(self, what: str, fn, /, *args: object) -> None:
+        self._undo.append((what, (lambda: fn(*args)) if args else fn))
 
     def release(self) -> list[Undo]:
         undo, self._undo = self._undo, []

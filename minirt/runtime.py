@@ -14,7 +14,7 @@ and the same idempotent undo list serves rollback on failure and teardown after 
 import os
 import time
 
-from minirt import faults, ids, procfs
+from minirt import faults, ids, procfs, timing
 from minirt.errors import CleanupError
 from minirt.process import signals
 from minirt.process.spawn import Child, spawn
@@ -49,12 +49,20 @@ def create(cfg, store: Store) -> Container:
     c = Container(cfg, store)
     with Rollback() as rb:
         _undo_record(rb, c)
-        cdir = store.create(c.record)
-        faults.point("after-record")
+        cdir = store.make_dirs(cfg.id)
         with Rollback() as teardown:
             teardown.add(f"kill -KILL {ids.short(cfg.id)} (container init)", c.child.kill)
+            timing.mark("fork")
             spawn(c.child, cfg, cdir)
+            # The record is written while the child imports and unshares (2 cores: this is
+            # off the critical path). It precedes the first host change: the child touches
+            # nothing outside its own namespaces before NET_READY, and the parent changes the
+            # host only after NS_READY (runc: persist before the point of no return).
+            store.register(c.record)
+            timing.mark("recorded")
+            faults.point("after-record")
             c.child.channel.expect(NS_READY)
+            timing.mark("ns-ready")
             faults.point("after-spawn")
             c.net = {}  # --net none/host: nothing to set up on the host side
             c.undo = teardown.release()
@@ -72,6 +80,7 @@ def start(c: Container) -> None:
         ch.send(NET_READY, **c.net)
         ch.expect(EXEC)
         ch.expect_exec_done()
+        timing.mark("exec-done")
         ch.close()
         faults.point("after-exec")
         c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid))
@@ -82,12 +91,14 @@ def start(c: Container) -> None:
 def wait_and_teardown(c: Container) -> int:
     """Wait for the exit, undo what setup did, then keep the record as "exited" or remove it (--rm)."""
     code = signals.wait_forwarding(c.child)
+    timing.mark("exited")
     failures = run_undo(c.undo)
     if c.cfg.rm:
         _remove_record(c)
     else:
         c.record.update(status="exited", exit_code=code, pid=0)
         c.store.save(c.record)
+    timing.mark("torn-down")
     if failures:
         raise CleanupError(failures)
     return code
@@ -104,4 +115,5 @@ def _undo_record(rb: Rollback, c: Container) -> None:
 
 
 def _remove_record(c: Container) -> None:
+    c.store.release_name(c.cfg.name, c.cfg.id)
     c.store.remove(c.cfg.id)

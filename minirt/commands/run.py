@@ -30,8 +30,18 @@ OPTIONS = [
 
 
 def default_rootfs() -> str:
-    """$MINIRT_ROOTFS, else the busybox rootfs `make rootfs` links into the venv."""
-    return os.environ.get("MINIRT_ROOTFS") or f"{sys.prefix}/share/minirt/rootfs"
+    """$MINIRT_ROOTFS, else the busybox rootfs `make rootfs` links to <prefix>/share/minirt/rootfs.
+
+    The prefix is derived from where the package is installed (<prefix>/lib/pythonX.Y/
+    site-packages/minirt), not sys.prefix, which the -S launcher leaves at the base Python.
+    """
+    env = os.environ.get("MINIRT_ROOTFS")
+    if env:
+        return env
+    import minirt
+
+    prefix = os.path.dirname(minirt.__file__).rsplit("/", 4)[0]
+    return f"{prefix}/share/minirt/rootfs"
 
 
 def build_config(args: list[str]) -> ContainerConfig:

@@ -5,17 +5,21 @@ import; SIOCSIFFLAGS on a throwaway socket costs microseconds (what `ip link set
 via netlink, and bubblewrap's loopback_setup via raw rtnetlink).
 """
 
+import _socket  # not socket: see process/sync.py
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+_IFREQ = "16sH14x"  # struct ifreq: name, then ifr_flags in the union
 
 
 def up(ifname: str = "lo") -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH14x", ifname.encode(), 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", ifname.encode(), flags | IFF_UP))
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = struct.pack(_IFREQ, ifname.encode(), 0)
+        flags = struct.unpack(_IFREQ, fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack(_IFREQ, ifname.encode(), flags | IFF_UP))
+    finally:
+        s.close()

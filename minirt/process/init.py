@@ -12,13 +12,14 @@ capabilities and no_new_privs -> EXEC -> execve.
 
 import errno
 import os
-import signal
-import socket
+# _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
+import _signal as signal
+import _socket
 import stat
 
 import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
-from minirt import caps, rootfs
+from minirt import caps, rootfs, timing
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper
 from minirt.process.sync import EXEC, NET_READY, NS_READY, Channel
@@ -42,10 +43,12 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         flags = os.CLONE_NEWNS | os.CLONE_NEWUTS | os.CLONE_NEWIPC
         if cfg.net != "host":
             flags |= os.CLONE_NEWNET
+        timing.mark("child-imported")
         host_files = _read_host_files(cfg)
         os.unshare(flags)
         ch.send(NS_READY)
         net = ch.expect(NET_READY)
+        timing.mark("net-ready")
         if cfg.net == "none":
             from minirt.net import loopback
 
@@ -64,7 +67,7 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
 
 def _read_host_files(cfg) -> dict[str, str]:
     """What the container's /etc files copy from the host, read before we leave its mount ns."""
-    out = {"hostname": socket.gethostname()}
+    out = {"hostname": _socket.gethostname()}
     names = ("resolv.conf", "hosts") if cfg.net == "host" else ("resolv.conf",)
     for name in names:
         try:
@@ -130,10 +133,11 @@ def _prepare_and_exec(ch: Channel, cfg, cdir: str, net: dict, host_files: dict, 
     if not cfg.privileged:
         rootfs.mask_paths(merged)
     rootfs.pivot(merged)
+    timing.mark("pivoted")
 
     for name, content in etc_files(cfg, net, host_files).items():
         rootfs.write_etc_file(name, content)
-    socket.sethostname(cfg.hostname)
+    _socket.sethostname(cfg.hostname)
 
     try:
         os.makedirs(cfg.workdir, exist_ok=True)  # Docker creates a missing -w directory
@@ -143,7 +147,9 @@ def _prepare_and_exec(ch: Channel, cfg, cdir: str, net: dict, host_files: dict, 
     env = dict(e.partition("=")[::2] for e in cfg.env)
     exe = resolve_command(cfg.argv[0], env.get("PATH", ""))
 
+    timing.mark("resolved")
     caps.apply(cfg.caps, cfg.no_new_privs)
+    timing.mark("caps")
     _close_inherited_fds(keep=ch.sock.fileno())
     ch.send(EXEC)
     if cfg.init:

@@ -8,7 +8,8 @@ re-parented to PID 1 are reaped. Exit status: the command's, or 128+N if signal 
 
 import errno
 import os
-import signal
+# _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
+import _signal as signal
 
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, exit_code_of
 

@@ -6,7 +6,8 @@ KeyboardInterrupt can land in the middle of setup or teardown.
 """
 
 import os
-import signal
+# _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
+import _signal as signal
 
 from minirt.errors import exit_code_of
 

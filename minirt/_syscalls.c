@@ -1,0 +1,60 @@
+/*
+ * minirt._syscalls: mount(2), umount2(2) and pivot_root(2), which Python's os module lacks.
+ *
+ * Runs in: the container init before execve. ctypes would do the same but costs ~4 ms to
+ * import on our machines, about a tenth of the start-up budget; this module imports in
+ * ~0.1 ms. Errors raise OSError(errno, strerror, path) exactly like the os module.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static PyObject *sys_mount(PyObject *self, PyObject *args) {
+    const char *source, *target, *fstype = NULL, *data = NULL;
+    unsigned long flags = 0;
+    int rc;
+    if (!PyArg_ParseTuple(args, "ss|zkz", &source, &target, &fstype, &flags, &data))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mount(source, target, fstype, flags, data);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, target);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sys_umount2(PyObject *self, PyObject *args) {
+    const char *target;
+    int flags = 0, rc;
+    if (!PyArg_ParseTuple(args, "s|i", &target, &flags))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = umount2(target, flags);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, target);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sys_pivot_root(PyObject *self, PyObject *args) {
+    const char *new_root, *put_old;
+    if (!PyArg_ParseTuple(args, "ss", &new_root, &put_old))
+        return NULL;
+    /* glibc has no wrapper; SYS_pivot_root is per-architecture, the header knows it. */
+    if (syscall(SYS_pivot_root, new_root, put_old) != 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, new_root);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
+    {"umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)"},
+    {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "minirt._syscalls", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__syscalls(void) { return PyModule_Create(&module); }
