@@ -21,7 +21,7 @@ dpkg-deb -x "$deb" "$work/pkg"
 
 say "laying out $out"
 mkdir -p "$tmp"
-for d in bin sbin usr/bin usr/sbin etc root tmp proc sys dev run var/www var/log home; do mkdir -p "$tmp/$d"; done
+for d in bin sbin usr/bin usr/sbin etc root tmp proc sys dev run mnt opt srv var/www var/log var/tmp home; do mkdir -p "$tmp/$d"; done
 chmod 1777 "$tmp/tmp"
 chmod 700 "$tmp/root"
 install -m 0755 "$work/pkg/bin/busybox" "$tmp/bin/busybox"

@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""`make bench`: start-up latency of `minirt run` against a bare `unshare` of the same namespaces.
+
+Every case runs N times (default 20; BENCH_RUNS or --runs overrides) after 3 warm-up rounds,
+interleaved round-robin (the starting case rotates each round) so that noise hits all cases
+alike. Each run is timed with time.perf_counter around subprocess.run. The minirt runs have
+MINIRT_TIMING=1, and their "timing <monotonic ms> <pid> <step>" lines on stderr, together with
+the CLOCK_MONOTONIC time the harness takes right before spawning, give the "where the time goes"
+table. The report (Markdown) is printed and written to bench/results/latest.md.
+
+Needs root (minirt and unshare create namespaces). Pure stdlib. The parsing and formatting
+helpers are pure functions, unit-tested in tests/unit/test_bench_format.py.
+
+    bench/bench.py [--runs N] [--quick] [--out PATH]
+
+--quick is a smoke mode: no warm-ups, 3 runs unless --runs says otherwise, and nothing is
+written unless --out is given (so a smoke test does not overwrite latest.md).
+"""
+
+import argparse
+import datetime
+import glob
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(REPO, ".venv")
+VPY = os.path.join(VENV, "bin", "python")
+MINIRT = os.environ.get("MINIRT_BIN") or os.path.join(VENV, "bin", "minirt")
+RESULTS = os.path.join(REPO, "bench", "results", "latest.md")
+
+DEFAULT_RUNS = 20
+WARMUPS = 3
+GOAL_MS = 35.0
+RUN_TIMEOUT_S = 60
+
+NET_NONE = "minirt run --rm --net none -- /bin/true"
+UNSHARE = "unshare --net --mount --pid --uts --ipc --fork /bin/true"
+NET_HOST = "minirt run --rm --net host -- /bin/true"
+BARE_PY = "python -S -c pass (venv python, reference)"
+
+SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
+EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
+
+# What happens in a phase "prev→next" (runtime.py, process/spawn.py, process/init.py). The child's
+# marks (child-imported, net-ready, pivoted, resolved, caps) interleave with the parent's, so a
+# phase between a parent and a child mark is overlap, not a step of one process.
+PHASE_LABELS = {
+    "spawn→main": "interpreter start + cli import",
+    "main→fork": "parse, config, imports of the runtime",
+    "fork→recorded": "parent: fork the init, write the state record",
+    "recorded→child-imported": "child: imports after fork (parent waits)",
+    "fork→child-imported": "child: imports after fork",
+    "child-imported→recorded": "parent: write the state record (child unshares)",
+    "child-imported→ns-ready": "child: read host files, unshare; parent gets NS_READY",
+    "recorded→ns-ready": "parent waits for NS_READY",
+    "ns-ready→net-ready": "parent sends NET_READY, child wakes",
+    "net-ready→pivoted": "child: loopback up, overlay + /proc /sys /dev, pivot_root",
+    "pivoted→resolved": "child: /etc files, hostname, workdir, resolve the command",
+    "resolved→caps": "child: drop capabilities",
+    "caps→exec-done": "child: close fds, EXEC, execve; parent sees EOF",
+    "exec-done→exited": "parent: save 'running'; /bin/true runs and is reaped",
+    "exited→torn-down": "parent: undo list, remove the record (--rm)",
+    "torn-down→exit": "interpreter exit (os._exit) + reap by the harness",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers (unit-tested; no root, no subprocesses)
+
+
+def parse_timing(stderr_text: str) -> list[tuple[float, int, str]]:
+    """The "timing <ms> <pid> <step>" lines of a stderr text as (ms, pid, step), in text order.
+    Other lines are ignored; a line that starts with "timing " but is malformed raises ValueError."""
+    marks = []
+    for line in stderr_text.splitlines():
+        if not line.startswith("timing "):
+            continue
+        parts = line.split()
+        if len(parts) != 4:
+            raise ValueError(f"malformed timing line: {line!r}")
+        try:
+            marks.append((float(parts[1]), int(parts[2]), parts[3]))
+        except ValueError:
+            raise ValueError(f"malformed timing line: {line!r}") from None
+    return marks
+
+
+def phases(marks, spawn_ms: float, end_ms: float | None = None) -> dict[str, float]:
+    """Durations (ms) between consecutive marks of one run, keyed "prev→next", in time order.
+
+    The harness's spawn time is the first mark ("spawn"); end_ms, if given, the last ("exit").
+    Marks are sorted by time (parent and child marks interleave; CLOCK_MONOTONIC is system-wide,
+    also across pid namespaces). A name that repeats within a run gets a "#2", "#3" suffix."""
+    timeline = [(spawn_ms, SPAWN)] + sorted((ms, step) for ms, _pid, step in marks)
+    if end_ms is not None:
+        timeline.append((end_ms, EXIT))
+    out: dict[str, float] = {}
+    for (t0, a), (t1, b) in zip(timeline, timeline[1:]):
+        name = f"{a}→{b}"
+        key, n = name, 1
+        while key in out:
+            n += 1
+            key = f"{name}#{n}"
+        out[key] = t1 - t0
+    return out
+
+
+def offsets(marks, spawn_ms: float) -> dict[str, float]:
+    """Time (ms) of each step since the harness spawned the process (first occurrence per step)."""
+    out: dict[str, float] = {}
+    for ms, _pid, step in sorted(marks):
+        out.setdefault(step, ms - spawn_ms)
+    return out
+
+
+def percentile(samples, p: float) -> float:
+    """The p-th percentile (0..100), linear interpolation between closest ranks (numpy default)."""
+    xs = sorted(samples)
+    if not xs:
+        raise ValueError("percentile of no samples")
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile {p} outside 0..100")
+    k = (len(xs) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def summarize(samples) -> dict:
+    """median, p10, p90, min, max and n of a non-empty list of numbers."""
+    xs = list(samples)
+    if not xs:
+        raise ValueError("summarize of no samples")
+    return {
+        "median": percentile(xs, 50),
+        "p10": percentile(xs, 10),
+        "p90": percentile(xs, 90),
+        "min": min(xs),
+        "max": max(xs),
+        "n": len(xs),
+    }
+
+
+def phase_medians(runs: list[dict[str, float]]) -> tuple[list[tuple[str, dict]], dict[str, int]]:
+    """Per phase name, the summary across runs, for the phases present in every run (in the
+    order of their first appearance); and {name: count} of the phases missing from some run."""
+    order: list[str] = []
+    count: dict[str, int] = {}
+    for run in runs:
+        for name in run:
+            if name not in count:
+                order.append(name)
+                count[name] = 0
+            count[name] += 1
+    common = [(name, summarize([run[name] for run in runs])) for name in order if count[name] == len(runs)]
+    partial = {name: count[name] for name in order if count[name] < len(runs)}
+    return common, partial
+
+
+def fmt_ms(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def render_table(rows: list[list], header: list[str], align: str | None = None) -> str:
+    """A Markdown table. align: one character per column, "l" or "r" (default: first column
+    left, the rest right). Cells are str()'d; "|" in a cell is escaped."""
+    align = align or "l" + "r" * (len(header) - 1)
+    if len(align) != len(header):
+        raise ValueError("align must have one character per column")
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"row {row!r} has {len(row)} cells, header has {len(header)}")
+
+    def cells(row):
+        return [str(c).replace("|", "\\|") for c in row]
+
+    body = [cells(header)] + [cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)) + " |"
+
+    sep = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align)) + " |"
+    return "\n".join([line(body[0]), sep] + [line(r) for r in body[1:]]) + "\n"
+
+
+def case_rows(results: dict[str, list[float]], baseline: str) -> list[list[str]]:
+    """Rows of the main table: case, median, p10–p90, min, runs, ratio of medians vs baseline."""
+    base = summarize(results[baseline])["median"] if results.get(baseline) else None
+    rows = []
+    for name, samples in results.items():
+        s = summarize(samples)
+        ratio = f"{s['median'] / base:.2f}×" if base else "n/a"
+        rows.append([name, fmt_ms(s["median"]), f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}", fmt_ms(s["min"]), s["n"], ratio])
+    return rows
+
+
+CASE_HEADER = ["case", "median ms", "p10–p90 ms (spread)", "min ms", "runs", "ratio vs unshare (median/median)"]
+PHASE_HEADER = ["phase", "what", "median ms", "p10–p90 ms", "ends at (median ms since spawn)"]
+
+
+def phase_rows(runs: list[dict[str, float]], ends: dict[str, float] | None = None) -> tuple[list[list[str]], dict[str, int]]:
+    """Rows of the "where the time goes" table (phases present in every run) and the partial ones.
+    ends: median offset since spawn of each step, shown for the phase's end mark."""
+    common, partial = phase_medians(runs)
+    rows = []
+    for name, s in common:
+        end_step = name.split("→", 1)[1].split("#", 1)[0]
+        at = (ends or {}).get(end_step)
+        rows.append([name, PHASE_LABELS.get(name, ""), fmt_ms(s["median"]), f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}",
+                     "" if at is None else fmt_ms(at)])
+    return rows, partial
+
+
+def goal_line(median_ms: float, goal_ms: float = GOAL_MS) -> str:
+    verdict = "met" if median_ms <= goal_ms else "missed"
+    return f"goal: minirt --net none median ≤ {goal_ms:g} ms: {verdict} ({fmt_ms(median_ms)} ms)"
+
+
+def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[dict[str, float]],
+                  ends: dict[str, float]) -> str:
+    """The whole Markdown report."""
+    out = ["# minirt start-up benchmark", ""]
+    out += [f"- {k}: {v}" for k, v in meta.items()]
+    out += ["", render_table(case_rows(results, UNSHARE), CASE_HEADER)]
+    if results.get(NET_NONE):
+        out.append(goal_line(summarize(results[NET_NONE])["median"]))
+        out.append("")
+    if phase_runs:
+        rows, partial = phase_rows(phase_runs, ends)
+        total = summarize([sum(r.values()) for r in phase_runs])
+        out += [f"## where the time goes: {NET_NONE}", ""]
+        out.append("Phases between consecutive timing marks, sorted by time (parent and container-init marks "
+                   "interleave); median across runs per phase, so the medians need not add up to the total.")
+        out += ["", render_table(rows, PHASE_HEADER, "llrrr")]
+        out.append(f"total spawn→exit: median {fmt_ms(total['median'])} ms "
+                   f"(p10–p90 {fmt_ms(total['p10'])}–{fmt_ms(total['p90'])})")
+        if ends:
+            out.append("")
+            out.append("median ms since spawn of each mark: "
+                       + ", ".join(f"{step} {fmt_ms(at)}" for step, at in sorted(ends.items(), key=lambda kv: kv[1])))
+        if partial:
+            out.append("")
+            out.append("phases not in every run (the order of parent and child marks varies), left out: "
+                       + ", ".join(f"{name} ({n}/{len(phase_runs)})" for name, n in partial.items()))
+        out.append("")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="bench/bench.py", description="start-up latency of minirt vs unshare")
+    ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
+    ap.add_argument("--quick", action="store_true", help="smoke mode: no warm-ups, 3 runs, write nothing by default")
+    ap.add_argument("--out", help=f"write the report here (default {os.path.relpath(RESULTS, REPO)}; none with --quick)")
+    args = ap.parse_args(argv)
+    if args.runs is None:
+        env = environ.get("BENCH_RUNS")
+        if env:
+            try:
+                args.runs = int(env)
+            except ValueError:
+                ap.error(f"BENCH_RUNS={env!r} is not an integer")
+        else:
+            args.runs = 3 if args.quick else DEFAULT_RUNS
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    args.warmups = 0 if args.quick else WARMUPS
+    if args.out is None and not args.quick:
+        args.out = RESULTS
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement (root)
+
+
+class RunFailed(Exception):
+    pass
+
+
+def _now_ms() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC) * 1000
+
+
+def run_once(argv: list[str], env: dict) -> tuple[float, float, float, str]:
+    """(wall ms by perf_counter, spawn ms and end ms by CLOCK_MONOTONIC, stderr) of one run."""
+    spawn_ms = _now_ms()
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, close_fds=True,
+                           timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:  # subprocess.run has killed and reaped it
+        raise RunFailed(f"{' '.join(argv)}: timed out after {RUN_TIMEOUT_S} s\n"
+                        f"{(e.stderr or b'').decode(errors='replace')}") from None
+    t1 = time.perf_counter()
+    end_ms = _now_ms()
+    err = p.stderr.decode(errors="replace")
+    if p.returncode != 0:
+        raise RunFailed(f"{' '.join(argv)}: exit status {p.returncode}\n--- stderr ---\n{err}"
+                        f"--- stdout ---\n{p.stdout.decode(errors='replace')}")
+    return (t1 - t0) * 1000, spawn_ms, end_ms, err
+
+
+def bytecode_state() -> str:
+    """Whether the installed (non-editable) minirt package has cached bytecode for its modules."""
+    pkgs = glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages", "minirt"))
+    if not pkgs or not os.path.isdir(pkgs[0]):
+        return "minirt NOT installed as a package in .venv (editable?): bytecode state unknown"
+    sources = glob.glob(os.path.join(pkgs[0], "**", "*.py"), recursive=True)
+    def compiled(src: str) -> bool:  # any interpreter tag: the harness may not run under the venv's python
+        d, f = os.path.split(src)
+        return bool(glob.glob(os.path.join(d, "__pycache__", f[:-3] + ".*.pyc")))
+
+    missing = [s for s in sources if not compiled(s)]
+    if missing:
+        return f"bytecode MISSING for {len(missing)}/{len(sources)} modules of the installed package"
+    return "bytecode compiled (installed, non-editable package)"
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def fail(msg: str) -> "NoReturn":  # noqa: F821
+    sys.stderr.write(f"bench: {msg.rstrip()}\n")
+    sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if os.geteuid() != 0:
+        fail("must run as root (minirt and unshare create namespaces)")
+    for path in (VPY, MINIRT):
+        if not os.access(path, os.X_OK):
+            fail(f"{path} is missing: run `make venv rootfs` first")
+    unshare = shutil.which("unshare")
+    if not unshare:
+        fail("unshare not found (util-linux)")
+
+    load_start = loadavg()
+    started = datetime.datetime.now().astimezone()
+    root = tempfile.mkdtemp(prefix="minirt-bench-", dir="/run")
+    try:
+        base_env = dict(os.environ)
+        base_env.pop("MINIRT_TIMING", None)
+        minirt_env = dict(base_env, MINIRT_ROOT=root, MINIRT_TIMING="1")
+        cases = [
+            (NET_NONE, [MINIRT, "run", "--rm", "--net", "none", "--", "/bin/true"], minirt_env),
+            (UNSHARE, [unshare, "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "/bin/true"], base_env),
+            (NET_HOST, [MINIRT, "run", "--rm", "--net", "host", "--", "/bin/true"], minirt_env),
+            (BARE_PY, [VPY, "-S", "-c", "pass"], base_env),
+        ]
+        results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        phase_runs: list[dict[str, float]] = []
+        offset_runs: dict[str, list[float]] = {}
+        try:
+            for _ in range(args.warmups):
+                for _name, cmd, env in cases:
+                    run_once(cmd, env)
+            for i in range(args.runs):
+                k = i % len(cases)
+                for name, cmd, env in cases[k:] + cases[:k]:
+                    wall, spawn_ms, end_ms, err = run_once(cmd, env)
+                    results[name].append(wall)
+                    if name == NET_NONE:
+                        marks = parse_timing(err)
+                        if not marks:
+                            raise RunFailed(f"{name}: no timing marks on stderr (MINIRT_TIMING=1)\n{err}")
+                        phase_runs.append(phases(marks, spawn_ms, end_ms))
+                        for step, at in offsets(marks, spawn_ms).items():
+                            offset_runs.setdefault(step, []).append(at)
+                        offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
+        except (RunFailed, ValueError) as e:
+            fail(f"a run failed: {e}")
+        leftover = os.listdir(os.path.join(root, "containers")) if os.path.isdir(os.path.join(root, "containers")) else []
+        if leftover:
+            fail(f"--rm left container records behind in {root}/containers: {leftover}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    u = os.uname()
+    meta = {
+        "date": started.isoformat(timespec="seconds"),
+        "kernel": f"{u.sysname} {u.release} {u.version} {u.machine}",
+        "CPUs": f"{os.cpu_count()} (usable: {len(os.sched_getaffinity(0))})",
+        "load average (1/5/15 min)": f"start {load_start}, end {loadavg()}",
+        "python": f"{platform.python_version()} ({VPY}); PYTHONDONTWRITEBYTECODE="
+                  f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}",
+        "minirt": f"{MINIRT}; {bytecode_state()}",
+        "method": f"{args.runs} runs per case after {args.warmups} warm-up round(s), interleaved round-robin; "
+                  "wall time by perf_counter around subprocess.run (stdout/stderr captured); "
+                  "minirt runs with MINIRT_TIMING=1 and a temporary MINIRT_ROOT under /run",
+    }
+    ends = {step: summarize(v)["median"] for step, v in offset_runs.items()}
+    report = render_report(meta, results, phase_runs, ends)
+    sys.stdout.write(report)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(report)
+        sys.stdout.write(f"\n(written to {os.path.relpath(os.path.abspath(args.out))})\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
