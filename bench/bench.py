@@ -197,7 +197,8 @@ def case_rows(results: dict[str, list[float]], baseline: str) -> list[list[str]]
     for name, samples in results.items():
         s = summarize(samples)
         ratio = f"{s['median'] / base:.2f}×" if base else "n/a"
-        rows.append([name, fmt_ms(s["median"]), f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}", fmt_ms(s["min"]), s["n"], ratio])
+        spread = f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}"
+        rows.append([name, fmt_ms(s["median"]), spread, fmt_ms(s["min"]), s["n"], ratio])
     return rows
 
 
@@ -205,7 +206,8 @@ CASE_HEADER = ["case", "median ms", "p10–p90 ms (spread)", "min ms", "runs", "
 PHASE_HEADER = ["phase", "what", "median ms", "p10–p90 ms", "ends at (median ms since spawn)"]
 
 
-def phase_rows(runs: list[dict[str, float]], ends: dict[str, float] | None = None) -> tuple[list[list[str]], dict[str, int]]:
+def phase_rows(runs: list[dict[str, float]],
+               ends: dict[str, float] | None = None) -> tuple[list[list[str]], dict[str, int]]:
     """Rows of the "where the time goes" table (phases present in every run) and the partial ones.
     ends: median offset since spawn of each step, shown for the phase's end mark."""
     common, partial = phase_medians(runs)
@@ -256,8 +258,10 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
 def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/bench.py", description="start-up latency of minirt vs unshare")
     ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
-    ap.add_argument("--quick", action="store_true", help="smoke mode: no warm-ups, 3 runs, write nothing by default")
-    ap.add_argument("--out", help=f"write the report here (default {os.path.relpath(RESULTS, REPO)}; none with --quick)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke mode: no warm-ups, 3 runs, write nothing by default")
+    ap.add_argument("--out",
+                    help=f"write the report here (default {os.path.relpath(RESULTS, REPO)}; none with --quick)")
     args = ap.parse_args(argv)
     if args.runs is None:
         env = environ.get("BENCH_RUNS")
@@ -378,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                         offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
         except (RunFailed, ValueError) as e:
             fail(f"a run failed: {e}")
-        leftover = os.listdir(os.path.join(root, "containers")) if os.path.isdir(os.path.join(root, "containers")) else []
+        records = os.path.join(root, "containers")
+        leftover = os.listdir(records) if os.path.isdir(records) else []
         if leftover:
             fail(f"--rm left container records behind in {root}/containers: {leftover}")
     finally:

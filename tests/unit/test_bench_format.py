@@ -1,0 +1,169 @@
+"""The pure parsing/formatting helpers of bench/bench.py (no root, no subprocesses).
+
+bench/ is not a package: the module is loaded from its file path."""
+
+import importlib.util
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("minirt_bench", os.path.join(REPO, "bench", "bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bench = _load()
+
+STDERR = """\
+timing 1000.000 700 main
+timing 1006.000 700 fork
+timing 1009.500 700 recorded
+timing 1009.000 1 child-imported
+some other line
+timing 1010.000 700 ns-ready
+timing 1010.200 1 net-ready
+timing 1013.000 1 pivoted
+timing 1013.500 1 resolved
+timing 1014.000 1 caps
+timing 1015.000 700 exec-done
+timing 1017.000 700 exited
+timing 1019.000 700 torn-down
+"""
+
+
+def test_parse_timing_keeps_text_order_and_ignores_other_lines():
+    marks = bench.parse_timing(STDERR)
+    assert len(marks) == 12
+    assert marks[0] == (1000.0, 700, "main")
+    assert marks[3] == (1009.0, 1, "child-imported")
+    assert bench.parse_timing("minirt: error\n") == []
+
+
+@pytest.mark.parametrize("line", ["timing 12.5 7", "timing abc 7 main", "timing 1.0 x main", "timing 1 2 a b"])
+def test_parse_timing_rejects_malformed_lines(line):
+    with pytest.raises(ValueError):
+        bench.parse_timing(line + "\n")
+
+
+def test_phases_sorts_interleaved_marks_and_names_prev_next():
+    ph = bench.phases(bench.parse_timing(STDERR), spawn_ms=985.0, end_ms=1020.5)
+    names = list(ph)
+    assert names[0] == "spawn→main" and ph["spawn→main"] == pytest.approx(15.0)
+    assert ph["main→fork"] == pytest.approx(6.0)
+    # the child's mark (1009.0) comes before the parent's "recorded" (1009.5) once sorted by time
+    assert names[2:5] == ["fork→child-imported", "child-imported→recorded", "recorded→ns-ready"]
+    assert ph["fork→child-imported"] == pytest.approx(3.0)
+    assert names[-1] == "torn-down→exit" and ph["torn-down→exit"] == pytest.approx(1.5)
+    # consecutive phases tile the whole run
+    assert sum(ph.values()) == pytest.approx(1020.5 - 985.0)
+
+
+def test_phases_without_end_and_with_repeated_steps():
+    marks = [(10.0, 1, "a"), (12.0, 1, "b"), (13.0, 1, "a"), (14.0, 1, "b")]
+    ph = bench.phases(marks, spawn_ms=9.0)
+    assert ph == {"spawn→a": 1.0, "a→b": 2.0, "b→a": 1.0, "a→b#2": 1.0}
+
+
+def test_offsets_first_occurrence_since_spawn():
+    marks = [(12.0, 1, "b"), (10.0, 1, "a"), (13.0, 1, "a")]
+    assert bench.offsets(marks, 5.0) == {"a": 5.0, "b": 7.0}
+
+
+def test_percentile_interpolates_like_numpy():
+    xs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert bench.percentile(xs, 50) == pytest.approx(5.5)
+    assert bench.percentile(xs, 10) == pytest.approx(1.9)
+    assert bench.percentile(xs, 90) == pytest.approx(9.1)
+    assert bench.percentile(xs, 0) == 1 and bench.percentile(xs, 100) == 10
+    assert bench.percentile([7.0], 90) == 7.0
+    with pytest.raises(ValueError):
+        bench.percentile([], 50)
+    with pytest.raises(ValueError):
+        bench.percentile([1], 101)
+
+
+def test_summarize():
+    s = bench.summarize([30.0, 10.0, 20.0])
+    assert s == {"median": 20.0, "p10": 12.0, "p90": 28.0, "min": 10.0, "max": 30.0, "n": 3}
+    with pytest.raises(ValueError):
+        bench.summarize([])
+
+
+def test_phase_medians_skips_phases_missing_from_some_run():
+    runs = [
+        {"spawn→main": 10.0, "main→x": 1.0, "x→y": 2.0},
+        {"spawn→main": 12.0, "main→y": 1.5, "y→x": 0.5},
+        {"spawn→main": 14.0, "main→x": 3.0, "x→y": 4.0},
+    ]
+    common, partial = bench.phase_medians(runs)
+    assert [name for name, _ in common] == ["spawn→main"]
+    assert common[0][1]["median"] == 12.0
+    assert partial == {"main→x": 2, "x→y": 2, "main→y": 1, "y→x": 1}
+
+
+def test_render_table_aligns_columns():
+    text = bench.render_table([["a", "1.0"], ["long name", "12.5"]], ["case", "ms"])
+    lines = text.splitlines()
+    assert lines == [
+        "| case      |   ms |",
+        "| --------- | ---: |",
+        "| a         |  1.0 |",
+        "| long name | 12.5 |",
+    ]
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_render_table_escapes_pipes_and_checks_shape():
+    assert "a\\|b" in bench.render_table([["a|b"]], ["x"])
+    with pytest.raises(ValueError):
+        bench.render_table([["only one"]], ["x", "y"])
+    with pytest.raises(ValueError):
+        bench.render_table([], ["x", "y"], align="l")
+
+
+def test_case_rows_ratio_of_medians_vs_baseline():
+    results = {bench.NET_NONE: [30.0, 32.0, 34.0], bench.UNSHARE: [3.0, 4.0, 5.0]}
+    rows = bench.case_rows(results, bench.UNSHARE)
+    assert rows[0] == [bench.NET_NONE, "32.0", "30.4–33.6", "30.0", 3, "8.00×"]
+    assert rows[1][-1] == "1.00×"
+    assert bench.case_rows({"x": [1.0]}, bench.UNSHARE)[0][-1] == "n/a"
+
+
+def test_goal_line():
+    assert bench.goal_line(35.0) == "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)"
+    assert bench.goal_line(35.04).endswith("missed (35.0 ms)")
+
+
+def test_render_report_has_both_tables_and_the_goal():
+    marks = bench.parse_timing(STDERR)
+    runs = [bench.phases(marks, 985.0 - d, 1020.5) for d in (0.0, 1.0, 2.0)]
+    ends = bench.offsets(marks, 985.0)
+    results = {bench.NET_NONE: [34.0, 35.0, 36.0], bench.UNSHARE: [4.0, 4.0, 4.0]}
+    text = bench.render_report({"date": "today", "kernel": "Linux"}, results, runs, ends)
+    assert "- date: today" in text
+    assert "| case " in text and "ratio vs unshare" in text
+    assert "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)" in text
+    assert "## where the time goes" in text
+    assert "| spawn→main " in text and "interpreter start + cli import" in text
+    assert "parse, config, imports of the runtime" in text
+    assert "median ms since spawn of each mark: main 15.0, fork 21.0" in text
+    assert "phases not in every run" not in text  # the same order in every run
+
+
+def test_parse_args(monkeypatch):
+    a = bench.parse_args([], environ={})
+    assert (a.runs, a.warmups, a.out) == (bench.DEFAULT_RUNS, bench.WARMUPS, bench.RESULTS)
+    assert bench.parse_args([], environ={"BENCH_RUNS": "7"}).runs == 7
+    assert bench.parse_args(["--runs", "2"], environ={"BENCH_RUNS": "7"}).runs == 2
+    q = bench.parse_args(["--runs", "1", "--quick"], environ={})
+    assert (q.runs, q.warmups, q.out) == (1, 0, None)
+    assert bench.parse_args(["--quick"], environ={}).runs == 3
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--runs", "0"], environ={})
+    with pytest.raises(SystemExit):
+        bench.parse_args([], environ={"BENCH_RUNS": "many"})
