@@ -13,4 +13,4 @@ def test_bench_runs_and_reports():
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "goal:" in r.stdout
-    assert "| minirt run --rm --net none -- /bin/true |" in r.stdout
+    assert "| minirt run --rm --net none -- /bin/true " in r.stdout
