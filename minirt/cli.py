@@ -7,7 +7,10 @@ import sys
 from minirt import timing
 from minirt.errors import EXIT_RUNTIME, MinirtError
 
-VERBS = {"run": "create and run a container in the foreground"}
+VERBS = {
+    "run": "create and run a container in the foreground",
+    "network": "list (ls) or remove (rm) bridge networks",
+}
 
 USAGE = "Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h}\n" for v, h in VERBS.items())
 

@@ -10,7 +10,7 @@ import os
 from minirt.errors import ConfigError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's default
-NET_MODES = ("none", "host")  # bridge arrives with the bridge driver
+NET_MODES = ("none", "host", "bridge")
 
 
 class Volume:
@@ -59,7 +59,7 @@ class Tmpfs:
 
 class ContainerConfig:
     __slots__ = (
-        "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net",
+        "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns",
     )  # fmt: skip
 
@@ -82,6 +82,9 @@ class ContainerConfig:
                 raise ConfigError(f"volume {v.source}:{v.target}: host path {v.source} does not exist")
         if self.net not in NET_MODES:
             raise ConfigError(f"network {self.net!r}: unknown mode (known: {', '.join(NET_MODES)})")
+        if self.dns and self.net != "bridge":
+            # Docker: --dns with --net host/none is accepted but useless; we say so instead.
+            raise ConfigError(f"--dns needs a bridge network (got --net {self.net})")
         if not self.argv:
             raise ConfigError("no command given")
         if not self.workdir.startswith("/"):

@@ -28,6 +28,10 @@ class NoSuchObject(MinirtError):
     """Unknown or ambiguous container reference."""
 
 
+class NetworkError(MinirtError):
+    """A netlink step failed; the message names the step and the object."""
+
+
 class StateError(MinirtError):
     """The state directory is unreadable or inconsistent."""
 

@@ -41,7 +41,8 @@ def run_undo(actions: list[Undo]) -> list[str]:
     """Run every action, newest first, even if some fail (netavark NetavarkErrorList)."""
     failures = []
     for what, fn in reversed(actions):
-        explain.cmd(what)
+        if not what.startswith("#"):  # "# ..." names internal bookkeeping, not a host change
+            explain.cmd(what)
         try:
             fn()
         except Exception as e:  # collect, keep going: teardown must do all it can

@@ -51,7 +51,7 @@ def create(cfg, store: Store) -> Container:
         _undo_record(rb, c)
         cdir = store.make_dirs(cfg.id)
         with Rollback() as teardown:
-            teardown.add(f"kill -KILL {ids.short(cfg.id)} (container init)", c.child.kill)
+            teardown.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
             spawn(c.child, cfg, cdir)
             # The record is written while the child imports and unshares (2 cores: this is
@@ -64,7 +64,13 @@ def create(cfg, store: Store) -> Container:
             c.child.channel.expect(NS_READY)
             timing.mark("ns-ready")
             faults.point("after-spawn")
-            c.net = {}  # --net none/host: nothing to set up on the host side
+            c.net = {}
+            if cfg.net == "bridge":
+                from minirt.net import bridge
+
+                c.net = bridge.attach(c, teardown, store.root)
+                faults.point("after-network")
+            c.record["network"] = c.net
             c.undo = teardown.release()
         rb.release()
     return c
@@ -111,7 +117,7 @@ def run(cfg, store: Store) -> int:
 
 
 def _undo_record(rb: Rollback, c: Container) -> None:
-    rb.add(f"rm -rf {c.store.container_dir(c.cfg.id)}", _remove_record, c)
+    rb.add(f"# rm -rf {c.store.container_dir(c.cfg.id)}", _remove_record, c)
 
 
 def _remove_record(c: Container) -> None:

@@ -63,15 +63,65 @@ def minirt_root(tmp_path):
     return str(root)
 
 
+class HostNS:
+    """A throwaway "host" for one test: a holder process in its own network and mount
+    namespaces (netavark's `unshare -nm ... sleep inf`, CNI's NewNS). minirt runs inside it via
+    nsenter, so minirt0, the `inet minirt` table and ip_forward are the test's own and parallel
+    or repeated runs cannot collide. Leak checks run inside it before it is discarded, because
+    discarding it would hide a leaked veth."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sleep", "3600"],
+            stdin=subprocess.DEVNULL,
+        )
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 10
+        own = os.readlink("/proc/self/ns/net")
+        while os.readlink(f"/proc/{self.pid}/ns/net") == own:  # until unshare has run
+            assert time.monotonic() < deadline, "holder namespace never appeared"
+            time.sleep(0.005)
+        self.run("ip", "link", "set", "lo", "up")
+
+    def prefix(self) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"]
+
+    def run(self, *cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.prefix(), *cmd], capture_output=True, text=True, check=check, timeout=60, **kw)
+
+    def json(self, *cmd: str):
+        import json
+
+        out = self.run(*cmd).stdout
+        return json.loads(out) if out.strip() else None
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def host_ns():
+    h = HostNS()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
 class Runner:
-    def __init__(self, root: str):
+    def __init__(self, root: str, host: HostNS):
         self.root = root
-        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS}
+        self.host = host
+        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/no-config"}
         self.env.pop("MINIRT_FAULT", None)
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.host.prefix(), MINIRT, *args]
 
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [MINIRT, *args],
+            self.argv(*args),
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
@@ -84,7 +134,7 @@ class Runner:
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("stdin", subprocess.DEVNULL)
-        return subprocess.Popen([MINIRT, *args], env={**self.env, **(env or {})}, text=True, **kw)
+        return subprocess.Popen(self.argv(*args), env={**self.env, **(env or {})}, text=True, **kw)
 
     def containers(self) -> list[str]:
         try:
@@ -94,8 +144,35 @@ class Runner:
 
 
 @pytest.fixture
-def minirt(minirt_root) -> Runner:
-    return Runner(minirt_root)
+def minirt(minirt_root, host_ns) -> Runner:
+    """Runs minirt inside the test's own host namespace with its own MINIRT_ROOT; after the
+    test, nothing minirt made may remain in that namespace (links, nft elements, leases)."""
+    r = Runner(minirt_root, host_ns)
+    yield r
+    _check_clean(r)
+
+
+def _check_clean(r: Runner) -> None:
+    import json
+
+    deadline = time.monotonic() + 5
+    while True:
+        links = json.loads(r.host.run("ip", "-j", "link", "show").stdout)
+        veths = [link["ifname"] for link in links if link["ifname"].startswith("mr")]
+        if not veths or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not veths, f"container veths left in the test's host namespace: {veths}"
+    while True:
+        leases = []
+        for net in os.listdir(f"{r.root}/networks") if os.path.isdir(f"{r.root}/networks") else []:
+            d = f"{r.root}/networks/{net}/leases"
+            if os.path.isdir(d):
+                leases += [f"{net}/{x}" for x in os.listdir(d) if x[0].isdigit()]
+        if not leases or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leases, f"leases left behind: {leases}"
 
 
 def pytest_report_header(config):

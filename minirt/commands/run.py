@@ -6,13 +6,14 @@ import sys
 from minirt import caps, explain, ids
 from minirt.cliparse import FLAG, LIST, VALUE, Option, parse, usage
 from minirt.config import ContainerConfig, Tmpfs, Volume, container_env, parse_env
-from minirt.errors import ConfigError
+from minirt.errors import ConfigError, NoSuchObject
 
 OPTIONS = [
     Option(("--rm",), FLAG, "remove the container and its writable layer when it exits"),
     Option(("--name",), VALUE, "container name (default: generated)", "NAME"),
     Option(("-h", "--hostname"), VALUE, "hostname (default: the short id)", "NAME"),
-    Option(("--net", "--network"), VALUE, "network mode: none or host", "MODE"),
+    Option(("--net", "--network"), VALUE, "bridge (default: the `minirt` network), none, or host", "MODE"),
+    Option(("--dns",), LIST, "nameserver for the container's resolv.conf (bridge networks)", "ADDRESS"),
     Option(("--rootfs",), VALUE, "root filesystem directory (default: the busybox rootfs)", "DIR"),
     Option(("-e", "--env"), LIST, "set NAME=VALUE, or copy NAME from the host", "NAME[=VALUE]"),
     Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
@@ -50,7 +51,13 @@ def build_config(args: list[str]) -> ContainerConfig:
         sys.stdout.write(usage("minirt run [OPTIONS] [--] COMMAND [ARG...]", OPTIONS))
         raise SystemExit(0)
     cid = ids.new_id()
-    net = opts["network"] or "none"
+    net = opts["network"] or "bridge"  # Docker's default
+    network = None
+    if net not in ("none", "host"):
+        from minirt.net.network import DEFAULT_NETWORK
+
+        network = DEFAULT_NETWORK if net in ("bridge", DEFAULT_NETWORK) else net
+        net = "bridge"
     if opts["hostname"]:
         hostname = ids.check_hostname(opts["hostname"])
     else:
@@ -71,17 +78,25 @@ def build_config(args: list[str]) -> ContainerConfig:
         volumes=[Volume.parse(v) for v in opts["volume"]],
         tmpfs=[Tmpfs.parse(t) for t in opts["tmpfs"]],
         net=net,
+        network=network,
         init=opts["init"],
         cap_add=opts["cap_add"],
         cap_drop=opts["cap_drop"],
         privileged=opts["privileged"],
         no_new_privs=True,
         rm=opts["rm"],
-        dns=[],
+        dns=[_check_ip(a) for a in opts["dns"]],
     )
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
+
+
+def _check_ip(addr: str) -> str:
+    parts = addr.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise ConfigError(f"dns {addr!r}: not an IPv4 address")
+    return addr
 
 
 def main(args: list[str]) -> int:
@@ -92,4 +107,10 @@ def main(args: list[str]) -> int:
     from minirt import runtime
     from minirt.state import Store
 
-    return runtime.run(cfg, Store())
+    store = Store()
+    if cfg.net == "bridge":
+        from minirt.net import network
+
+        if cfg.network != network.DEFAULT_NETWORK and network.load(store.root, cfg.network) is None:
+            raise NoSuchObject(f"network {cfg.network!r}: no such network")
+    return runtime.run(cfg, store)

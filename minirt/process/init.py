@@ -47,13 +47,19 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         host_files = _read_host_files(cfg)
         os.unshare(flags)
         ch.send(NS_READY)
-        net = ch.expect(NET_READY)
-        timing.mark("net-ready")
-        if cfg.net == "none":
+        if cfg.net != "host":
             from minirt.net import loopback
 
             loopback.up()
-        _prepare_and_exec(ch, cfg, cdir, net, host_files, old_mask)
+        if cfg.net == "bridge":
+            import json  # noqa: F401 - NET_READY's payload is JSON; nothing can be imported after pivot_root
+
+        # The filesystem needs nothing from the network: build it while the parent sets up
+        # the host side (2 cores: this runs in parallel with the parent's netlink work).
+        _prepare_rootfs(cfg, cdir)
+        net = ch.expect(NET_READY)
+        timing.mark("net-ready")
+        _configure_and_exec(ch, cfg, net, host_files, old_mask)
     except MinirtError as e:
         code = e.exit_code
         ch.report_error(str(e), code)
@@ -119,7 +125,7 @@ def resolve_command(argv0: str, path_var: str) -> str:
     raise ExecError(f'exec "{argv0}": executable file not found in $PATH', EXIT_NOT_FOUND)
 
 
-def _prepare_and_exec(ch: Channel, cfg, cdir: str, net: dict, host_files: dict, old_mask: set) -> None:
+def _prepare_rootfs(cfg, cdir: str) -> None:
     os.umask(0o022)
     merged = cdir + "/merged"
     rootfs.make_private()
@@ -135,6 +141,8 @@ def _prepare_and_exec(ch: Channel, cfg, cdir: str, net: dict, host_files: dict, 
     rootfs.pivot(merged)
     timing.mark("pivoted")
 
+
+def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set) -> None:
     for name, content in etc_files(cfg, net, host_files).items():
         rootfs.write_etc_file(name, content)
     _socket.sethostname(cfg.hostname)

@@ -114,7 +114,7 @@ def test_init_is_pid1_and_reaps_orphans(minirt):
         (["-v", "/no/such/dir:/data", "--", "true"], "minirt: volume /no/such/dir:/data: host path /no/such/dir does not exist"),
         (["-v", "relative:/data", "--", "true"], "minirt: volume 'relative:/data': host path must be absolute"),
         (["--cap-add", "nosuchcap", "--", "true"], "minirt: capability 'nosuchcap': unknown capability"),
-        (["--net", "bogus", "--", "true"], "minirt: network 'bogus': unknown mode (known: none, host)"),
+        (["--net", "bogus", "--", "true"], "minirt: network 'bogus': no such network"),
         (["--name", "x", "--", "true"], "minirt: name 'x': invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
     ],
 )
@@ -134,7 +134,7 @@ def test_not_root_is_refused(minirt):
         # A user namespace without a uid map makes us "nobody" to geteuid() while the files
         # (the pyenv interpreter under /root) stay readable; setpriv to 65534 could not load
         # libpython at all.
-        ["unshare", "--user", "--", MINIRT, "run", "--rm", "--", "true"],
+        [*minirt.host.prefix(), "unshare", "--user", "--", MINIRT, "run", "--rm", "--", "true"],
         env=minirt.env, capture_output=True, text=True, timeout=30,
     )
     assert r.returncode == 125
@@ -197,7 +197,8 @@ def test_interactive_shell_with_job_control_through_a_pty(minirt):
     pid, fd = pty.fork()
     if pid == 0:  # child: the pty is our controlling terminal, as in a user's shell
         try:
-            os.execve(MINIRT, [MINIRT, "run", "--rm", "--", "/bin/sh"], minirt.env)
+            argv = minirt.argv("run", "--rm", "--", "/bin/sh")
+            os.execvpe(argv[0], argv, minirt.env)
         finally:
             os._exit(127)
     try:

@@ -131,7 +131,7 @@ def test_sys_is_readonly_and_dev_is_minimal(minirt):
 
 
 def test_etc_files_for_none_network(minirt):
-    r = minirt("run", "--rm", "--hostname", "h1", "--", "sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf")
+    r = minirt("run", "--rm", "--net", "none", "--hostname", "h1", "--", "sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf")
     hosts, _, resolv = r.stdout.partition("---\n")
     assert "127.0.0.1\tlocalhost" in hosts and "ff02::2\tip6-allrouters" in hosts
     assert "h1" not in hosts  # Docker: no entry for itself with --net none
@@ -179,11 +179,12 @@ def test_net_none_has_only_loopback_up(minirt):
 
 
 def test_net_host_sees_host_links(minirt):
-    host = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    minirt.host.run("ip", "link", "add", "mtdummy0", "type", "veth", "peer", "name", "mtdummy1")  # only this "host" has it
+    host = minirt.host.run("ip", "-o", "link").stdout
     host_names = sorted(line.split(": ")[1].split("@")[0] for line in host.splitlines())
     r = minirt("run", "--rm", "--net", "host", "--", "ip", "-o", "link")
     assert r.returncode == 0, r.stderr
     names = sorted(line.split(": ")[1].split("@")[0] for line in r.stdout.splitlines())
-    assert names == host_names
+    assert names == host_names and "mtdummy0" in names
     r = minirt("run", "--rm", "--net", "host", "--", "cat", "/etc/hosts")
     assert r.stdout == open("/etc/hosts").read()

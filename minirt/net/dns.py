@@ -1,0 +1,36 @@
+"""resolv.conf for bridge containers (pure).
+
+Docker copies the host's resolv.conf but drops loopback nameservers (127.0.0.0/8, ::1),
+which cannot work from another network namespace (systemd-resolved's 127.0.0.53 is the
+classic case); if none is left it falls back to public resolvers (libnetwork/resolvconf).
+minirt does the same except for the fallback: we never point containers at a public resolver
+nobody chose. With no usable nameserver the file says so in a comment and the user passes
+--dns; `search` and `options` lines are kept.
+"""
+
+
+def is_loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr in ("::1", "0:0:0:0:0:0:0:1")
+
+
+def container_resolv_conf(host_text: str, dns: list[str]) -> str:
+    lines_out = []
+    nameservers = []
+    dropped = []
+    for line in host_text.splitlines():
+        fields = line.split()
+        if fields[:1] == ["nameserver"] and len(fields) > 1:
+            (dropped if is_loopback(fields[1]) else nameservers).append(fields[1])
+            continue
+        if fields and fields[0] in ("search", "domain", "options"):
+            lines_out.append(line.strip())
+    if dns:
+        nameservers = list(dns)
+        dropped = []
+    out = [f"nameserver {ns}" for ns in nameservers]
+    if not nameservers:
+        out.append(
+            "# minirt: the host's nameservers (" + (", ".join(dropped) or "none") + ") are not reachable from "
+            "a container; pass --dns ADDRESS"
+        )
+    return "\n".join(out + lines_out) + "\n"

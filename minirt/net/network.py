@@ -1,0 +1,181 @@
+"""Bridge networks: their records, and creating or removing the host side of one.
+
+Runs in: the minirt parent, host network namespace.
+
+    $MINIRT_ROOT/networks/
+      lock                         flock: creating and removing networks
+      <name>/network.json          bridge, subnet, gateway, mtu, firewall backend (atomic JSON)
+      <name>/lock                  flock: IPAM for this network (net/ipam.py)
+      <name>/leases/<ip>           one lease per address (net/ipam.py)
+
+A network is the bridge with the gateway address, ip_forward, and the network's chains in
+minirt's nft table (net/firewall). It is created on first use and stays until `minirt network
+rm`, like Docker's default bridge. The record names the firewall backend it was set up with,
+so removal uses the same one (netavark's firewall-driver file). If the bridge has vanished
+from the kernel while the record remains (someone deleted it), the next container re-creates
+it: every step is idempotent.
+
+The default network's subnet is picked from Docker's default pools, skipping any that overlap
+a host route or another network (Docker does the same), unless pinned in the config file
+($MINIRT_CONFIG, default /etc/minirt/config.json: {"default_subnet": "10.88.0.0/24"}).
+"""
+
+import fcntl
+import os
+import time
+
+from minirt import explain
+from minirt.errors import ConfigError, ConflictError, NoSuchObject
+from minirt.state import atomic_write_json, read_json, rmtree
+
+DEFAULT_NETWORK = "minirt"
+DEFAULT_BRIDGE = "minirt0"
+DEFAULT_CONFIG = "/etc/minirt/config.json"
+
+
+class Network:
+    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "dir")
+
+    def __init__(self, record: dict, directory: str):
+        self.name = record["name"]
+        self.bridge = record["bridge"]
+        self.subnet = record["subnet"]
+        self.prefixlen = int(self.subnet.rsplit("/", 1)[1])
+        self.gateway = record["gateway"]
+        self.mtu = record["mtu"]
+        self.firewall = record["firewall"]
+        self.internal = record.get("internal", False)
+        self.dir = directory
+
+    def spec(self):
+        from minirt.net.firewall import NetworkSpec
+
+        return NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal)
+
+
+def networks_dir(root: str) -> str:
+    return f"{root}/networks"
+
+
+def _lock(root: str) -> int:
+    d = networks_dir(root)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    fd = os.open(f"{d}/lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def load(root: str, name: str) -> Network | None:
+    d = f"{networks_dir(root)}/{name}"
+    try:
+        return Network(read_json(f"{d}/network.json"), d)
+    except FileNotFoundError:
+        return None
+
+
+def list_networks(root: str) -> list[Network]:
+    try:
+        names = sorted(os.listdir(networks_dir(root)))
+    except FileNotFoundError:
+        return []
+    return [n for n in (load(root, name) for name in names if name != "lock") if n is not None]
+
+
+def pinned_subnet() -> str | None:
+    path = os.environ.get("MINIRT_CONFIG") or DEFAULT_CONFIG
+    try:
+        conf = read_json(path)
+    except FileNotFoundError:
+        return None
+    except ValueError as e:
+        raise ConfigError(f"config {path}: not valid JSON ({e})") from None
+    return conf.get("default_subnet")
+
+
+def ensure(root: str, name: str, host) -> tuple[Network, int]:
+    """The network and its bridge's ifindex, creating or repairing the host side as needed.
+
+    Fast path (the usual case): the record exists and the bridge is there, one netlink lookup.
+    """
+    net = load(root, name)
+    if net is not None:
+        index = host.link_index(net.bridge)
+        if index is not None:
+            return net, index
+    if net is None and name != DEFAULT_NETWORK:
+        raise NoSuchObject(f"network {name!r}: no such network")
+    fd = _lock(root)
+    try:
+        net = load(root, name)
+        if net is None:
+            net = _create_default(root, host)
+        return net, _setup_host_side(net, host)
+    finally:
+        os.close(fd)
+
+
+def _create_default(root: str, host) -> Network:
+    from minirt.net import subnets
+
+    taken = [f"{dst}/{plen}" for dst, plen, _oif in host.routes() if plen > 0]
+    taken += [n.subnet for n in list_networks(root)]
+    subnet = pinned_subnet()
+    if subnet:
+        net_addr, plen = subnets.parse_subnet(subnet)
+        subnet = f"{net_addr}/{plen}"
+    else:
+        subnet = subnets.pick_subnet(subnets.DEFAULT_POOL, taken)
+    record = {
+        "name": DEFAULT_NETWORK,
+        "driver": "bridge",
+        "bridge": DEFAULT_BRIDGE,
+        "subnet": subnet,
+        "gateway": subnets.gateway_of(subnet),
+        "mtu": host.uplink_mtu(),
+        "firewall": "nftables",
+        "internal": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    d = f"{networks_dir(root)}/{DEFAULT_NETWORK}"
+    os.makedirs(f"{d}/leases", mode=0o700, exist_ok=True)
+    atomic_write_json(f"{d}/network.json", record)
+    return Network(record, d)
+
+
+def _setup_host_side(net: Network, host) -> int:
+    """Bridge up with the gateway address, ip_forward on, the network's nft chains: all
+    idempotent, so this also repairs a half-made or damaged network."""
+    from minirt.net import sysctl
+    from minirt.net.firewall import get_backend
+
+    index = host.ensure_bridge(net.bridge, net.mtu)
+    host.add_address(index, net.bridge, net.gateway, net.prefixlen)
+    sysctl.ensure("net.ipv4.ip_forward", "1")
+    get_backend(net.firewall).setup_network(net.spec())
+    return index
+
+
+def remove(root: str, name: str, host) -> None:
+    """Tear the network down (chains, bridge, record); refused while containers use it."""
+    from minirt import procfs
+    from minirt.net import ipam
+    from minirt.net.firewall import get_backend
+
+    fd = _lock(root)
+    try:
+        net = load(root, name)
+        if net is None:
+            raise NoSuchObject(f"network {name!r}: no such network")
+        users = [
+            owner["container"][:12]
+            for owner in ipam.LeaseStore(f"{net.dir}/leases").leases().values()
+            if procfs.is_alive(owner.get("pid", 0), owner.get("start_time"))
+        ]
+        if users:
+            raise ConflictError(f"network {name!r}: in use by container(s) {', '.join(users)}")
+        get_backend(net.firewall).teardown_network(net.spec())
+        explain.cmd(f"ip link del {net.bridge}")
+        host.delete_link(net.bridge)
+        rmtree(net.dir)
+    finally:
+        os.close(fd)
