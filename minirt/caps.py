@@ -41,14 +41,14 @@ def resolve(add: list[str], drop: list[str], privileged: bool, supported: frozen
         return supported
     adds = {parse_name(c) for c in add}
     drops = {parse_name(c) for c in drop}
+    # The order of moby's TweakCapabilities: "add ALL" wins (everything but the named drops),
+    # then "drop ALL" (only the named adds), else default - drops + adds.
     if "all" in adds:
-        caps = set(supported)
+        caps = set(supported) - drops
+    elif "all" in drops:
+        caps = adds - {"all"}
     else:
-        caps = set(DOCKER_DEFAULT)
-    if "all" in drops:
-        caps = set()
-    caps -= drops
-    caps |= adds - {"all"}
+        caps = (set(DOCKER_DEFAULT) - drops) | adds
     missing = caps - supported
     if missing:
         raise ConfigError(f"capability {sorted(missing)[0].upper()}: not available on this host")

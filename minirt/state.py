@@ -23,14 +23,23 @@ def root_dir() -> str:
 
 
 def atomic_write_json(path: str, obj: object) -> None:
+    data = (jsonenc.dumps(obj) + "\n").encode()  # before the temp file exists: nothing to clean on error
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, (jsonenc.dumps(obj) + "\n").encode())
+        os.write(fd, data)
         os.fsync(fd)
-    finally:
         os.close(fd)
-    os.replace(tmp, path)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
     dfd = os.open(os.path.dirname(path), os.O_DIRECTORY)
     try:
         os.fsync(dfd)
@@ -106,6 +115,9 @@ class Store:
 def rmtree(path: str) -> None:
     """shutil.rmtree without importing shutil (fnmatch, re: ~5 ms on the --rm path); a missing
     path is success. Never follows symlinks."""
+    if os.path.islink(path):  # scandir would follow it: remove the link, never its target
+        os.unlink(path)
+        return
     try:
         it = os.scandir(path)
     except FileNotFoundError:

@@ -51,11 +51,22 @@ class Channel:
             import json
 
             data += b"\0" + json.dumps(payload).encode()
-        self.sock.send(data)
+        try:
+            self.sock.send(data)
+        except (BrokenPipeError, ConnectionResetError, ConnectionRefusedError):
+            # The peer is gone; what it said before going (an ERROR) is still queued for us,
+            # and the next recv() reports it, or EOF.
+            pass
 
     def recv(self) -> tuple[str, dict] | None:
         """The next message, or None at EOF (the peer closed its end, exited or exec'd)."""
-        data = self.sock.recv(MAX_MSG)
+        try:
+            data = self.sock.recv(MAX_MSG)
+        except ConnectionResetError:
+            # The peer exited with a message of ours unread (e.g. NET_READY while it was failing):
+            # the kernel reports ECONNRESET once (sock_error clears it), ahead of what the peer
+            # queued for us before exiting. Read again to get that message, or EOF.
+            data = self.sock.recv(MAX_MSG)
         if not data:
             return None
         kind, _, raw = data.partition(b"\0")

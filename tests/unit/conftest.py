@@ -21,8 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _load_syscalls_extension() -> None:
     try:
-        import minirt._syscalls  # noqa: F401
-
+        importlib.import_module("minirt._syscalls")
         return
     except ModuleNotFoundError:
         pass

@@ -87,11 +87,6 @@ def test_resolve_drop_all_then_add():
     assert resolve(["chown", "NET_BIND_SERVICE"], ["all"], False, ALL) == {"chown", "net_bind_service"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG caps.resolve: moby TweakCapabilities checks add ALL before drop ALL, so "
-    "--cap-add ALL --cap-drop ALL gives every capability in Docker; minirt gives none",
-)
 def test_resolve_add_all_and_drop_all_like_docker():
     assert resolve(["ALL"], ["ALL"], False, ALL) == ALL
 
