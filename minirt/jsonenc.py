@@ -1,9 +1,9 @@
-"""A JSON encoder for our state records, without importing json.
+"""JSON for our state records, without importing json.
 
 `import json` pulls in json.decoder, re and enum: ~10 ms, a third of our start-up budget, spent
 on the one write that must happen before the container may start. Records hold only dicts,
 lists, str, int, float, bool and None; strings are escaped by the same C routine json itself
-uses. Readers, which are off the start-up path, use json.load. Unit tests pin equivalence.
+uses; loads() drives json's own C scanner. Unit tests pin equivalence with json.
 """
 
 from _json import encode_basestring_ascii as _str
@@ -35,3 +35,36 @@ def dumps(obj: object, indent: str = "\n") -> str:
         seq = sorted(obj) if isinstance(obj, (set, frozenset)) else obj
         return "[" + inner + ("," + inner).join(dumps(v, inner) for v in seq) + indent + "]"
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+class _ScanContext:
+    """What _json's C scanner reads from a JSONDecoder (json/scanner.py), minus the import of re."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod({"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__)
+    memo: dict = {}
+
+
+_scan = None
+
+
+def loads(text: str) -> object:
+    """json.loads for our own records, through the same C scanner json uses, without json's
+    import cost. Raises ValueError on malformed input."""
+    global _scan
+    if _scan is None:
+        from _json import make_scanner
+
+        _scan = make_scanner(_ScanContext())
+    start = len(text) - len(text.lstrip())
+    try:
+        obj, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    if text[end:].strip():
+        raise ValueError(f"extra data after JSON document at offset {end}")
+    return obj

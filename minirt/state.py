@@ -48,10 +48,8 @@ def atomic_write_json(path: str, obj: object) -> None:
 
 
 def read_json(path: str) -> dict:
-    import json
-
     with open(path) as f:
-        return json.load(f)
+        return jsonenc.loads(f.read())
 
 
 class Store:

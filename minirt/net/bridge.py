@@ -7,21 +7,25 @@ What it does, as the tutorial does it by hand (each line is printed by --explain
 
     lease an address (net/ipam.py: a file per address, O_EXCL, under the network lock)
     ip link add mr<id12> mtu M master minirt0 up type veth peer name eth0 ... netns <pid>
-    ip link set eth0 up; ip addr add A/P dev eth0; ip route add default via G   (container side)
+    nsenter -t <pid> -n ip addr add A/P dev eth0
+    nsenter -t <pid> -n ip route add default via G
 
 The veth is created in one RTM_NEWLINK with its peer already inside the container's netns (by
-fd) and its host end already enslaved and up. `lo` is brought up by the container itself
+fd), up, with ifindex 2, and its host end already enslaved and up. The four messages are
+pyroute2's, compiled once and filled in per container (net/linkmsgs.py: importing pyroute2
+would cost more than the rest of the start together). `lo` is brought up by the container itself
 (net/loopback.py, an ioctl). Detaching does not delete the veth: when the container's last
 process exits its netns is destroyed and the kernel removes the pair (~26 ms later, off the
 user's path; python-stack.md). Only a rollback, where the container is still alive, deletes it
 explicitly. No per-container nft change is needed: forwarding and masquerade are per network.
 """
 
+import _socket
 import os
 
-from minirt import explain, faults, ids
+from minirt import explain, faults, ids, timing
 from minirt.net import network, sentinel
-from minirt.net.netlink import Rtnl
+from minirt.net.netlink import Rtnl, socket_in
 
 
 def host_ifname(cid: str) -> str:
@@ -32,41 +36,58 @@ def host_ifname(cid: str) -> str:
 def attach(c, rb, root: str) -> dict:
     """Connect container `c` (runtime.Container, its child past NS_READY); returns the
     NET_READY payload. Every step registers its undo on `rb` before it acts."""
-    from minirt.net import dns, ipam
+    from minirt.net import dns, ipam, linkmsgs
 
     cfg = c.cfg
     pid = c.child.pid
-    host = Rtnl.host()
-    rb.add("# close the host netlink socket", host.close)
-    net, bridge_index = network.ensure(root, cfg.network or network.DEFAULT_NETWORK, host)
+    msgs = linkmsgs.load(root)  # compiled by pyroute2 once, cached: no import here after that
+    timing.mark("messages-loaded")
+    name = cfg.network or network.DEFAULT_NETWORK
+    net = network.load(root, name)
+    bridge_index = _index_of(net.bridge) if net else None
+    if bridge_index is None:  # first use, or the bridge vanished: the full pyroute2 path
+        host = Rtnl.host()
+        rb.add("# close the host netlink socket", host.close)
+        net, bridge_index = network.ensure(root, name, host)
+    timing.mark("network-ready")
 
     ifname = host_ifname(cfg.id)
     # Registered first, so it runs last: by then rollback or teardown has done everything.
-    w = sentinel.start(net.dir, cfg.id, ifname, host)
+    w = sentinel.start(net.dir, cfg.id, ifname)
     rb.add("# dismiss the sentinel", sentinel.dismiss, w)
 
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
     rb.add(f"# release the address of {ids.short(cfg.id)} in {net.name}", ipam.release_owner, net.dir, cfg.id)
     address = ipam.allocate(net.dir, net.subnet, net.gateway, owner)
     faults.point("after-lease")
+    timing.mark("leased")
 
     netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     rb.add("# close the container netns fd", os.close, netns_fd)
     mac = ipam.mac_for(address)
-    rb.add(f"# delete veth {ifname}", _delete_veth, c, host, ifname)
-    host.create_veth(ifname, "eth0", netns_fd, pid, net.mtu, bridge_index, net.bridge, mac)
+    host_tx = linkmsgs.Sender(msgs, _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0))
+    rb.add("# close the host netlink socket", host_tx.close)
+    rb.add(f"# delete veth {ifname}", _delete_veth, c, ifname)
+    explain.cmd(
+        f"ip link add {ifname} mtu {net.mtu} master {net.bridge} up type veth "
+        f"peer name eth0 mtu {net.mtu} address {mac} netns {pid}"
+    )
+    host_tx.create_veth(ifname, net.mtu, bridge_index, mac, netns_fd)
     faults.point("after-veth")
+    timing.mark("veth")
 
-    ctr = Rtnl.in_netns(netns_fd)
+    ctr_tx = linkmsgs.Sender(msgs, socket_in(netns_fd))
     try:
-        eth0 = ctr.link_index("eth0")
-        ctr.set_up(eth0, "eth0")
-        ctr.add_address(eth0, "eth0", address, net.prefixlen)
+        explain.cmd(f"nsenter -t {pid} -n ip link set eth0 up")
+        ctr_tx.set_eth0_up()
+        explain.cmd(f"nsenter -t {pid} -n ip addr add {address}/{net.prefixlen} dev eth0")
+        ctr_tx.add_address(address, net.prefixlen)
         faults.point("after-address")
-        ctr.add_default_route(net.gateway, eth0, "eth0")
+        explain.cmd(f"nsenter -t {pid} -n ip route add default via {net.gateway} dev eth0")
+        ctr_tx.add_default_route(net.gateway)
     finally:
-        ctr.close()
-
+        ctr_tx.close()
+    timing.mark("container-side")
     try:
         with open("/etc/resolv.conf") as f:
             host_resolv = f.read()
@@ -84,10 +105,21 @@ def attach(c, rb, root: str) -> dict:
     }
 
 
-def _delete_veth(c, host, ifname: str) -> None:
+def _index_of(ifname: str) -> int | None:
+    try:
+        return _socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
+def _delete_veth(c, ifname: str) -> None:
     if c.child.reaped:
         # The container's netns dies with its last process: the kernel deletes the pair.
         explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
         return
     explain.cmd(f"ip link del {ifname}")
-    host.delete_link(ifname)
+    host = Rtnl.host()
+    try:
+        host.delete_link(ifname)
+    finally:
+        host.close()

@@ -66,11 +66,9 @@ class LeaseStore:
         self.dir = directory
 
     def owner_of(self, addr: str) -> dict | None:
-        import json
-
         try:
             with open(f"{self.dir}/{addr}") as f:
-                return json.load(f)
+                return jsonenc.loads(f.read())
         except FileNotFoundError:
             return None
         except ValueError:

@@ -35,10 +35,10 @@ from minirt.errors import ConflictError, NetworkError
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 24, 26
+RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 24, 26  # NEWROUTE: see linkmsgs
 IFF_UP = 0x1
 AF_INET = 2
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RTN_UNICAST = 254, 3, 0, 253, 1
+RT_TABLE_MAIN = 254
 _HDR = struct.Struct("=IHHII")
 
 _msgs = None
@@ -186,37 +186,6 @@ class Rtnl:
         except OSError as e:
             raise NetworkError(f"set {ifname} up: {e.strerror}") from None
 
-    def create_veth(self, host_ifname: str, peer_ifname: str, peer_netns_fd: int, peer_pid: int, mtu: int,
-                    master_index: int, master_name: str, peer_mac: str) -> None:  # fmt: skip
-        """One RTM_NEWLINK: the pair, the peer created straight in the container's netns (by fd:
-        no rename, no move; netavark bridge.rs), the host end enslaved to the bridge and up.
-        The kernel applies IFLA_MASTER and IFF_UP as part of creation (rtnl_newlink_create)."""
-        ifinfmsg = messages()[0]
-        explain.cmd(
-            f"ip link add {host_ifname} mtu {mtu} master {master_name} up type veth "
-            f"peer name {peer_ifname} mtu {mtu} address {peer_mac} netns {peer_pid}"
-        )
-        m = ifinfmsg()
-        m["flags"] = IFF_UP
-        m["change"] = IFF_UP
-        peer = {"attrs": [("IFLA_IFNAME", peer_ifname), ("IFLA_MTU", mtu), ("IFLA_ADDRESS", peer_mac),
-                          ("IFLA_NET_NS_FD", peer_netns_fd)]}  # fmt: skip
-        m["attrs"] = [
-            ("IFLA_IFNAME", host_ifname),
-            ("IFLA_MTU", mtu),
-            ("IFLA_MASTER", master_index),
-            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
-                                         ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
-        ]  # fmt: skip
-        try:
-            self.request(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create veth {host_ifname}")
-        except OSError as e:
-            if e.errno == errno.EEXIST:
-                raise ConflictError(
-                    f"create veth {host_ifname}: interface already exists (left by a crashed container? try `minirt gc`)"
-                ) from None
-            raise NetworkError(f"create veth {host_ifname}: {e.strerror}") from None
-
     def delete_link(self, ifname: str) -> None:
         """Idempotent: a missing link (ENODEV) is already deleted. Costs ~25 ms of kernel time
         for a veth (synchronous in this call), so the normal exit path leaves it to the kernel."""
@@ -245,21 +214,6 @@ class Rtnl:
         except OSError as e:
             if e.errno != errno.EEXIST:
                 raise NetworkError(f"add address {address}/{prefixlen} to {ifname}: {e.strerror}") from None
-
-    def add_default_route(self, gateway: str, index: int, ifname: str) -> None:
-        rtmsg = messages()[2]
-        explain.cmd(f"ip route add default via {gateway} dev {ifname}")
-        m = rtmsg()
-        m["family"] = AF_INET
-        m["table"] = RT_TABLE_MAIN
-        m["proto"] = RTPROT_BOOT
-        m["scope"] = RT_SCOPE_UNIVERSE
-        m["type"] = RTN_UNICAST
-        m["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", index)]
-        try:
-            self.request(m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, "add default route")
-        except OSError as e:
-            raise NetworkError(f"add default route via {gateway}: {e.strerror}") from None
 
     def routes(self) -> list[tuple[str, int, int]]:
         """IPv4 routes of the main table as (destination, prefixlen, oif)."""

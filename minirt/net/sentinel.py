@@ -14,7 +14,7 @@ import os
 from minirt import explain
 
 
-def start(network_dir: str, cid: str, host_ifname: str, host) -> int:
+def start(network_dir: str, cid: str, host_ifname: str) -> int:
     """Fork the sentinel; returns the write end to pass to dismiss()."""
     r, w = os.pipe()
     pid = os.fork()
@@ -26,9 +26,10 @@ def start(network_dir: str, cid: str, host_ifname: str, host) -> int:
             explain.enabled = False
             if os.read(r, 1) != b"d":
                 from minirt.net import ipam
+                from minirt.net.netlink import Rtnl
 
                 try:
-                    host.delete_link(host_ifname)
+                    Rtnl.host().delete_link(host_ifname)
                 finally:
                     ipam.release_owner(network_dir, cid)
         except BaseException:  # noqa: BLE001 - a watchdog never returns into minirt's code

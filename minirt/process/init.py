@@ -51,9 +51,6 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
             from minirt.net import loopback
 
             loopback.up()
-        if cfg.net == "bridge":
-            import json  # noqa: F401 - NET_READY's payload is JSON; nothing can be imported after pivot_root
-
         # The filesystem needs nothing from the network: build it while the parent sets up
         # the host side (2 cores: this runs in parallel with the parent's netlink work).
         _prepare_rootfs(cfg, cdir)

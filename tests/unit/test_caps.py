@@ -88,7 +88,9 @@ def test_resolve_drop_all_then_add():
 
 
 def test_resolve_add_all_and_drop_all_like_docker():
+    # moby TweakCapabilities checks "add ALL" before "drop ALL": everything but the named drops.
     assert resolve(["ALL"], ["ALL"], False, ALL) == ALL
+    assert resolve(["ALL"], ["ALL", "chown"], False, ALL) == ALL - {"chown"}
 
 
 def test_privileged_returns_exactly_supported():

@@ -161,6 +161,7 @@ def test_rmtree_on_a_symlink_does_not_touch_its_target(tmp_path):
     except OSError:
         pass
     assert (outside / "keep").exists(), "rmtree deleted the contents of the symlink's target"
+    assert not os.path.lexists(tmp_path / "link")
 
 
 def test_atomic_write_json_content_mode_and_no_temp_files(tmp_path):

@@ -261,3 +261,27 @@ def test_error_reported_while_our_message_is_unread():
     finally:
         parent.close()
 
+
+
+def test_error_reported_before_our_send():
+    """The child failed and exited before we sent NET_READY: the send must not hide its ERROR."""
+    parent, pid = fork_child(lambda ch: ch.report_error("mount /dev: no such device", 125))
+    try:
+        assert reap(pid) == 0  # gone before we send
+        parent.send(NET_READY, address="10.0.0.2")
+        with pytest.raises(ExecError, match="mount /dev: no such device") as ei:
+            parent.expect(EXEC)
+        assert ei.value.exit_code == 125
+    finally:
+        parent.close()
+
+
+def test_send_to_a_vanished_child_then_expect_reports_its_exit():
+    parent, pid = fork_child(lambda ch: None)
+    try:
+        assert reap(pid) == 0
+        parent.send(NET_READY)
+        with pytest.raises(InitError, match="exited before exec"):
+            parent.expect(EXEC)
+    finally:
+        parent.close()
