@@ -17,7 +17,7 @@ SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup
 .PHONY: help deps apt venv rootfs run test unit integration bench clean
 
 help:
-	@echo "make run    set everything up and open a shell in a container (minirt run -- /bin/sh)"
+	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
 	@echo "make bench  start-up latency of minirt against unshare (see bench/)"
 
@@ -69,7 +69,7 @@ $(VENV)/share/minirt/rootfs: | $(VENV)/.created
 	@mkdir -p $(VENV)/share/minirt; ln -sfn "$(CURDIR)/$(ROOTFS)" $@
 
 run: deps
-	@$(VENV)/bin/minirt run --net none -- /bin/sh
+	@$(VENV)/bin/minirt run --net bridge -- /bin/sh
 
 test: deps
 	@$(VPY) -m pytest -q -p no:cacheprovider tests
