@@ -29,11 +29,9 @@ import struct
 
 from minirt import jsonenc
 from minirt.errors import ConflictError, NetworkError
+from minirt.net.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, error_code, split_messages
 
 FORMAT = 2
-_HDR = struct.Struct("=IHHII")
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-NLMSG_ERROR = 2
 
 # sentinel values: byte patterns that cannot occur elsewhere in these messages
 _S_HOST = "mr" + "Q" * 12
@@ -161,17 +159,12 @@ class Sender:
         self.sock.send(buf)
         while True:
             data = self.sock.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                length, mtype, _fl, seq, _pid = _HDR.unpack_from(data, off)
-                if length < 16:
-                    break
+            for mtype, seq, off, _length in split_messages(data):
                 if mtype == NLMSG_ERROR and seq == self.seq:
-                    code = -struct.unpack_from("=i", data, off + 16)[0]
+                    code = error_code(data, off)
                     if code:
                         raise OSError(code, f"{what}: {os.strerror(code)}")
                     return
-                off += (length + 3) & ~3
 
     def create_veth(self, host_ifname: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:
         if len(host_ifname) != len(_S_HOST):

@@ -102,9 +102,9 @@ class Rtnl:
         seq = self._send(msg, msg_type, flags | NLM_F_REQUEST | NLM_F_ACK)
         while True:
             data = self.sock.recv(65536)
-            for mtype, mseq, off, _length in _split(data):
+            for mtype, mseq, off, _length in split_messages(data):
                 if mseq == seq and mtype == NLMSG_ERROR:
-                    code = _errno(data, off)
+                    code = error_code(data, off)
                     if code:
                         raise OSError(code, f"{what}: {os.strerror(code)}")
                     return
@@ -114,13 +114,13 @@ class Rtnl:
         out = []
         while True:
             data = self.sock.recv(1 << 20)
-            for mtype, mseq, off, length in _split(data):
+            for mtype, mseq, off, length in split_messages(data):
                 if mseq != seq:
                     continue
                 if mtype == NLMSG_DONE:
                     return out
                 if mtype == NLMSG_ERROR:
-                    code = _errno(data, off)
+                    code = error_code(data, off)
                     if code:
                         raise OSError(code, os.strerror(code))
                     return out
@@ -240,7 +240,7 @@ class Rtnl:
         return found[0].get_attr("IFLA_MTU") if found else default
 
 
-def _split(data: bytes):
+def split_messages(data: bytes):
     """(type, seq, offset, length) of each netlink message in one datagram."""
     off = 0
     while off + 16 <= len(data):
@@ -251,7 +251,7 @@ def _split(data: bytes):
         off += (length + 3) & ~3
 
 
-def _errno(data: bytes, off: int) -> int:
+def error_code(data: bytes, off: int) -> int:
     """An NLMSG_ERROR carries -errno right after the header (0 = ack)."""
     return -struct.unpack_from("=i", data, off + 16)[0]
 
