@@ -37,8 +37,9 @@ def mounts() -> set[str]:
     return out
 
 
-def minirt_processes(exclude: set[int]) -> set[str]:
-    """Processes whose command line mentions minirt (our runs, supervisors, containers' parents)."""
+def minirt_processes(exclude: set[int], root: str | None = None) -> set[str]:
+    """Processes whose command line mentions minirt (our runs, sentinels); with `root`, only
+    those started with MINIRT_ROOT=root, so another run on the machine cannot interfere."""
     out = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) in exclude:
@@ -48,8 +49,16 @@ def minirt_processes(exclude: set[int]) -> set[str]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "minirt" in cmd and "pytest" not in cmd:
-            out.add(f"{pid} {cmd.strip()}")
+        if "minirt" not in cmd or "pytest" in cmd:
+            continue
+        if root is not None:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if f"MINIRT_ROOT={root}".encode() not in f.read().split(b"\0"):
+                        continue
+            except OSError:
+                continue
+        out.add(f"{pid} {cmd.strip()}")
     return out
 
 

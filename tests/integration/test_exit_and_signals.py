@@ -160,7 +160,7 @@ def test_failure_at_each_step_leaves_nothing(minirt, point):
     assert minirt.containers() == []
     assert os.listdir(f"{minirt.root}/names") == []
     assert kernel.mounts() == before
-    assert not kernel.minirt_processes({os.getpid(), os.getppid()})
+    assert not kernel.minirt_processes({os.getpid(), os.getppid()}, root=minirt.root)
 
 
 def _read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
