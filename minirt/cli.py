@@ -9,6 +9,15 @@ from minirt.errors import EXIT_RUNTIME, MinirtError
 
 VERBS = {
     "run": "create and run a container in the foreground",
+    "ps": "list containers (-a: also stopped ones)",
+    "exec": "run a command in a running container",
+    "logs": "print a detached container's output (-f: follow)",
+    "inspect": "Docker-shaped JSON of containers",
+    "stop": "SIGTERM, then SIGKILL after -t seconds",
+    "start": "start a stopped container again (detached)",
+    "kill": "send a signal to a container",
+    "rm": "remove containers (-f: kill first)",
+    "gc": "reclaim what a crash left behind",
     "network": "list (ls) or remove (rm) bridge networks",
 }
 

@@ -60,7 +60,7 @@ class Tmpfs:
 class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
-        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns",
+        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart",
     )  # fmt: skip
 
     def __init__(self, **kw: object):
@@ -89,6 +89,15 @@ class ContainerConfig:
             raise ConfigError("no command given")
         if not self.workdir.startswith("/"):
             raise ConfigError(f"workdir {self.workdir!r}: must be an absolute path")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContainerConfig":
+        """The inverse of to_dict(), for start and restart from a record."""
+        kw = {k: d.get(k) for k in cls.__slots__}
+        kw["volumes"] = [Volume(v["source"], v["target"], v["readonly"]) for v in d.get("volumes") or []]
+        kw["tmpfs"] = [Tmpfs(t["target"], t["options"]) for t in d.get("tmpfs") or []]
+        kw["caps"] = frozenset(d.get("caps") or [])
+        return cls(**kw)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}

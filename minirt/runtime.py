@@ -26,30 +26,44 @@ from minirt.state import Store
 class Container:
     """A container being created or run by this process: its record, child and undo list."""
 
-    def __init__(self, cfg, store: Store):
+    def __init__(self, cfg, store: Store, record: dict | None = None):
         self.cfg = cfg
         self.store = store
         self.child = Child()
         self.undo: list = []
+        self.restarting = record is not None
+        owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
+        if record is not None:  # start / restart: same id, name, writable layer
+            self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None)
+            return
         self.record = {
             "id": cfg.id,
             "name": cfg.name,
             "status": "created",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created": now(),
             "config": cfg.to_dict(),
-            "owner": {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())},
+            "owner": owner,
             "pid": 0,
             "start_time": None,
             "exit_code": None,
+            "restart_count": 0,
         }
 
 
-def create(cfg, store: Store) -> Container:
-    """Everything up to the barrier: on any failure nothing is left behind."""
-    c = Container(cfg, store)
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def create(cfg, store: Store, record: dict | None = None) -> Container:
+    """Everything up to the barrier: on any failure nothing is left behind (a restart keeps
+    the record and the writable layer it came with)."""
+    c = Container(cfg, store, record)
     with Rollback() as rb:
-        _undo_record(rb, c)
-        cdir = store.make_dirs(cfg.id)
+        if c.restarting:
+            cdir = store.container_dir(cfg.id)
+        else:
+            _undo_record(rb, c)
+            cdir = store.make_dirs(cfg.id)
         with Rollback() as teardown:
             teardown.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
@@ -58,7 +72,10 @@ def create(cfg, store: Store) -> Container:
             # off the critical path). It precedes the first host change: the child touches
             # nothing outside its own namespaces before NET_READY, and the parent changes the
             # host only after NS_READY (runc: persist before the point of no return).
-            store.register(c.record)
+            if c.restarting:
+                store.save(c.record)
+            else:
+                store.register(c.record)
             timing.mark("recorded")
             faults.point("after-record")
             c.child.channel.expect(NS_READY)
@@ -79,7 +96,8 @@ def create(cfg, store: Store) -> Container:
 def start(c: Container) -> None:
     """Release the barrier and wait until execve has happened (or failed with 126/127)."""
     with Rollback() as rb:
-        _undo_record(rb, c)
+        if not c.restarting:
+            _undo_record(rb, c)
         for what, fn in c.undo:
             rb.add(what, fn)
         ch = c.child.channel
@@ -89,7 +107,7 @@ def start(c: Container) -> None:
         timing.mark("exec-done")
         ch.close()
         faults.point("after-exec")
-        c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid))
+        c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid), started_at=now())
         c.store.save(c.record)
         rb.release()
 
@@ -98,16 +116,23 @@ def wait_and_teardown(c: Container) -> int:
     """Wait for the exit, undo what setup did, then keep the record as "exited" or remove it (--rm)."""
     code = signals.wait_forwarding(c.child)
     timing.mark("exited")
+    finish(c, code, remove=c.cfg.rm)
+    timing.mark("torn-down")
+    return code
+
+
+def finish(c: Container, code: int, remove: bool) -> None:
+    """After the container's init has exited and been reaped: undo the setup, then record the
+    exit or remove the container."""
     failures = run_undo(c.undo)
-    if c.cfg.rm:
+    c.undo = []
+    if remove:
         _remove_record(c)
     else:
-        c.record.update(status="exited", exit_code=code, pid=0)
+        c.record.update(status="exited", exit_code=code, pid=0, finished_at=now())
         c.store.save(c.record)
-    timing.mark("torn-down")
     if failures:
         raise CleanupError(failures)
-    return code
 
 
 def run(cfg, store: Store) -> int:

@@ -12,7 +12,7 @@ Readers see the old file or the new one, never half of one (runc saveState: temp
 
 import os
 
-from minirt import jsonenc
+from minirt import jsonenc, procfs
 from minirt.errors import ConflictError
 
 DEFAULT_ROOT = "/run/minirt"
@@ -67,14 +67,52 @@ class Store:
         except FileNotFoundError:
             return None
 
+    def ids(self) -> list[str]:
+        try:
+            return sorted(d for d in os.listdir(self.containers) if len(d) == 64)
+        except FileNotFoundError:
+            return []
+
+    def load(self, cid: str) -> dict:
+        return read_json(f"{self.container_dir(cid)}/state.json")
+
+    def resolve(self, ref: str) -> str:
+        """A full id, a unique id prefix (12 hex is Docker's short id) or a name -> the full id."""
+        from minirt.errors import NoSuchObject
+
+        if not ref:
+            raise NoSuchObject("container reference is empty")
+        owner = self.name_owner(ref) if "/" not in ref and not ref.startswith(".") else None
+        if owner and os.path.isdir(self.container_dir(owner)):
+            return owner
+        matches = [cid for cid in self.ids() if cid.startswith(ref.lower())]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise NoSuchObject(f"container {ref!r}: ambiguous, matches {', '.join(m[:12] for m in matches)}")
+        raise NoSuchObject(f"no such container: {ref}")
+
     def make_dirs(self, cid: str) -> str:
         """The container's directory and overlay layers; the id is fresh, so no lock is needed."""
         d = self.container_dir(cid)
         os.makedirs(self.containers, mode=0o700, exist_ok=True)
         os.mkdir(d, 0o700)
+        # Whose directory this is, before anything else: `gc` can tell a run killed before it
+        # wrote state.json from one still starting.
+        fd = os.open(f"{d}/owner", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.write(fd, f"{os.getpid()} {procfs.start_time(os.getpid())}".encode())
+        os.close(fd)
         for sub in ("upper", "work", "merged"):
             os.mkdir(f"{d}/{sub}", 0o755)
         return d
+
+    def dir_owner(self, cid: str) -> tuple[int, int | None]:
+        try:
+            with open(f"{self.container_dir(cid)}/owner") as f:
+                pid, started = f.read().split()
+            return int(pid), int(started)
+        except (OSError, ValueError):
+            return 0, None
 
     def register(self, record: dict) -> None:
         """Reserve the name (O_EXCL file, like CNI host-local's lease files), then write the record."""

@@ -10,6 +10,8 @@ from minirt.errors import ConfigError, NoSuchObject
 
 OPTIONS = [
     Option(("--rm",), FLAG, "remove the container and its writable layer when it exits"),
+    Option(("-d", "--detach"), FLAG, "run in the background under a supervisor; print the id"),
+    Option(("--restart",), VALUE, "restart policy for -d: no, on-failure[:N], always", "POLICY"),
     Option(("--name",), VALUE, "container name (default: generated)", "NAME"),
     Option(("-h", "--hostname"), VALUE, "hostname (default: the short id)", "NAME"),
     Option(("--net", "--network"), VALUE, "bridge (default: the `minirt` network), none, or host", "MODE"),
@@ -86,7 +88,17 @@ def build_config(args: list[str]) -> ContainerConfig:
         no_new_privs=True,
         rm=opts["rm"],
         dns=[_check_ip(a) for a in opts["dns"]],
+        detach=opts["detach"],
+        restart=opts["restart"] or "no",
     )
+    if cfg.restart != "no":
+        from minirt.process.supervisor import parse_restart
+
+        parse_restart(cfg.restart)
+        if not cfg.detach:
+            raise ConfigError("--restart needs -d (the supervisor carries out the policy)")
+        if cfg.rm:
+            raise ConfigError("conflicting options: --restart and --rm")
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
@@ -113,4 +125,8 @@ def main(args: list[str]) -> int:
 
         if cfg.network != network.DEFAULT_NETWORK and network.load(store.root, cfg.network) is None:
             raise NoSuchObject(f"network {cfg.network!r}: no such network")
+    if cfg.detach:
+        from minirt.process.supervisor import run_detached
+
+        return run_detached(cfg, store)
     return runtime.run(cfg, store)

@@ -58,7 +58,8 @@ def attach(c, rb, root: str) -> dict:
 
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
     rb.add(f"# release the address of {ids.short(cfg.id)} in {net.name}", ipam.release_owner, net.dir, cfg.id)
-    address = ipam.allocate(net.dir, net.subnet, net.gateway, owner)
+    previous = (c.record.get("network") or {}).get("address") if c.restarting else None
+    address = ipam.allocate(net.dir, net.subnet, net.gateway, owner, prefer=previous)
     faults.point("after-lease")
     timing.mark("leased")
 
@@ -72,6 +73,8 @@ def attach(c, rb, root: str) -> dict:
         f"ip link add {ifname} mtu {net.mtu} master {net.bridge} up type veth "
         f"peer name eth0 mtu {net.mtu} address {mac} netns {pid}"
     )
+    if c.restarting:
+        _wait_gone(ifname)  # the previous run's pair may still be on its way out with its netns
     host_tx.create_veth(ifname, net.mtu, bridge_index, mac, netns_fd)
     faults.point("after-veth")
     timing.mark("veth")
@@ -103,6 +106,23 @@ def attach(c, rb, root: str) -> dict:
         "bridge": net.bridge,
         "resolv_conf": dns.container_resolv_conf(host_resolv, cfg.dns or []),
     }
+
+
+def _wait_gone(ifname: str) -> None:
+    """Delete a leftover veth of this container (start/restart only) and wait until the name is
+    free: the kernel unregisters a dying netns's devices asynchronously."""
+    import time
+
+    if _index_of(ifname) is None:
+        return
+    host = Rtnl.host()
+    try:
+        host.delete_link(ifname)
+    finally:
+        host.close()
+    deadline = time.monotonic() + 5
+    while _index_of(ifname) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _index_of(ifname: str) -> int | None:

@@ -145,11 +145,16 @@ def _locked(network_dir: str) -> int:
     return fd
 
 
-def allocate(network_dir: str, subnet: str, gateway: str, owner: dict) -> str:
+def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: str | None = None) -> str:
+    """A free address; `prefer` (a restarted container's old one) first when it is still free."""
     fd = _locked(network_dir)
     try:
         store = LeaseStore(f"{network_dir}/leases")
-        for addr in Allocator(subnet, {gateway}).next_candidates(store.last_reserved()):
+        alloc = Allocator(subnet, {gateway})
+        if prefer and prefer != gateway and alloc.first <= _ip_to_int(prefer) <= alloc.last:
+            if store.reserve(prefer, owner):
+                return prefer
+        for addr in alloc.next_candidates(store.last_reserved()):
             if store.reserve(addr, owner):
                 store.set_last_reserved(addr)
                 return addr

@@ -22,6 +22,11 @@ def start(network_dir: str, cid: str, host_ifname: str) -> int:
         code = 0
         try:
             os.close(w)
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):  # hold no one's terminal, log pipe or report pipe open
+                os.dup2(devnull, fd)
+            os.closerange(3, r)
+            os.closerange(r + 1, 1 << 16)
             os.setsid()  # out of minirt's process group: the terminal's ^C is not for us
             explain.enabled = False
             if os.read(r, 1) != b"d":

@@ -38,7 +38,7 @@ def test_root_dir_from_environment(monkeypatch, tmp_path):
 def test_make_dirs(store):
     d = store.make_dirs(CID1)
     assert d == f"{store.root}/containers/{CID1}" == store.container_dir(CID1)
-    assert sorted(os.listdir(d)) == ["merged", "upper", "work"]
+    assert sorted(os.listdir(d)) == ["merged", "owner", "upper", "work"]
     for sub in ("upper", "work", "merged"):
         assert os.path.isdir(f"{d}/{sub}")
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700

@@ -1,0 +1,31 @@
+"""minirt exec [-i] [-t] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]"""
+
+import os
+
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
+from minirt.errors import ConfigError, ConflictError
+from minirt.state import Store
+
+OPTIONS = [
+    Option(("-i", "--interactive"), FLAG, "keep stdin open (always: stdin passes through)"),
+    Option(("-t", "--tty"), FLAG, "give the command a new pseudo-terminal"),
+    Option(("-e", "--env"), LIST, "set an environment variable", "NAME[=VALUE]"),
+    Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
+]
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+    from minirt.process.execin import exec_in
+
+    opts, rest = parse(OPTIONS, args)
+    if len(rest) < 2:
+        raise ConfigError("exec: usage: minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+    if os.geteuid() != 0:
+        raise ConfigError("must run as root (joining namespaces needs CAP_SYS_ADMIN)")
+    store = Store()
+    cid = store.resolve(rest[0])
+    rec = store.load(cid)
+    if not lifecycle.init_alive(rec):
+        raise ConflictError(f"container {rest[0]} is not running")
+    return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"])

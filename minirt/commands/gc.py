@@ -1,0 +1,16 @@
+"""minirt gc: reclaim what a crash left behind (leases, veths, records); healthy containers stay."""
+
+from minirt.cliparse import FLAG, Option, parse
+from minirt.state import Store
+
+OPTIONS = [Option(("--explain",), FLAG, "print each host change")]
+
+
+def main(args: list[str]) -> int:
+    from minirt import explain, lifecycle
+
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    explain.enabled = opts["explain"]
+    for cid in lifecycle.gc(Store()):
+        print(cid[:12])
+    return 0

@@ -1,0 +1,64 @@
+"""minirt inspect CONTAINER...: Docker-shaped JSON (State, Config, NetworkSettings)."""
+
+import json
+
+from minirt.errors import ConfigError
+from minirt.state import Store
+
+
+def document(rec: dict, status: str) -> dict:
+    cfg = rec.get("config", {})
+    net = rec.get("network") or {}
+    return {
+        "Id": rec["id"],
+        "Name": rec.get("name"),
+        "Created": rec.get("created"),
+        "State": {
+            "Status": status,
+            "Running": status == "running",
+            "Pid": rec.get("pid") if status == "running" else 0,
+            "ExitCode": rec.get("exit_code") or 0,
+            "StartedAt": rec.get("started_at"),
+            "FinishedAt": rec.get("finished_at"),
+            "RestartCount": rec.get("restart_count", 0),
+        },
+        "Config": {
+            "Hostname": cfg.get("hostname"),
+            "Env": cfg.get("env"),
+            "Cmd": cfg.get("argv"),
+            "WorkingDir": cfg.get("workdir"),
+            "Rootfs": cfg.get("rootfs"),
+        },
+        "HostConfig": {
+            "NetworkMode": cfg.get("network") or cfg.get("net"),
+            "RestartPolicy": cfg.get("restart") or "no",
+            "AutoRemove": bool(cfg.get("rm")),
+            "Privileged": bool(cfg.get("privileged")),
+            "CapAdd": cfg.get("cap_add"),
+            "CapDrop": cfg.get("cap_drop"),
+            "Binds": [f"{v['source']}:{v['target']}" + (":ro" if v["readonly"] else "") for v in cfg.get("volumes") or []],
+        },
+        "NetworkSettings": {
+            "IPAddress": net.get("address", ""),
+            "IPPrefixLen": net.get("prefixlen", 0),
+            "Gateway": net.get("gateway", ""),
+            "MacAddress": net.get("mac", ""),
+            "Bridge": net.get("bridge", ""),
+            "HostInterface": net.get("host_ifname", ""),
+            "Ports": {},
+        },
+    }
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+
+    if not args:
+        raise ConfigError("inspect: give at least one container")
+    store = Store()
+    out = []
+    for ref in args:
+        rec = store.load(store.resolve(ref))
+        out.append(document(rec, lifecycle.status(rec)))
+    print(json.dumps(out, indent=4))
+    return 0

@@ -1,0 +1,25 @@
+"""minirt kill [-s SIGNAL] CONTAINER...: send a signal (default KILL) to the container's init."""
+
+from minirt.cliparse import Option, VALUE, parse
+from minirt.commands.stop import parse_signal
+from minirt.errors import ConfigError
+from minirt.state import Store
+
+OPTIONS = [Option(("-s", "--signal"), VALUE, "signal (default KILL)", "SIG")]
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    if not refs:
+        raise ConfigError("kill: give at least one container")
+    sig = parse_signal(opts["signal"] or "KILL")
+    store = Store()
+    for ref in refs:
+        cid = store.resolve(ref)
+        if sig == 9:
+            open(store.container_dir(cid) + "/stop-requested", "w").close()
+        lifecycle.send_signal(store.load(cid), sig)
+        print(ref)
+    return 0

@@ -1,0 +1,36 @@
+"""minirt ps [-a] [-q]: containers, as `docker ps` shows them."""
+
+from minirt.cliparse import FLAG, Option, parse
+from minirt.state import Store
+
+OPTIONS = [Option(("-a", "--all"), FLAG, "also stopped containers"), Option(("-q", "--quiet"), FLAG, "only ids")]
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    store = Store()
+    rows = []
+    for cid in store.ids():
+        try:
+            rec = store.load(cid)
+        except (OSError, ValueError):
+            continue
+        st = lifecycle.status(rec)
+        if st != "running" and not opts["all"]:
+            continue
+        if opts["quiet"]:
+            print(cid[:12])
+            continue
+        net = rec.get("network") or {}
+        shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
+        cmd = " ".join(rec.get("config", {}).get("argv") or [])
+        rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if st == "running" else "",
+                     net.get("address", ""), "", cmd[:30], rec.get("created", "")))  # fmt: skip
+    if not opts["quiet"]:
+        head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+        for r in [head] + rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0

@@ -1,0 +1,20 @@
+"""minirt rm [-f] CONTAINER...: remove stopped containers (-f: kill running ones first)."""
+
+from minirt.cliparse import FLAG, Option, parse
+from minirt.errors import ConfigError
+from minirt.state import Store
+
+OPTIONS = [Option(("-f", "--force"), FLAG, "kill a running container first")]
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    if not refs:
+        raise ConfigError("rm: give at least one container")
+    store = Store()
+    for ref in refs:
+        lifecycle.remove(store, store.resolve(ref), opts["force"])
+        print(ref)
+    return 0

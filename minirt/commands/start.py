@@ -1,0 +1,36 @@
+"""minirt start CONTAINER...: run a stopped container again, detached, with the same id, name,
+writable layer, network and (when still free) address."""
+
+import os
+
+from minirt.errors import ConfigError, ConflictError
+from minirt.state import Store
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+    from minirt.config import ContainerConfig
+    from minirt.process.supervisor import run_detached
+
+    if not args:
+        raise ConfigError("start: give at least one container")
+    store = Store()
+    for ref in args:
+        cid = store.resolve(ref)
+        rec = store.load(cid)
+        st = lifecycle.status(rec)
+        if st == "running":
+            print(ref)
+            continue
+        if st == "dead":
+            lifecycle.cleanup_dead(store, cid, rec)
+        cfg = ContainerConfig.from_dict(rec["config"])
+        cfg.detach = True
+        try:
+            os.unlink(store.container_dir(cid) + "/stop-requested")
+        except FileNotFoundError:
+            pass
+        if os.geteuid() != 0:
+            raise ConflictError("must run as root")
+        run_detached(cfg, store, rec)
+    return 0

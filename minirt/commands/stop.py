@@ -1,0 +1,38 @@
+"""minirt stop [-t SECONDS] [-s SIGNAL] CONTAINER...: SIGTERM, then SIGKILL after the timeout."""
+
+from minirt.cliparse import Option, VALUE, parse
+from minirt.errors import ConfigError
+from minirt.state import Store
+
+OPTIONS = [Option(("-t", "--time"), VALUE, "seconds to wait before SIGKILL (default 10)", "N"),
+           Option(("-s", "--signal", "--stop-signal"), VALUE, "signal to send first (default TERM)", "SIG")]  # fmt: skip
+
+
+def parse_signal(name: str) -> int:
+    import signal
+
+    n = name.upper().removeprefix("SIG")
+    if n.isdigit():
+        return int(n)
+    try:
+        return int(getattr(signal, "SIG" + n))
+    except AttributeError:
+        raise ConfigError(f"signal {name!r}: unknown signal") from None
+
+
+def main(args: list[str]) -> int:
+    from minirt import lifecycle
+
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    if not refs:
+        raise ConfigError("stop: give at least one container")
+    t = opts["time"] or "10"
+    if not t.isdigit():
+        raise ConfigError(f"stop: -t {t!r}: expected whole seconds")
+    sig = parse_signal(opts["stop_signal"] or "TERM")
+    store = Store()
+    for ref in refs:
+        cid = store.resolve(ref)
+        lifecycle.stop(store, cid, float(t), sig)
+        print(ref)
+    return 0

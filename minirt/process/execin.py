@@ -1,0 +1,166 @@
+"""`minirt exec`: run a command inside a running container's namespaces and root.
+
+Runs in: the minirt parent (host), then a forked child that joins the container.
+
+Joining, in runc's setns order: the parent setns()es its pid_for_children into the container's
+pid namespace (as spawn.py does for a new one) and forks, so the child is born inside it and
+shows up in the container's `ps`; the child then joins ipc, uts, net and mnt with os.setns.
+Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
+the container's pivoted root. The child applies the container's capability set and
+no_new_privs, its environment (plus -e) and working directory, resolves the command
+(126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
+execs. With -t it gets a new pty whose master the parent relays to the user's terminal.
+"""
+
+import errno
+import os
+import signal
+
+from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ConflictError, ExecError, exit_code_of
+
+JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET), ("mnt", os.CLONE_NEWNS))
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool) -> int:
+    from minirt import procfs
+    from minirt.config import parse_env
+
+    pid = rec["pid"]
+    pidfd = os.pidfd_open(pid)
+    if procfs.start_time(pid) != rec.get("start_time"):
+        raise ConflictError(f"container {rec['id'][:12]} is not running")
+    fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in JOINED + (("pid", 0),)}
+    cfg = rec["config"]
+    env = dict(e.partition("=")[::2] for e in cfg.get("env") or [])
+    env.update(dict(e.partition("=")[::2] for e in parse_env(env_extra, os.environ)))
+    if tty:
+        env.setdefault("TERM", os.environ.get("TERM", "xterm"))
+        master, slave = os.openpty()
+    errr, errw = os.pipe()
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, signal.SIGWINCH))
+    os.setns(fds["pid"], os.CLONE_NEWPID)
+    child = os.fork()
+    if child == 0:
+        os.close(errr)
+        code = EXIT_RUNTIME
+        try:
+            _child(fds, cfg, argv, env, workdir, slave if tty else None, old_mask)
+        except ExecError as e:
+            code = e.exit_code
+            os.write(errw, f"{code} {e}".encode())
+        except BaseException as e:  # noqa: BLE001 - report and never return into the parent's code
+            os.write(errw, f"{code} exec: {e}".encode())
+        os._exit(code)
+    os.setns(own_pidns, os.CLONE_NEWPID)
+    os.close(errw)
+    for fd in fds.values():
+        os.close(fd)
+    if tty:
+        os.close(slave)
+    report = os.read(errr, 4096)
+    os.close(errr)
+    if report:
+        os.waitpid(child, 0)
+        code, _, message = report.decode(errors="replace").partition(" ")
+        raise ExecError(message, int(code))
+    try:
+        if tty:
+            return _relay_tty(master, child)
+        return _wait(child)
+    finally:
+        os.close(pidfd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
+    from minirt import caps
+    from minirt.process.init import resolve_command
+
+    for name, flag in JOINED:
+        os.setns(fds[name], flag)
+    try:
+        os.chdir(workdir or cfg.get("workdir") or "/")
+    except OSError as e:
+        raise ExecError(f"workdir {workdir or cfg.get('workdir')}: {e.strerror}", EXIT_CANNOT_EXEC) from None
+    exe = resolve_command(argv[0], env.get("PATH", ""))
+    if slave is not None:
+        import fcntl
+        import termios
+
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        os.close(slave)
+    caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True))
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    try:
+        os.execve(exe, argv, env)
+    except OSError as e:
+        raise ExecError(f'exec "{argv[0]}": {e.strerror.lower()}', EXIT_NOT_FOUND if e.errno == errno.ENOENT
+                        else EXIT_CANNOT_EXEC) from None  # fmt: skip
+
+
+def _wait(child: int) -> int:
+    waited = set(FORWARDED) | {signal.SIGCHLD}
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            return exit_code_of(status)
+        info = signal.sigwaitinfo(waited)
+        if info.si_signo != signal.SIGCHLD and info.si_code != 0x80:  # not from the terminal
+            try:
+                os.kill(child, info.si_signo)
+            except ProcessLookupError:
+                pass
+
+
+def _relay_tty(master: int, child: int) -> int:
+    """Copy between the user's terminal (raw mode) and the pty master until the command exits."""
+    import select
+    import termios
+    import tty as ttymod
+
+    stdin_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_tty else None
+    if stdin_tty:
+        _copy_winsize(0, master)
+        ttymod.setraw(0)
+    try:
+        fds = [master, 0]
+        while True:
+            r, _, _ = select.select(fds, [], [], 0.2)
+            if master in r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the slave side is closed
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in r:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    fds.remove(0)
+            pending = signal.sigpending()
+            if signal.SIGWINCH in pending:
+                signal.sigwait({signal.SIGWINCH})
+                if stdin_tty:
+                    _copy_winsize(0, master)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+    _, status = os.waitpid(child, 0)
+    return exit_code_of(status)
+
+
+def _copy_winsize(src: int, dst: int) -> None:
+    import fcntl
+    import termios
+
+    fcntl.ioctl(dst, termios.TIOCSWINSZ, fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))

@@ -1,0 +1,226 @@
+"""Detached containers: a small supervisor process per container (the conmon/shim idea).
+
+Runs in: a process forked from `minirt run -d` / `minirt start`, in its own session, that
+outlives the calling shell. It is the container init's parent, so it owns the pid (held by
+pidfd), collects the exit status, writes the logs, tears the network down when the container
+ends, and carries out the restart policy. The caller waits on a pipe until the container has
+exec'd (or failed with 125/126/127), prints the id and exits.
+
+    minirt run -d                      supervisor (setsid)                    container
+    -------------                      -------------------                    ---------
+    fork ------------------------->    stdio: /dev/null, log pipes
+                                       create + start (the usual steps) --->  execve
+    read "ok <id>" <----------------   report
+    print id, exit 0                   poll: pidfd + stdout/stderr pipes ---> logs
+                                       exit -> teardown -> restart policy
+
+Logs: containers/<id>/container.log, one JSON object per line {"time", "stream", "log"}
+(Docker's json-file shape), rotated to container.log.1 past MAX_LOG bytes.
+Stop requests: `minirt stop` creates containers/<id>/stop-requested before signalling, so the
+supervisor does not restart what the user stopped (Docker: a stopped container is not restarted).
+"""
+
+import os
+import select
+import time
+
+from minirt import jsonenc, procfs
+from minirt.errors import EXIT_RUNTIME, MinirtError, exit_code_of
+
+MAX_LOG = 10 * 1024 * 1024
+
+
+def parse_restart(policy: str | None) -> tuple[str, int]:
+    """no | on-failure[:N] | always  ->  (kind, max retries; 0 = unlimited)."""
+    from minirt.errors import ConfigError
+
+    policy = policy or "no"
+    kind, _, n = policy.partition(":")
+    if kind not in ("no", "on-failure", "always", "unless-stopped") or (n and kind != "on-failure"):
+        raise ConfigError(f"restart policy {policy!r}: expected no, on-failure[:N] or always")
+    if n and not n.isdigit():
+        raise ConfigError(f"restart policy {policy!r}: N must be a number")
+    return kind, int(n or 0)
+
+
+def should_restart(policy: str | None, code: int, restarts_done: int, stop_requested: bool) -> bool:
+    """Docker's rules (pure): never after a user's stop; on-failure only for a non-zero exit,
+    at most N times when N is given; always (and unless-stopped) every time."""
+    if stop_requested:
+        return False
+    kind, limit = parse_restart(policy)
+    if kind == "no":
+        return False
+    if kind == "on-failure":
+        return code != 0 and (limit == 0 or restarts_done < limit)
+    return True
+
+
+def run_detached(cfg, store, record: dict | None = None) -> int:
+    """Fork the supervisor; return once the container runs (printing its id) or failed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = EXIT_RUNTIME
+        try:
+            code = _supervise(cfg, store, record, w)
+        except BaseException:  # noqa: BLE001 - never return into the caller's code
+            pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    data = b""
+    while not data.endswith(b"\n"):  # one line; EOF only if the supervisor died first
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    data = data.rstrip(b"\n")
+    os.waitpid(pid, os.WNOHANG)  # the supervisor lives on; it is reparented when we exit
+    kind, _, rest = data.decode(errors="replace").partition(" ")
+    if kind == "ok":
+        print(rest)
+        return 0
+    if kind == "err":
+        code, _, message = rest.partition(" ")
+        raise _Relayed(message, int(code))
+    raise MinirtError("the supervisor died before the container started")
+
+
+class _Relayed(MinirtError):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
+    from minirt import runtime
+
+    os.setsid()
+    devnull = os.open("/dev/null", os.O_RDWR)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.dup2(devnull, 0)
+    # The container inherits fds 1 and 2 at fork: the log pipes. Our own errors go to the report pipe.
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    for fd in (out_w, err_w):
+        os.close(fd)
+    restarts = (record or {}).get("restart_count", 0)
+    try:
+        c = runtime.create(cfg, store, record)
+        c.record.update(detached=True, restart_policy=cfg.restart or "no", restart_count=restarts,
+                        supervisor={"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())})  # fmt: skip
+        runtime.start(c)
+    except MinirtError as e:
+        os.write(report_fd, f"err {e.exit_code} {e}".replace("\n", " ").encode() + b"\n")
+        return e.exit_code
+    os.write(report_fd, f"ok {cfg.id}\n".encode())
+    os.close(report_fd)
+    # From here on nothing of ours may write to the log pipes: only the container holds them.
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    log = LogWriter(store.container_dir(cfg.id))
+    while True:
+        code = _wait(c, out_r, err_r, log)
+        stop_requested = os.path.exists(store.container_dir(cfg.id) + "/stop-requested")
+        again = should_restart(cfg.restart, code, restarts, stop_requested)
+        try:
+            runtime.finish(c, code, remove=cfg.rm and not again)
+        except MinirtError:
+            pass
+        if not again:
+            log.close()
+            return 0
+        restarts += 1
+        out_r, err_r = _new_pipes()
+        try:
+            c = runtime.create(cfg, store, dict(c.record, restart_count=restarts))
+            runtime.start(c)
+        except MinirtError as e:
+            log.write("stderr", f"minirt: restart failed: {e}\n".encode())
+            log.close()
+            return 0
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+
+
+def _new_pipes() -> tuple[int, int]:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    return out_r, err_r
+
+
+def _wait(c, out_r: int, err_r: int, log: "LogWriter") -> int:
+    """Copy the container's output into the log until its init exits; return its exit code."""
+    poller = select.poll()
+    streams = {out_r: "stdout", err_r: "stderr"}
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    poller.register(c.child.pidfd, select.POLLIN)  # a pidfd polls readable when the process exits
+    exited = False
+    while streams and not exited:
+        for fd, _ev in poller.poll():
+            if fd == c.child.pidfd:
+                exited = True
+                continue
+            data = os.read(fd, 65536)
+            if data:
+                log.write(streams[fd], data)
+            else:
+                poller.unregister(fd)
+                os.close(fd)
+                del streams[fd]
+    if not exited:
+        poller.poll()  # both pipes closed; wait for the exit itself
+    # drain what is left without blocking: orphans of the container may hold the pipes
+    for fd in list(streams):
+        os.set_blocking(fd, False)
+        try:
+            while data := os.read(fd, 65536):
+                log.write(streams[fd], data)
+        except BlockingIOError:
+            pass
+        os.close(fd)
+    _, status = os.waitpid(c.child.pid, 0)
+    c.child.reaped = True
+    return exit_code_of(status)
+
+
+class LogWriter:
+    def __init__(self, cdir: str):
+        self.path = cdir + "/container.log"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream: str, data: bytes) -> None:
+        data = self.partial[stream] + data
+        lines = data.split(b"\n")
+        self.partial[stream] = lines.pop()
+        for line in lines:
+            self._emit(stream, line + b"\n")
+        if len(self.partial[stream]) > 16384:  # a very long line without newline: flush it
+            self._emit(stream, self.partial[stream])
+            self.partial[stream] = b""
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        ns = time.time_ns()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+        rec = {"log": line.decode(errors="replace"), "stream": stream, "time": stamp}
+        os.write(self.fd, (jsonenc.dumps(rec, indent="") + "\n").encode())  # one line: indent "" adds none
+        if os.fstat(self.fd).st_size > MAX_LOG:
+            os.replace(self.path, self.path + ".1")
+            os.close(self.fd)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+
+    def close(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self._emit(stream, rest)
+        os.close(self.fd)
