@@ -10,7 +10,7 @@ import os
 from minirt.errors import ConfigError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's default
-NET_MODES = ("none", "host", "bridge")
+NET_MODES = ("none", "host", "bridge", "container")
 
 
 class Volume:
@@ -60,7 +60,7 @@ class Tmpfs:
 class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
-        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart",
+        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid",
     )  # fmt: skip
 
     def __init__(self, **kw: object):

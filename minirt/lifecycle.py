@@ -39,13 +39,20 @@ def send_signal(rec: dict, sig: int) -> None:
     """Signal the container's init, safely: by pidfd after checking the start time."""
     import signal as _sig
 
+    gone = ConflictError(f"container {rec['id'][:12]} is not running")
     if not init_alive(rec):
-        raise ConflictError(f"container {rec['id'][:12]} is not running")
-    fd = os.pidfd_open(rec["pid"])
+        raise gone
     try:
-        if procfs.start_time(rec["pid"]) != rec.get("start_time"):
-            raise ConflictError(f"container {rec['id'][:12]} is not running")
+        fd = os.pidfd_open(rec["pid"])
+    except ProcessLookupError:
+        raise gone from None
+    try:
+        # checked after opening: the pidfd pins the process we checked, not a reused pid
+        if not procfs.is_alive(rec["pid"], rec.get("start_time")):
+            raise gone
         _sig.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        raise gone from None
     finally:
         os.close(fd)
 

@@ -149,6 +149,9 @@ def minirt(minirt_root, host_ns) -> Runner:
     test, nothing minirt made may remain in that namespace (links, nft elements, leases)."""
     r = Runner(minirt_root, host_ns)
     yield r
+    left = r.containers()
+    if left:  # a failed test may leave detached containers: never let them outlive the test
+        r("rm", "-f", *left)
     _check_clean(r)
 
 

@@ -55,7 +55,24 @@ def build_config(args: list[str]) -> ContainerConfig:
     cid = ids.new_id()
     net = opts["network"] or "bridge"  # Docker's default
     network = None
-    if net not in ("none", "host"):
+    net_pid = None
+    if net.startswith("container:"):
+        # Docker's rules for --net container:NAME: the other container's network namespace,
+        # hostname and /etc files; --hostname and --dns conflict with it.
+        from minirt import lifecycle
+        from minirt.state import Store
+
+        if opts["hostname"]:
+            raise ConfigError("conflicting options: hostname and the network mode")
+        if opts["dns"]:
+            raise ConfigError("conflicting options: dns and the network mode")
+        store = Store()
+        target = store.load(store.resolve(net.split(":", 1)[1]))
+        if not lifecycle.init_alive(target):
+            raise ConfigError(f"cannot join the network of container {target['name']}: it is not running")
+        net, net_pid = "container", target["pid"]
+        opts["hostname"] = target["config"]["hostname"]
+    elif net not in ("none", "host"):
         from minirt.net.network import DEFAULT_NETWORK
 
         network = DEFAULT_NETWORK if net in ("bridge", DEFAULT_NETWORK) else net
@@ -81,6 +98,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         tmpfs=[Tmpfs.parse(t) for t in opts["tmpfs"]],
         net=net,
         network=network,
+        net_pid=net_pid,
         init=opts["init"],
         cap_add=opts["cap_add"],
         cap_drop=opts["cap_drop"],

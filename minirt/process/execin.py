@@ -9,7 +9,8 @@ Joining a mount namespace resets root and cwd to that namespace's root (setns(2)
 the container's pivoted root. The child applies the container's capability set and
 no_new_privs, its environment (plus -e) and working directory, resolves the command
 (126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
-execs. With -t it gets a new pty whose master the parent relays to the user's terminal.
+execs. With -t it gets a new pty of the container's devpts whose master the parent relays to
+the user's terminal.
 """
 
 import errno
@@ -27,8 +28,12 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     from minirt.config import parse_env
 
     pid = rec["pid"]
-    pidfd = os.pidfd_open(pid)
-    if procfs.start_time(pid) != rec.get("start_time"):
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ConflictError(f"container {rec['id'][:12]} is not running") from None
+    if not procfs.is_alive(pid, rec.get("start_time")):
+        os.close(pidfd)
         raise ConflictError(f"container {rec['id'][:12]} is not running")
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in JOINED + (("pid", 0),)}
     cfg = rec["config"]
@@ -36,7 +41,7 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     env.update(dict(e.partition("=")[::2] for e in parse_env(env_extra, os.environ)))
     if tty:
         env.setdefault("TERM", os.environ.get("TERM", "xterm"))
-        master, slave = os.openpty()
+        master, slave = _container_pty(pid)
     errr, errw = os.pipe()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, signal.SIGWINCH))
@@ -75,8 +80,11 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
 
 
 def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
+    import fcntl
+    import termios
+
     from minirt import caps
-    from minirt.process.init import resolve_command
+    from minirt.process.init import resolve_command  # also imports prctl: nothing is importable after setns(mnt)
 
     for name, flag in JOINED:
         os.setns(fds[name], flag)
@@ -86,9 +94,6 @@ def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
         raise ExecError(f"workdir {workdir or cfg.get('workdir')}: {e.strerror}", EXIT_CANNOT_EXEC) from None
     exe = resolve_command(argv[0], env.get("PATH", ""))
     if slave is not None:
-        import fcntl
-        import termios
-
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
@@ -101,6 +106,20 @@ def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
     except OSError as e:
         raise ExecError(f'exec "{argv[0]}": {e.strerror.lower()}', EXIT_NOT_FOUND if e.errno == errno.ENOENT
                         else EXIT_CANNOT_EXEC) from None  # fmt: skip
+
+
+def _container_pty(pid: int) -> tuple[int, int]:
+    """A pty from the container's own devpts instance (opened through /proc/<pid>/root), so
+    `tty` inside names a device that exists there, as with `docker exec -t`."""
+    import fcntl
+    import struct
+
+    pts = f"/proc/{pid}/root/dev/pts"
+    master = os.open(f"{pts}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlockpt()
+    n = struct.unpack("i", fcntl.ioctl(master, 0x80045430, struct.pack("i", 0)))[0]  # TIOCGPTN: ptsname()
+    slave = os.open(f"{pts}/{n}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    return master, slave
 
 
 def _wait(child: int) -> int:

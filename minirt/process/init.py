@@ -41,13 +41,17 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         # already be gone before this line: the socket EOF at NET_READY catches that case.
         prctl.set_pdeathsig(signal.SIGKILL)
         flags = os.CLONE_NEWNS | os.CLONE_NEWUTS | os.CLONE_NEWIPC
-        if cfg.net != "host":
+        if cfg.net not in ("host", "container"):
             flags |= os.CLONE_NEWNET
         timing.mark("child-imported")
         host_files = _read_host_files(cfg)
+        if cfg.net == "container":  # join the other container's netns
+            netns = os.open(f"/proc/{cfg.net_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            os.setns(netns, os.CLONE_NEWNET)
+            os.close(netns)
         os.unshare(flags)
         ch.send(NS_READY)
-        if cfg.net != "host":
+        if cfg.net not in ("host", "container"):
             from minirt.net import loopback
 
             loopback.up()
@@ -71,10 +75,12 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
 def _read_host_files(cfg) -> dict[str, str]:
     """What the container's /etc files copy from the host, read before we leave its mount ns."""
     out = {"hostname": _socket.gethostname()}
-    names = ("resolv.conf", "hosts") if cfg.net == "host" else ("resolv.conf",)
+    names = ("resolv.conf", "hosts") if cfg.net in ("host", "container") else ("resolv.conf",)
+    # --net container: the other container's files, seen through its root
+    etc = f"/proc/{cfg.net_pid}/root/etc/" if cfg.net == "container" else "/etc/"
     for name in names:
         try:
-            with open("/etc/" + name) as f:
+            with open(etc + name) as f:
                 out[name] = f.read()
         except OSError:
             out[name] = ""
@@ -83,8 +89,8 @@ def _read_host_files(cfg) -> dict[str, str]:
 
 def etc_files(cfg, net: dict, host_files: dict) -> dict[str, str]:
     """Content of /etc/hostname, /etc/hosts and /etc/resolv.conf for this container (Docker's)."""
-    if cfg.net == "host":
-        # Docker: --net host containers get the host's files unchanged.
+    if cfg.net in ("host", "container"):
+        # Docker: --net host gets the host's files unchanged, --net container:X gets X's.
         return {"hostname": cfg.hostname + "\n", "hosts": host_files["hosts"], "resolv.conf": host_files["resolv.conf"]}
     hosts = STANDARD_HOSTS
     if net.get("address"):
