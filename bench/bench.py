@@ -20,6 +20,7 @@ written unless --out is given (so a smoke test does not overwrite latest.md).
 import argparse
 import datetime
 import glob
+import json
 import os
 import platform
 import shutil
@@ -46,6 +47,8 @@ BARE_PY = "python -S -c pass (venv python, reference)"
 NET_BRIDGE = "minirt run --rm --net bridge -- /bin/true"
 TUTORIAL = "tutorial script: ip netns + veth + bridge (bridge already up)"
 BRIDGE_GOAL_MS = 60.0
+EXEC = "minirt exec <running container> /bin/true"
+NSENTER = "nsenter -a -t <its init pid> /bin/true"
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -268,6 +271,8 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
 def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/bench.py", description="start-up latency of minirt vs unshare")
     ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
+    ap.add_argument("--throughput", type=int, default=None,
+                    help="containers for the run -d + rm -f throughput (default 100; 2 with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke mode: no warm-ups, 3 runs, write nothing by default")
     ap.add_argument("--out",
@@ -285,6 +290,8 @@ def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     args.warmups = 0 if args.quick else WARMUPS
+    if args.throughput is None:
+        args.throughput = 2 if args.quick else 100
     if args.out is None and not args.quick:
         args.out = RESULTS
     return args
@@ -387,6 +394,17 @@ def main(argv: list[str] | None = None) -> int:
             (NET_BRIDGE, inside + [MINIRT, "run", "--rm", "--", "/bin/true"], dict(minirt_env, MINIRT_TIMING="")),
             (TUTORIAL, inside + [os.path.join(REPO, "bench", "tutorial.sh")], base_env),
         ]
+        # exec latency: into one detached container, beside nsenter -a into the same one
+        run_env = dict(minirt_env, MINIRT_TIMING="")
+        subprocess.run(inside + [MINIRT, "run", "-d", "--name", "benchexec", "--", "sleep", "3600"],
+                       env=run_env, check=True, capture_output=True)  # fmt: skip
+        with open(os.path.join(root, "containers", sorted(os.listdir(os.path.join(root, "containers")))[0],
+                               "state.json")) as f:  # fmt: skip
+            exec_pid = str(json.load(f)["pid"])
+        cases += [
+            (EXEC, [MINIRT, "exec", "benchexec", "/bin/true"], run_env),
+            (NSENTER, ["nsenter", "-a", "-t", exec_pid, "/bin/true"], base_env),
+        ]
         results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         phase_runs: list[dict[str, float]] = []
         offset_runs: dict[str, list[float]] = {}
@@ -409,6 +427,14 @@ def main(argv: list[str] | None = None) -> int:
                         offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
         except (RunFailed, ValueError) as e:
             fail(f"a run failed: {e}")
+        # throughput: N x (run -d, then rm -f), sequentially, on the bridge
+        t0 = time.perf_counter()
+        for i in range(args.throughput):
+            subprocess.run(inside + [MINIRT, "run", "-d", "--name", f"tp{i}", "--", "sleep", "60"], env=run_env,
+                           check=True, capture_output=True)  # fmt: skip
+            subprocess.run(inside + [MINIRT, "rm", "-f", f"tp{i}"], env=run_env, check=True, capture_output=True)
+        throughput_s = time.perf_counter() - t0
+        subprocess.run(inside + [MINIRT, "rm", "-f", "benchexec"], env=run_env, check=True, capture_output=True)
         records = os.path.join(root, "containers")
         leftover = os.listdir(records) if os.path.isdir(records) else []
         if leftover:
@@ -433,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     ends = {step: summarize(v)["median"] for step, v in offset_runs.items()}
     report = render_report(meta, results, phase_runs, ends)
+    if results.get(EXEC) and results.get(NSENTER):
+        e, n = summarize(results[EXEC])["median"], summarize(results[NSENTER])["median"]
+        report += f"exec: minirt exec {fmt_ms(e)} ms vs nsenter -a {fmt_ms(n)} ms ({e / n:.2f}×)\n"
+    if args.throughput:
+        report += (f"throughput: {args.throughput} × (run -d + rm -f) on the bridge in {throughput_s:.1f} s "
+                   f"({throughput_s / args.throughput * 1000:.0f} ms per container, "
+                   f"{args.throughput / throughput_s:.1f} containers/s)\n")
     sys.stdout.write(report)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
