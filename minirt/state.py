@@ -10,6 +10,7 @@
 Readers see the old file or the new one, never half of one (runc saveState: temp + rename).
 """
 
+import fcntl
 import os
 
 from minirt import jsonenc, procfs
@@ -141,7 +142,15 @@ class Store:
                 pass
 
     def save(self, record: dict) -> None:
-        atomic_write_json(f"{self.container_dir(record['id'])}/state.json", record)
+        """Atomic, and under an exclusive flock of the container's directory, so the supervisor,
+        `stop`, `gc` and friends write one at a time (flock works on a directory fd)."""
+        d = self.container_dir(record["id"])
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(dfd, fcntl.LOCK_EX)
+            atomic_write_json(f"{d}/state.json", record)
+        finally:
+            os.close(dfd)
 
     def remove(self, cid: str) -> None:
         """Idempotent: a missing directory is already removed."""
