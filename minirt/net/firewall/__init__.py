@@ -1,36 +1,71 @@
 """Firewall backends for bridge networks: what a network needs from the packet filter.
 
-A backend has setup_network(spec) and teardown_network(spec), each one atomic change, both
-idempotent (netavark's FirewallDriver; CNI's ipmasq). Backends are imported lazily: the
-nftables bindings are only loaded when a network is created or removed, never on the
-per-container path (bridge networking needs no per-container rule). The backend a network was
-set up with is recorded in its network.json and used to tear it down (netavark's
-firewall-driver file).
+Runs in: the minirt parent, host network namespace, when a network is set up or removed.
+
+A backend is any object with this shape (netavark's FirewallDriver, sshuttle's BaseMethod);
+no typing.Protocol, to keep the import free:
+
+    name: str                                   "nftables" | "none", recorded in network.json
+    setup_network(net: NetworkSpec) -> None     one atomic change; idempotent (apply it again
+                                                to repair a damaged ruleset)
+    teardown_network(net: NetworkSpec) -> None  one atomic change; idempotent (a network that
+                                                is already gone is not an error)
+    delete_table() -> None                      remove everything the backend made (tests, gc)
+
+They raise FirewallError when the packet filter refuses the change, and then nothing changed,
+or ConfigError for a spec that cannot be expressed (checked before anything is sent).
+Backends are imported lazily by get_backend() (sshuttle's get_method, pipx's get_backend): the
+nftables bindings are loaded only when a network is set up or removed, never on the
+per-container path. Teardown uses the backend recorded in the network's network.json, not the
+current default (netavark's firewall-driver file, pipx's "metadata above env").
+
+Other firewalls on the host are not minirt's to change: see the coexistence note in
+ruleset.py (an accept in our table does not beat a drop in someone else's).
 """
 
-from minirt.errors import ConfigError, MinirtError
+from minirt.errors import ConfigError, NetworkError
+
+BACKENDS = ("nftables", "none")
 
 
-class FirewallError(MinirtError):
-    """libnftables refused a batch. str() is one line; batch_text holds the rendered batch."""
+class FirewallError(NetworkError):
+    """The packet filter refused a change (libnftables rc != 0); nothing was changed.
+
+    str() is one line: `nft <step> for network <name>: <libnftables' error>`. batch_text holds
+    the rendered batch (`nft ...` lines a person can replay) and is attached as a note, which
+    cli.main prints under the error line (libnftables' JSON errors say neither which command
+    failed nor where: moby logs its generated input for the same reason).
+    """
 
     def __init__(self, message: str, batch_text: str = ""):
         super().__init__(message)
         self.batch_text = batch_text
         if batch_text:
-            self.add_note("the batch was:\n" + batch_text)
+            self.add_note("the refused batch (one transaction, nothing was applied), as nft commands:\n" + batch_text)
 
 
 class NetworkSpec:
-    """What the firewall needs to know of a network."""
+    """What the firewall needs to know of a network. The gateway is not used by the rules yet;
+    it is here so that backends that need it (DNS, hairpin) do not change the signature."""
 
     __slots__ = ("name", "bridge", "subnet", "gateway", "internal")
 
     def __init__(self, name: str, bridge: str, subnet: str, gateway: str, internal: bool = False):
-        self.name, self.bridge, self.subnet, self.gateway, self.internal = name, bridge, subnet, gateway, internal
+        self.name = name
+        self.bridge = bridge
+        self.subnet = subnet
+        self.gateway = gateway
+        self.internal = internal
+
+    def __repr__(self) -> str:
+        return (
+            f"NetworkSpec({self.name!r}, {self.bridge!r}, {self.subnet!r}, {self.gateway!r}"
+            f"{', internal=True' if self.internal else ''})"
+        )
 
 
 def get_backend(name: str):
+    """The backend called `name`, its module imported only now."""
     if name == "nftables":
         from minirt.net.firewall.nftables import NftablesBackend
 
@@ -39,4 +74,4 @@ def get_backend(name: str):
         from minirt.net.firewall.none import NoFirewall
 
         return NoFirewall()
-    raise ConfigError(f"unknown firewall backend {name!r} (known: nftables, none)")
+    raise ConfigError(f"unknown firewall backend {name!r} (known: {', '.join(BACKENDS)})")

@@ -1,57 +1,147 @@
 """minirt's nftables ruleset as data: pure builders of libnftables JSON batches.
 
-One table, `inet minirt`; minirt touches nothing else and never flushes the ruleset (netavark
-`netavark`, moby `docker-bridges`, CNI `cni_hostport`). Shape (Docker 29's nftables bridge
-driver, peers-and-rulesets.md 2.1): base chains dispatch through verdict maps keyed by bridge
-name, so a packet that is not ours leaves after one lookup and the cost does not grow with the
-number of networks; each network has its own regular chains.
+Runs in: anywhere (pure; no I/O, no imports beyond minirt.errors). nftables.py applies the
+batches, render.py turns the same batches into `nft ...` lines.
+
+One table, `inet minirt`. minirt touches nothing else and never flushes the ruleset (netavark's
+`inet netavark`, moby's `docker-bridges`, CNI's `cni_hostport`). The shape follows Docker 29's
+nftables bridge driver (peers-and-rulesets.md 2.1): base chains dispatch through verdict maps
+keyed by bridge name, so a packet that is neither to nor from one of our bridges finds no
+element and leaves at once, and the cost does not grow with the number of networks.
 
     table inet minirt
-      map fwd_in  { type ifname : verdict }   "<br>" : jump net-<name>-in     (to the bridge)
-      map fwd_out { type ifname : verdict }   "<br>" : jump net-<name>-out    (from the bridge)
-      map nat_out { type ifname : verdict }   "<br>" : jump net-<name>-nat
-      chain forward     { type filter hook forward priority filter; policy accept;
-                          oifname vmap @fwd_in; iifname vmap @fwd_out }
-      chain postrouting { type nat hook postrouting priority srcnat; policy accept;
-                          iifname vmap @nat_out }
-      chain net-<name>-in   established,related accept; from the same bridge accept; drop
-      chain net-<name>-out  established,related accept; accept (internal: leaving the bridge drop)
-      chain net-<name>-nat  oifname != "<br>" ip saddr <subnet> masquerade (none when internal)
+      map fwd_in  { type ifname : verdict }  "<br>" : jump net-<name>-in    (into the bridge)
+      map fwd_out { type ifname : verdict }  "<br>" : jump net-<name>-out   (out of the bridge)
+      map nat_out { type ifname : verdict }  "<br>" : jump net-<name>-nat
+      chain forward      type filter hook forward priority filter; policy accept
+                           oifname vmap @fwd_in
+                           iifname vmap @fwd_out
+      chain postrouting  type nat hook postrouting priority srcnat; policy accept
+                           iifname vmap @nat_out
+      chain net-<name>-in    ct state established,related accept
+                             iifname "<br>" accept              container to container, same bridge
+                             drop                               Docker 28+: no direct access from
+                                                                outside; published ports will be
+                                                                map elements in front of it
+      chain net-<name>-out   ct state established,related accept
+                             accept                     (internal: oifname != "<br>" drop)
+      chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal)
 
-Inbound connections to containers are dropped unless published (Docker 28+'s "direct access"
-drop; published ports arrive later as map elements). Containers need no per-container rule.
+Ownership marks: every rule carries the comment `minirt:net:<name>`, or
+`minirt:net:<name>:<why>` where the reason helps a reader of `nft list` (the unpublished drop).
+Network names cannot contain ':', so the mark of one network is never a prefix of another's
+(CNI's ipmasq comments; gc deletes only what carries a mark). A map element is owned by the
+network whose chain it jumps to; nft has no element comments we rely on.
 
-`add table/chain/map` are idempotent, `add rule` is not: chains we own are flushed and refilled
-in the same batch (CNI's tx.Flush + tx.Add), so applying setup twice gives the same ruleset.
-Teardown declares every object before deleting it (moby's template, LXC), so it cannot fail on
-something already gone, and needs no parsing of nft's errors.
+Idempotence. `add table/chain/map` are idempotent, `add rule` is not: every chain we fill is
+flushed and refilled in the same batch (CNI's tx.Flush + tx.Add), the two base chains included
+(their three dispatch rules are network-independent; the maps carry the per-network part).
+Adding an element that exists with the same value is a no-op; with a different value the kernel
+refuses the whole batch with EEXIST (checked with libnftables 1.0.6 / Linux 6.18). So setting
+up a network whose bridge another network already owns fails instead of stealing its traffic.
 
-Coexistence: an accept here is final only for this table's base chain; a drop on the same hook
-in another table (ufw's policy drop, iptables-nft's FORWARD DROP left by an iptables Docker)
-still drops the packet. minirt does not edit other tables; `--explain` and the README say so.
+Teardown declares every object before deleting it (moby's template, LXC's `add table; delete
+table`), so it cannot fail on something already gone and needs no parsing of nft's errors.
+It also re-adds the three elements with this network's value before deleting them. `delete
+element` matches the key only, whatever the value; the add makes the kernel check the value
+first, so a teardown never removes an element another network owns (moby's MapElement.delete
+checks the old value for the same reason). Be aware: tearing down on a host that has no
+`inet minirt` table leaves an empty one (table and maps, declared so that the deletes cannot
+fail); delete_table_batch() removes it.
+
+Coexistence. An accept here is final only for this table's base chain. Every base chain on the
+same hook, in any table, sees the packet in priority order, and a drop in any of them wins:
+ufw's `policy drop`, firewalld, or iptables-nft's `FORWARD DROP` left by an iptables-mode
+Docker (peers-and-rulesets.md 0.4) still drop what minirt accepts. minirt does nothing about
+that automatically: it does not edit other tables, insert rules into them or change their
+policies (it could not know it is allowed to). The user has to accept the bridge's traffic in
+their own firewall, e.g. `iptables -I FORWARD -i minirt0 -j ACCEPT` and the reverse with
+`-o minirt0 -m conntrack --ctstate RELATED,ESTABLISHED`, or a rule in their own nft table;
+the README documents it. Conversely minirt's own drop (unpublished inbound) applies however
+permissive the other tables are.
 """
 
-T = {"family": "inet", "table": "minirt"}
+from minirt.errors import ConfigError
+
+FAMILY = "inet"
+TABLE = "minirt"
 MAPS = ("fwd_in", "fwd_out", "nat_out")
+MAX_NAME = 64  # keeps `minirt:net:<name>:unpublished` under nft's 128-character comment limit
+_T = {"family": FAMILY, "table": TABLE}
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-def _table() -> dict:
-    return {"add": {"table": {"family": "inet", "name": "minirt"}}}
+def mark(net) -> str:
+    """The ownership comment of the network's rules."""
+    return f"minirt:net:{net.name}"
 
 
-def _chain(name: str, **hook) -> dict:
-    return {"add": {"chain": {**T, "name": name, **hook}}}
+def chains_of(net) -> dict[str, str]:
+    """map -> the network's chain its element jumps to."""
+    return {"fwd_in": f"net-{net.name}-in", "fwd_out": f"net-{net.name}-out", "nat_out": f"net-{net.name}-nat"}
+
+
+def check(net) -> tuple[str, int]:
+    """Refuse specs that cannot be written as nft rules; returns the subnet as (address, prefixlen).
+
+    Pure and done before anything is sent, so a bad spec changes nothing. libnftables' JSON
+    parser accepts things its text parser (and so our rendering) cannot express: a `"` in an
+    interface name, comments over 128 characters; and it resolves a malformed address through
+    DNS. Names are therefore restricted to what nft reads back unquoted as chain names.
+    """
+    name, bridge = net.name, net.bridge
+    if not (isinstance(name, str) and 0 < len(name) <= MAX_NAME and name[0].isalnum() and set(name) <= _NAME_CHARS):
+        raise ConfigError(
+            f"network name {name!r}: use 1-{MAX_NAME} letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    if not (isinstance(bridge, str) and 0 < len(bridge) <= 15 and set(bridge) <= _NAME_CHARS) or bridge in (".", ".."):
+        raise ConfigError(f"network {name}: bridge name {bridge!r}: use 1-15 letters, digits, '_', '.' or '-'")
+    return _parse_subnet(net)
+
+
+def _parse_subnet(net) -> tuple[str, int]:
+    """"a.b.c.d/len" -> ("a.b.c.d", len), IPv4 only, host bits clear (no ipaddress: import cost)."""
+    bad = ConfigError(f"network {net.name}: subnet {net.subnet!r}: expected an IPv4 network such as 172.17.0.0/16")
+    addr, slash, plen = str(net.subnet).partition("/")
+    octets = addr.split(".")
+    if not (slash and plen.isdigit() and int(plen) <= 32 and len(octets) == 4):
+        raise bad
+    if not all(o.isdigit() and int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets):
+        raise bad
+    value = int.from_bytes(bytes(int(o) for o in octets), "big")
+    if value & ((1 << (32 - int(plen))) - 1):
+        raise ConfigError(f"network {net.name}: subnet {net.subnet!r} has host bits set (not a network address)")
+    return addr, int(plen)
+
+
+# -- JSON objects (libnftables-json(5)) -------------------------------------------------------
+
+
+def _table(verb: str = "add") -> dict:
+    return {verb: {"table": {"family": FAMILY, "name": TABLE}}}
+
+
+def _chain(verb: str, name: str, **hook) -> dict:
+    return {verb: {"chain": {**_T, "name": name, **hook}}}
 
 
 def _map(name: str) -> dict:
-    return {"add": {"map": {"family": "inet", "table": "minirt", "name": name, "type": "ifname", "map": "verdict"}}}
+    # `type ifname : verdict` declared in JSON works in libnftables 1.0.6 (checked: listed back
+    # as a map, vmap rules and elements work). The 1.0.6 JSON bugs (python-stack.md) hit maps
+    # whose *data* is a concatenation, which must be declared in nft text syntax instead
+    # (see nftables.py).
+    return {"add": {"map": {**_T, "name": name, "type": "ifname", "map": "verdict"}}}
 
 
 def _rule(chain: str, expr: list, comment: str | None = None) -> dict:
-    rule = {**T, "chain": chain, "expr": expr}
-    if comment:
+    rule = {**_T, "chain": chain, "expr": expr}
+    if comment is not None:
         rule["comment"] = comment
     return {"add": {"rule": rule}}
+
+
+def _element(verb: str, map_name: str, bridge: str, chain: str) -> dict:
+    return {verb: {"element": {**_T, "name": map_name, "elem": [[bridge, {"jump": {"target": chain}}]]}}}
 
 
 def _meta(key: str) -> dict:
@@ -62,23 +152,23 @@ def _match(left: dict, right, op: str = "==") -> dict:
     return {"match": {"op": op, "left": left, "right": right}}
 
 
-def _elem(verb: str, map_name: str, bridge: str, target: str) -> dict:
-    return {verb: {"element": {**T, "name": map_name, "elem": [[bridge, {"jump": {"target": target}}]]}}}
+_ACCEPT = {"accept": None}
+_DROP = {"drop": None}
+_ESTABLISHED = _match({"ct": {"key": "state"}}, ["established", "related"], "in")
 
 
-def chains_of(net) -> dict[str, str]:
-    return {"fwd_in": f"net-{net.name}-in", "fwd_out": f"net-{net.name}-out", "nat_out": f"net-{net.name}-nat"}
+# -- batches --------------------------------------------------------------------------------
 
 
 def base_batch() -> list[dict]:
-    """Table, maps and base chains, with their dispatch rules rebuilt (idempotent)."""
+    """Table, maps and base chains, their dispatch rules rebuilt: the same result every time."""
     return [
         _table(),
         *(_map(m) for m in MAPS),
-        _chain("forward", type="filter", hook="forward", prio=0, policy="accept"),
-        _chain("postrouting", type="nat", hook="postrouting", prio=100, policy="accept"),
-        {"flush": {"chain": {**T, "name": "forward"}}},
-        {"flush": {"chain": {**T, "name": "postrouting"}}},
+        _chain("add", "forward", type="filter", hook="forward", prio=0, policy="accept"),
+        _chain("add", "postrouting", type="nat", hook="postrouting", prio=100, policy="accept"),
+        _chain("flush", "forward"),
+        _chain("flush", "postrouting"),
         _rule("forward", [{"vmap": {"key": _meta("oifname"), "data": "@fwd_in"}}]),
         _rule("forward", [{"vmap": {"key": _meta("iifname"), "data": "@fwd_out"}}]),
         _rule("postrouting", [{"vmap": {"key": _meta("iifname"), "data": "@nat_out"}}]),
@@ -86,52 +176,49 @@ def base_batch() -> list[dict]:
 
 
 def setup_network_batch(net) -> list[dict]:
-    c = chains_of(net)
-    own = f"minirt:net:{net.name}"
-    addr, plen = net.subnet.split("/")
-    established = _match({"ct": {"key": "state"}}, ["established", "related"], "in")
+    """Everything the network needs, in one transaction; applying it again changes nothing.
+
+    nft: see render(setup_network_batch(net)), or tests/unit/golden/setup_minirt.nft.
+    """
+    addr, plen = check(net)
+    chains = chains_of(net)
+    own = mark(net)
+    br = net.bridge
     batch = base_batch()
-    for chain in c.values():
-        batch.append(_chain(chain))
-        batch.append({"flush": {"chain": {**T, "name": chain}}})
+    for chain in chains.values():
+        batch += [_chain("add", chain), _chain("flush", chain)]
     batch += [
-        _rule(c["fwd_in"], [established, {"accept": None}], own),
-        _rule(c["fwd_in"], [_match(_meta("iifname"), net.bridge), {"accept": None}], own),
-        _rule(c["fwd_in"], [{"drop": None}], own + ":unpublished"),
-        _rule(c["fwd_out"], [established, {"accept": None}], own),
+        _rule(chains["fwd_in"], [_ESTABLISHED, _ACCEPT], own),
+        _rule(chains["fwd_in"], [_match(_meta("iifname"), br), _ACCEPT], own),
+        _rule(chains["fwd_in"], [_DROP], f"{own}:unpublished"),
+        _rule(chains["fwd_out"], [_ESTABLISHED, _ACCEPT], own),
     ]
     if net.internal:
-        batch.append(_rule(c["fwd_out"], [_match(_meta("oifname"), net.bridge, "!="), {"drop": None}], own))
+        batch.append(_rule(chains["fwd_out"], [_match(_meta("oifname"), br, "!="), _DROP], own))
     else:
-        batch.append(_rule(c["fwd_out"], [{"accept": None}], own))
+        batch.append(_rule(chains["fwd_out"], [_ACCEPT], own))
         saddr = {"payload": {"protocol": "ip", "field": "saddr"}}
-        batch.append(
-            _rule(
-                c["nat_out"],
-                [
-                    _match(_meta("oifname"), net.bridge, "!="),
-                    _match(saddr, {"prefix": {"addr": addr, "len": int(plen)}}),
-                    {"masquerade": None},
-                ],
-                own,
-            )
-        )
-    batch += [_elem("add", m, net.bridge, chain) for m, chain in c.items()]
+        subnet = {"prefix": {"addr": addr, "len": plen}}
+        masq = [_match(_meta("oifname"), br, "!="), _match(saddr, subnet), {"masquerade": None}]
+        batch.append(_rule(chains["nat_out"], masq, own))
+    batch += [_element("add", m, br, chain) for m, chain in chains.items()]
     return batch
 
 
 def teardown_network_batch(net) -> list[dict]:
-    c = chains_of(net)
+    """Remove the network's elements and chains, keep the table and base chains; a network
+    already gone is fine, an element owned by another network makes the batch fail."""
+    check(net)
+    chains = chains_of(net)
     batch = [_table(), *(_map(m) for m in MAPS)]
-    for chain in c.values():
-        batch.append(_chain(chain))
-    batch += [_elem("add", m, net.bridge, chain) for m, chain in c.items()]
-    batch += [_elem("delete", m, net.bridge, chain) for m, chain in c.items()]
-    for chain in c.values():
-        batch.append({"flush": {"chain": {**T, "name": chain}}})
-        batch.append({"delete": {"chain": {**T, "name": chain}}})
+    batch += [_chain("add", chain) for chain in chains.values()]
+    batch += [_element("add", m, net.bridge, chain) for m, chain in chains.items()]  # declare, value-checked
+    batch += [_element("delete", m, net.bridge, chain) for m, chain in chains.items()]
+    for chain in chains.values():  # after the elements: a chain still jumped to cannot be deleted
+        batch += [_chain("flush", chain), _chain("delete", chain)]
     return batch
 
 
 def delete_table_batch() -> list[dict]:
-    return [_table(), {"delete": {"table": {"family": "inet", "name": "minirt"}}}]
+    """Remove the whole `inet minirt` table (tests, gc of the last network); never fails."""
+    return [_table(), _table("delete")]
