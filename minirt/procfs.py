@@ -1,8 +1,8 @@
 """Process liveness by pid + start time (runc libcontainer: a pid alone can be reused)."""
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks after boot), or None if the process is gone.
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat from field 3 (state) on, or None if the process is gone.
 
     Parsed after the last ')' because comm may contain spaces and parentheses (proc(5)).
     """
@@ -11,8 +11,13 @@ def start_time(pid: int) -> int | None:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])  # field 22 overall; fields here start at field 3
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks after boot), or None if the process is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def is_alive(pid: int, started: int | None) -> bool:
@@ -20,10 +25,5 @@ def is_alive(pid: int, started: int | None) -> bool:
     a zombie keeps its /proc entry, and start time, until its parent reaps it)."""
     if pid <= 0 or started is None:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    fields = data[data.rindex(b")") + 2 :].split()
-    return fields[0] not in (b"Z", b"X") and int(fields[19]) == started
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == started

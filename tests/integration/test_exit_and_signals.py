@@ -164,6 +164,7 @@ def test_failure_at_each_step_leaves_nothing(minirt, point):
 
 
 def _read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
+    """Read a pty until `needle` shows up, or until it closes (EIO) if it never does."""
     out = b""
     deadline = time.monotonic() + timeout
     while needle not in out:

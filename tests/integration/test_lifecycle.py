@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.helpers import kernel
+from tests.integration.test_exit_and_signals import _read_until
 
 
 def ok(r: subprocess.CompletedProcess) -> str:
@@ -66,15 +67,7 @@ def test_exec_tty_is_a_real_pty(minirt):
     if pid == 0:
         argv = minirt.argv("exec", "-it", "tt", "sh", "-c", "tty; test -t 0 && echo isatty")
         os.execvpe(argv[0], argv, minirt.env)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = _read_until(fd, b"\x00never")  # everything until the pty closes
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, out
