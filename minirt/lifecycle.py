@@ -135,13 +135,11 @@ def gc(store: Store) -> list[str]:
     """Clean every container a crash left behind; healthy ones are not touched."""
     cleaned = []
     for cid in store.ids():
+        if not os.path.isdir(store.container_dir(cid)):
+            continue  # removed meanwhile
         try:
             rec = store.load(cid)
-        except FileNotFoundError:
-            rec = None if os.path.isdir(store.container_dir(cid)) else False
-            if rec is False:
-                continue
-        except ValueError:
+        except (FileNotFoundError, ValueError):
             rec = None
         if rec is None:
             # no readable record: a run killed before it wrote one; the owner file says whose

@@ -31,6 +31,7 @@ class Container:
         self.store = store
         self.child = Child()
         self.undo: list = []
+        self.net: dict = {}  # the NET_READY payload: address, gateway, mac, resolv.conf (bridge)
         self.restarting = record is not None
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         if record is not None:  # start / restart: same id, name, writable layer
@@ -81,7 +82,6 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             c.child.channel.expect(NS_READY)
             timing.mark("ns-ready")
             faults.point("after-spawn")
-            c.net = {}
             if cfg.net == "bridge":
                 from minirt.net import bridge
 

@@ -9,9 +9,10 @@ subprocess learns of exec failure through a CLOEXEC pipe the same way).
     ------------------------------------        ------------------------
     pdeathsig(SIGKILL); unshare(mnt|uts|ipc|net)
     NS_READY                          ------->  open /proc/<pid>/ns/net, set up the network
-                                      <-------  NET_READY {addresses, hostname, dns}
-    mounts, pivot_root, /etc files,
-    hostname, resolve argv[0],
+    lo up, mounts, pivot_root                   (both sides work in parallel here)
+                                      <-------  NET_READY {address, gateway, mac, resolv_conf}
+    /etc files, hostname,
+    resolve argv[0] (126/127),
     capabilities, no_new_privs
     EXEC, then execve                 ------->  expect EXEC, then EOF => running
     ERROR {message, exit_code}        ------->  raise ExecError(message, exit_code)
