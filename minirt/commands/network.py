@@ -4,19 +4,23 @@ import os
 import sys
 
 from minirt import explain
-from minirt.cliparse import FLAG, Option, parse
+from minirt.cliparse import FLAG, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 
 OPTIONS = [
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command"),
     Option(("-q", "--quiet"), FLAG, "only names"),
+    Option(("--subnet",), VALUE, "create: the IPv4 subnet (default: a free one from Docker's pools)", "CIDR"),
+    Option(("--gateway",), VALUE, "create: the bridge's address (default: the first one)", "ADDRESS"),
+    Option(("--internal",), FLAG, "create: no route out, no masquerade"),
 ]
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage: minirt network ls | rm NAME...\n")
+        sys.stdout.write("Usage: minirt network ls | create [--subnet CIDR] [--gateway IP] [--internal] NAME"
+                         " | inspect NAME... | rm NAME...\n")
         return 0
     sub, rest = args[0], args[1:]
     opts, operands = parse(OPTIONS, rest, stop_at_operand=False)
@@ -34,6 +38,35 @@ def main(args: list[str]) -> int:
         for n in nets:
             print(f"{n.name:<16} {'bridge':<8} {n.bridge:<16} {n.subnet:<20} {n.gateway:<16} {n.mtu}")
         return 0
+    if sub == "inspect":
+        import json
+
+        out = []
+        for name in operands:
+            n = network.load(root, name)
+            if n is None:
+                from minirt.errors import NoSuchObject
+
+                raise NoSuchObject(f"network {name!r}: no such network")
+            from minirt.net import ipam
+
+            leases = ipam.LeaseStore(f"{n.dir}/leases").leases()
+            out.append({"Name": n.name, "Driver": "bridge", "Internal": n.internal,
+                        "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+                        "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall},
+                        "Containers": {o["container"]: {"IPv4Address": f"{a}/{n.prefixlen}"} for a, o in leases.items()}})  # fmt: skip
+        print(json.dumps(out, indent=4))
+        return 0
+    if sub == "create":
+        if len(operands) != 1:
+            raise ConfigError("network create: give exactly one name")
+        if os.geteuid() != 0:
+            raise ConfigError("must run as root (creating a bridge needs CAP_NET_ADMIN)")
+        from minirt.net.netlink import Rtnl
+
+        network.create(root, operands[0], Rtnl.host(), opts["subnet"], opts["gateway"], opts["internal"])
+        print(operands[0])
+        return 0
     if sub in ("rm", "remove"):
         if not operands:
             raise ConfigError("network rm: give at least one network name")
@@ -46,4 +79,4 @@ def main(args: list[str]) -> int:
             network.remove(root, name, host)
             print(name)
         return 0
-    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, rm)")
+    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, rm)")

@@ -142,7 +142,7 @@ def main(args: list[str]) -> int:
         from minirt.net import network
 
         if cfg.network != network.DEFAULT_NETWORK and network.load(store.root, cfg.network) is None:
-            raise NoSuchObject(f"network {cfg.network!r}: no such network")
+            raise NoSuchObject(f"network {cfg.network!r}: no such network (create it with `minirt network create`)")
     if cfg.detach:
         from minirt.process.supervisor import run_detached
 

@@ -86,8 +86,9 @@ def attach(c, rb, root: str) -> dict:
         explain.cmd(f"nsenter -t {pid} -n ip addr add {address}/{net.prefixlen} dev eth0")
         ctr_tx.add_address(address, net.prefixlen)
         faults.point("after-address")
-        explain.cmd(f"nsenter -t {pid} -n ip route add default via {net.gateway} dev eth0")
-        ctr_tx.add_default_route(net.gateway)
+        if not net.internal:  # an internal network has no way out: no default route
+            explain.cmd(f"nsenter -t {pid} -n ip route add default via {net.gateway} dev eth0")
+            ctr_tx.add_default_route(net.gateway)
     finally:
         ctr_tx.close()
     timing.mark("container-side")

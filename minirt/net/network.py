@@ -103,43 +103,89 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         if index is not None:
             return net, index
     if net is None and name != DEFAULT_NETWORK:
-        raise NoSuchObject(f"network {name!r}: no such network")
+        raise NoSuchObject(f"network {name!r}: no such network (create it with `minirt network create {name}`)")
     fd = _lock(root)
     try:
         net = load(root, name)
         if net is None:
-            net = _create_default(root, host)
+            net = _record(root, DEFAULT_NETWORK, DEFAULT_BRIDGE, pinned_subnet(), None, False, host)
         return net, _setup_host_side(net, host)
     finally:
         os.close(fd)
 
 
-def _create_default(root: str, host) -> Network:
+RESERVED_NAMES = ("none", "host", "bridge", "default", "container")
+
+
+def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool) -> Network:
+    """`minirt network create`: a user-defined bridge network with its own bridge, subnet,
+    gateway and IPAM. Its bridge is named like Docker's (`br-` + 12 hex of a hash of the name).
+    Traffic between networks is dropped by each network's inbound chain; an internal network
+    gets no masquerade, drops what leaves its bridge, and its containers no default route."""
+    import hashlib
+
+    from minirt import ids
+
+    ids.check_name(name)
+    if name in RESERVED_NAMES or name == DEFAULT_NETWORK:
+        raise ConfigError(f"network {name!r}: the name is reserved")
+    fd = _lock(root)
+    try:
+        if load(root, name) is not None:
+            raise ConflictError(f"network {name!r}: already exists")
+        bridge = "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        net = _record(root, name, bridge, subnet, gateway, internal, host)
+        try:
+            _setup_host_side(net, host)
+        except BaseException:
+            _remove_locked(net, host)
+            raise
+        return net
+    finally:
+        os.close(fd)
+
+
+def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str | None, internal: bool,
+            host) -> Network:  # fmt: skip
+    """Choose the subnet (given, or the first pool entry overlapping no route or network) and
+    write the network's record. Called under the networks lock."""
     from minirt.net import subnets
 
-    taken = [f"{dst}/{plen}" for dst, plen, _oif in host.routes() if plen > 0]
-    taken += [n.subnet for n in list_networks(root)]
-    subnet = pinned_subnet()
+    others = list_networks(root)
     if subnet:
         net_addr, plen = subnets.parse_subnet(subnet)
         subnet = f"{net_addr}/{plen}"
+        clash = [n.name for n in others if not _disjoint(n.subnet, subnet)]
+        if clash:
+            raise ConflictError(f"subnet {subnet}: overlaps network {clash[0]!r}")
     else:
-        subnet = subnets.pick_subnet(subnets.DEFAULT_POOL, taken)
+        taken = [f"{dst}/{plen}" for dst, plen, _oif in host.routes() if plen > 0]
+        subnet = subnets.pick_subnet(subnets.DEFAULT_POOL, taken + [n.subnet for n in others])
+    if gateway is None:
+        gateway = subnets.gateway_of(subnet)
+    elif not subnets.contains(subnet, gateway):
+        raise ConfigError(f"gateway {gateway}: not inside subnet {subnet}")
     record = {
-        "name": DEFAULT_NETWORK,
+        "name": name,
         "driver": "bridge",
-        "bridge": DEFAULT_BRIDGE,
+        "bridge": bridge,
         "subnet": subnet,
-        "gateway": subnets.gateway_of(subnet),
+        "gateway": gateway,
         "mtu": host.uplink_mtu(),
         "firewall": "nftables",
-        "internal": False,
+        "internal": internal,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    d = f"{networks_dir(root)}/{DEFAULT_NETWORK}"
+    d = f"{networks_dir(root)}/{name}"
     os.makedirs(f"{d}/leases", mode=0o700, exist_ok=True)
     atomic_write_json(f"{d}/network.json", record)
     return Network(record, d)
+
+
+def _disjoint(a: str, b: str) -> bool:
+    import ipaddress
+
+    return not ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
 
 
 def _setup_host_side(net: Network, host) -> int:
@@ -159,7 +205,6 @@ def remove(root: str, name: str, host) -> None:
     """Tear the network down (chains, bridge, record); refused while containers use it."""
     from minirt import procfs
     from minirt.net import ipam
-    from minirt.net.firewall import get_backend
 
     fd = _lock(root)
     try:
@@ -173,9 +218,15 @@ def remove(root: str, name: str, host) -> None:
         ]
         if users:
             raise ConflictError(f"network {name!r}: in use by container(s) {', '.join(users)}")
-        get_backend(net.firewall).teardown_network(net.spec())
-        explain.cmd(f"ip link del {net.bridge}")
-        host.delete_link(net.bridge)
-        rmtree(net.dir)
+        _remove_locked(net, host)
     finally:
         os.close(fd)
+
+
+def _remove_locked(net: Network, host) -> None:
+    from minirt.net.firewall import get_backend
+
+    get_backend(net.firewall).teardown_network(net.spec())
+    explain.cmd(f"ip link del {net.bridge}")
+    host.delete_link(net.bridge)
+    rmtree(net.dir)

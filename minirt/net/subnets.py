@@ -29,6 +29,13 @@ def parse_subnet(s: str) -> tuple[str, int]:
     return str(net.network_address), net.prefixlen
 
 
+def contains(subnet: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    except ValueError:
+        return False
+
+
 def gateway_of(subnet: str) -> str:
     """The first usable address, as Docker's default."""
     return str(ipaddress.ip_network(subnet).network_address + 1)

@@ -114,7 +114,7 @@ def test_init_is_pid1_and_reaps_orphans(minirt):
         (["-v", "/no/such/dir:/data", "--", "true"], "minirt: volume /no/such/dir:/data: host path /no/such/dir does not exist"),
         (["-v", "relative:/data", "--", "true"], "minirt: volume 'relative:/data': host path must be absolute"),
         (["--cap-add", "nosuchcap", "--", "true"], "minirt: capability 'nosuchcap': unknown capability"),
-        (["--net", "bogus", "--", "true"], "minirt: network 'bogus': no such network"),
+        (["--net", "bogus", "--", "true"], "minirt: network 'bogus': no such network (create it with `minirt network create`)"),
         (["--name", "x", "--", "true"], "minirt: name 'x': invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
     ],
 )
