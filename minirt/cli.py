@@ -18,7 +18,8 @@ VERBS = {
     "kill": "send a signal to a container",
     "rm": "remove containers (-f: kill first)",
     "gc": "reclaim what a crash left behind",
-    "network": "list (ls) or remove (rm) bridge networks",
+    "network": "create, list (ls), inspect, reload or remove (rm) bridge networks",
+    "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 
 USAGE = "Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h}\n" for v, h in VERBS.items())

@@ -57,6 +57,18 @@ def main(args: list[str]) -> int:
                         "Containers": {o["container"]: {"IPv4Address": f"{a}/{n.prefixlen}"} for a, o in leases.items()}})  # fmt: skip
         print(json.dumps(out, indent=4))
         return 0
+    if sub == "reload":
+        # netavark's firewall-reload: rebuild minirt's rules from state (e.g. after someone ran
+        # `nft flush ruleset`); every step is idempotent, so this also repairs a damaged bridge.
+        if os.geteuid() != 0:
+            raise ConfigError("must run as root")
+        from minirt.net.netlink import Rtnl
+
+        host = Rtnl.host()
+        for n in network.list_networks(root):
+            network.ensure_host_side(root, n.name, host)
+            print(n.name)
+        return 0
     if sub == "create":
         if len(operands) != 1:
             raise ConfigError("network create: give exactly one name")
@@ -79,4 +91,4 @@ def main(args: list[str]) -> int:
             network.remove(root, name, host)
             print(name)
         return 0
-    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, rm)")
+    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, reload, rm)")

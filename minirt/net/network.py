@@ -114,6 +114,18 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         os.close(fd)
 
 
+def ensure_host_side(root: str, name: str, host) -> int:
+    """Re-apply bridge, address, ip_forward and firewall for an existing network (reload)."""
+    fd = _lock(root)
+    try:
+        net = load(root, name)
+        if net is None:
+            raise NoSuchObject(f"network {name!r}: no such network")
+        return _setup_host_side(net, host)
+    finally:
+        os.close(fd)
+
+
 RESERVED_NAMES = ("none", "host", "bridge", "default", "container")
 
 

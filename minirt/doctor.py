@@ -1,0 +1,73 @@
+"""`minirt doctor`: what this host needs for minirt, and what in it will fight minirt.
+
+Runs in: the host network namespace; reads only (nft -j through libnftables, /proc/sys).
+
+The trap it looks for first: in nftables an `accept` ends only its own base chain. Another
+table with a base chain on the same hook (forward, or postrouting) whose policy is drop, or
+that drops at its end (iptables-nft's `FORWARD DROP` left by an iptables Docker, ufw,
+firewalld), still drops what minirt's table accepted (peers-and-rulesets.md section 0, item 4).
+"""
+
+import os
+
+
+def check() -> list[tuple[str, str, str]]:
+    """[(status, what, advice)] with status "ok", "warn" or "fail"."""
+    out = []
+    features = [
+        ("network namespaces", os.path.exists("/proc/self/ns/net")),
+        ("overlayfs", _fs_known("overlay")),
+        ("IPv4 forwarding", os.path.exists("/proc/sys/net/ipv4/ip_forward")),
+        ("capabilities (cap_last_cap)", os.path.exists("/proc/sys/kernel/cap_last_cap")),
+    ]
+    for what, ok in features:
+        out.append(("ok" if ok else "fail", what, "" if ok else f"this kernel lacks {what}"))
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        fwd = f.read().strip()
+    out.append(("ok" if fwd == "1" else "warn", f"net.ipv4.ip_forward = {fwd}",
+                "" if fwd == "1" else "minirt enables it when it creates its first bridge network"))  # fmt: skip
+    try:
+        ruleset = _ruleset()
+    except Exception as e:  # noqa: BLE001 - report, do not crash the doctor
+        out.append(("fail", "nftables", f"cannot list the ruleset: {e}"))
+        return out
+    out.append(("ok", "nftables", ""))
+    for family, table, chain, hook, policy in _foreign_drop_chains(ruleset):
+        out.append((
+            "warn",
+            f"table {family} {table}: chain {chain} (hook {hook}) has policy {policy}",
+            f"it drops container traffic that minirt's table accepts (an accept only ends its own chain); "
+            f"allow the bridges there, e.g. `nft insert rule {family} {table} {chain} iifname \"minirt0\" accept` "
+            f"and `... oifname \"minirt0\" accept`, or set the policy to accept",
+        ))  # fmt: skip
+    return out
+
+
+def _fs_known(name: str) -> bool:
+    with open("/proc/filesystems") as f:
+        return any(line.split()[-1] == name for line in f if line.strip())
+
+
+def _ruleset() -> list[dict]:
+    import json
+
+    import nftables
+
+    ctx = nftables.Nftables()
+    ctx.set_json_output(True)
+    rc, out, err = ctx.cmd("list ruleset")
+    if rc != 0:
+        raise OSError(err.strip())
+    return json.loads(out)["nftables"] if out.strip() else []
+
+
+def _foreign_drop_chains(ruleset: list[dict]) -> list[tuple[str, str, str, str, str]]:
+    """Base chains of other tables on the hooks minirt uses, with a drop policy (pure)."""
+    found = []
+    for obj in ruleset:
+        c = obj.get("chain")
+        if not c or c.get("table") == "minirt" or "hook" not in c:
+            continue
+        if c["hook"] in ("forward", "postrouting") and c.get("policy") == "drop":
+            found.append((c["family"], c["table"], c["name"], c["hook"], c["policy"]))
+    return found
