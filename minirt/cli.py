@@ -13,6 +13,7 @@ VERBS = {
     "exec": "run a command in a running container",
     "logs": "print a detached container's output (-f: follow)",
     "inspect": "Docker-shaped JSON of containers",
+    "port": "the published ports of a container",
     "stop": "SIGTERM, then SIGKILL after -t seconds",
     "start": "start a stopped container again (detached)",
     "kill": "send a signal to a container",

@@ -60,7 +60,7 @@ class Tmpfs:
 class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
-        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid",
+        "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
     )  # fmt: skip
 
     def __init__(self, **kw: object):
@@ -82,6 +82,8 @@ class ContainerConfig:
                 raise ConfigError(f"volume {v.source}:{v.target}: host path {v.source} does not exist")
         if self.net not in NET_MODES:
             raise ConfigError(f"network {self.net!r}: unknown mode (known: {', '.join(NET_MODES)})")
+        if self.ports and self.net != "bridge":
+            raise ConfigError(f"-p needs a bridge network (got --net {self.net})")
         if self.dns and self.net != "bridge":
             # Docker: --dns with --net host/none is accepted but useless; we say so instead.
             raise ConfigError(f"--dns needs a bridge network (got --net {self.net})")
@@ -97,6 +99,9 @@ class ContainerConfig:
         kw["volumes"] = [Volume(v["source"], v["target"], v["readonly"]) for v in d.get("volumes") or []]
         kw["tmpfs"] = [Tmpfs(t["target"], t["options"]) for t in d.get("tmpfs") or []]
         kw["caps"] = frozenset(d.get("caps") or [])
+        from minirt.net.ports import PortMapping
+
+        kw["ports"] = [PortMapping.from_dict(m) for m in d.get("ports") or []]
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -104,6 +109,7 @@ class ContainerConfig:
         d["volumes"] = [v.to_dict() for v in self.volumes]
         d["tmpfs"] = [t.to_dict() for t in self.tmpfs]
         d["caps"] = sorted(self.caps)
+        d["ports"] = [m.to_dict() for m in self.ports or []]
         return d
 
 

@@ -97,6 +97,16 @@ def cleanup_dead(store: Store, cid: str, rec: dict) -> None:
         from minirt.net.bridge import host_ifname
 
         net = network.load(store.root, cfg.get("network") or network.DEFAULT_NETWORK)
+        ports = (rec.get("network") or {}).get("ports") or []
+        address = (rec.get("network") or {}).get("address")
+        if ports and address:
+            from minirt.net.firewall import ports as fwports
+            from minirt.net.ports import PortMapping
+
+            try:
+                fwports.unpublish([PortMapping.from_dict(p) for p in ports], address)
+            except Exception:  # noqa: BLE001 - another container may own the key now; not ours to delete
+                pass
         if net is not None:
             ipam.release_owner(net.dir, cid)
         ifname = host_ifname(cid)

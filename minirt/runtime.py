@@ -60,6 +60,15 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
     the record and the writable layer it came with)."""
     c = Container(cfg, store, record)
     with Rollback() as rb:
+        if cfg.ports:
+            # before anything is set up: a taken port is refused with nothing to undo
+            from minirt.net import ports
+
+            held = ports.reserve(cfg.ports)
+            release = ("# release the reserved host ports", lambda: [s.close() for s in held])
+            rb.add(*release)
+            c.undo.append(release)
+            c.record["config"] = cfg.to_dict()  # ephemeral host ports are now known
         if c.restarting:
             cdir = store.container_dir(cfg.id)
         else:
@@ -88,7 +97,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
                 c.net = bridge.attach(c, teardown, store.root)
                 faults.point("after-network")
             c.record["network"] = c.net
-            c.undo = teardown.release()
+            c.undo = c.undo + teardown.release()
         rb.release()
     return c
 

@@ -82,6 +82,9 @@ class HostNS:
             assert time.monotonic() < deadline, "holder namespace never appeared"
             time.sleep(0.005)
         self.run("ip", "link", "set", "lo", "up")
+        # a sysfs of this namespace's own (in its private mount namespace), so /sys/class/net
+        # shows this "host"'s links as it would on a real host
+        self.run("mount", "-t", "sysfs", "sysfs", "/sys")
 
     def prefix(self) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"]

@@ -45,7 +45,7 @@ def document(rec: dict, status: str) -> dict:
             "MacAddress": net.get("mac", ""),
             "Bridge": net.get("bridge", ""),
             "HostInterface": net.get("host_ifname", ""),
-            "Ports": {},
+            "Ports": _ports(cfg),
         },
     }
 
@@ -62,3 +62,12 @@ def main(args: list[str]) -> int:
         out.append(document(rec, lifecycle.status(rec)))
     print(json.dumps(out, indent=4))
     return 0
+
+
+def _ports(cfg: dict) -> dict:
+    """Docker's shape: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}."""
+    out: dict = {}
+    for m in cfg.get("ports") or []:
+        out.setdefault(f"{m['container_port']}/{m['proto']}", []).append(
+            {"HostIp": m["host_ip"], "HostPort": str(m["host_port"])})
+    return out

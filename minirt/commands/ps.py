@@ -27,10 +27,15 @@ def main(args: list[str]) -> int:
         shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
         cmd = " ".join(rec.get("config", {}).get("argv") or [])
         rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if st == "running" else "",
-                     net.get("address", ""), "", cmd[:30], rec.get("created", "")))  # fmt: skip
+                     net.get("address", ""), _ports(rec), cmd[:30], rec.get("created", "")))  # fmt: skip
     if not opts["quiet"]:
         head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
         for r in [head] + rows:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
+
+
+def _ports(rec: dict) -> str:
+    return ", ".join(f"{m['host_ip']}:{m['host_port']}->{m['container_port']}/{m['proto']}"
+                     for m in rec.get("config", {}).get("ports") or [])  # fmt: skip

@@ -15,6 +15,7 @@ OPTIONS = [
     Option(("--name",), VALUE, "container name (default: generated)", "NAME"),
     Option(("-h", "--hostname"), VALUE, "hostname (default: the short id)", "NAME"),
     Option(("--net", "--network"), VALUE, "bridge (default: the `minirt` network), none, or host", "MODE"),
+    Option(("-p", "--publish"), LIST, "publish a port: [hostip:][hostport:]containerport[/tcp|udp]", "SPEC"),
     Option(("--dns",), LIST, "nameserver for the container's resolv.conf (bridge networks)", "ADDRESS"),
     Option(("--rootfs",), VALUE, "root filesystem directory (default: the busybox rootfs)", "DIR"),
     Option(("-e", "--env"), LIST, "set NAME=VALUE, or copy NAME from the host", "NAME[=VALUE]"),
@@ -66,6 +67,8 @@ def build_config(args: list[str]) -> ContainerConfig:
             raise ConfigError("conflicting options: hostname and the network mode")
         if opts["dns"]:
             raise ConfigError("conflicting options: dns and the network mode")
+        if opts["publish"]:
+            raise ConfigError("conflicting options: port publishing and the container type network mode")
         store = Store()
         target = store.load(store.resolve(net.split(":", 1)[1]))
         if not lifecycle.init_alive(target):
@@ -107,6 +110,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         rm=opts["rm"],
         dns=[_check_ip(a) for a in opts["dns"]],
         detach=opts["detach"],
+        ports=_ports(opts["publish"]),
         restart=opts["restart"] or "no",
     )
     if cfg.restart != "no":
@@ -120,6 +124,14 @@ def build_config(args: list[str]) -> ContainerConfig:
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
+
+
+def _ports(specs: list[str]) -> list:
+    if not specs:
+        return []
+    from minirt.net.ports import parse
+
+    return [m for spec in specs for m in parse(spec)]
 
 
 def _check_ip(addr: str) -> str:

@@ -53,7 +53,7 @@ def attach(c, rb, root: str) -> dict:
 
     ifname = host_ifname(cfg.id)
     # Registered first, so it runs last: by then rollback or teardown has done everything.
-    w = sentinel.start(net.dir, cfg.id, ifname)
+    w = sentinel.start(net.dir, cfg.id, ifname, cfg.ports)
     rb.add("# dismiss the sentinel", sentinel.dismiss, w)
 
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
@@ -92,6 +92,18 @@ def attach(c, rb, root: str) -> dict:
     finally:
         ctr_tx.close()
     timing.mark("container-side")
+    if cfg.ports:
+        from minirt.net.firewall import ports as fwports
+
+        rb.add("# unpublish the ports", fwports.unpublish, cfg.ports, address)
+        fwports.publish(cfg.ports, address)
+        # A container reaching its own published port through a host address: with
+        # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
+        # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
+        explain.cmd(f"ip link set {ifname} type bridge_slave hairpin on")
+        with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
+            f.write("1")
+        faults.point("after-publish")
     try:
         with open("/etc/resolv.conf") as f:
             host_resolv = f.read()
@@ -106,6 +118,7 @@ def attach(c, rb, root: str) -> dict:
         "host_ifname": ifname,
         "bridge": net.bridge,
         "resolv_conf": dns.container_resolv_conf(host_resolv, cfg.dns or []),
+        "ports": [m.to_dict() for m in cfg.ports or []],
     }
 
 

@@ -1,18 +1,40 @@
 """IPv4 address management: a pure round-robin allocator and one lease file per address.
 
-Runs in: the minirt parent, host, on the container start-up path (cheap imports only).
+Runs in: host, minirt parent (on the container start-up path, so cheap imports only: no
+ipaddress, no json, no socket; IPv4 arithmetic is done on ints by hand).
 
-    <network dir>/
-      lock                    flock held while allocating or releasing
-      leases/<ip>             created O_CREAT|O_EXCL; {"container": id, "pid": p, "start_time": t}
-      leases/last_reserved    the last address handed out (round-robin start)
+    <network dir>/                    $MINIRT_ROOT/networks/<name>/
+      lock                            flock(LOCK_EX) while allocate() or release_owner() runs
+      leases/
+        <ip>                          one lease per address, e.g. leases/10.88.0.2, holding its
+                                      owner {"container": id, "pid": p, "start_time": t}
+        last_reserved                 the address allocate() handed out last (round-robin start)
+        .<ip>.<pid>.tmp               a lease being written, link()ed to <ip> once complete
 
-CNI host-local's design (plugins/ipam/host-local/backend/disk): the O_EXCL create makes a
-reservation atomic, the lock serialises allocators, and allocation is round-robin so that "a
-crash-looping container will not see the same IP until the entire range has been run
-through" (allocator.go). Crash safety: a lease names its owner by pid + start time; when that
-process is gone (minirt killed with -9, a reboot of the state dir aside) the lease is stale and
-the next allocation reclaims it, under the lock.
+This is CNI host-local's disk store (plugins/ipam/host-local/backend/disk/backend.go: a file per
+address created exclusively, a directory lock, last_reserved_ip), made safe for owners that die
+without releasing:
+
+- A lease appears complete or not at all. Its content goes to a temporary file (created
+  O_CREAT|O_EXCL|O_WRONLY), which is then link()ed to <ip>; link() fails with EEXIST as O_EXCL
+  does, so the reservation is atomic, and no reader ever sees an empty or half-written owner
+  (CNI creates <ip> with O_EXCL and writes after; that only works if nobody reclaims: to us an
+  empty lease would look stale).
+- A lease names its owner by pid + start time (procfs.is_alive, runc's check). minirt killed
+  with -9 leaves its lease behind; once that process is gone the lease is stale, and the next
+  reserve() of the address reclaims it.
+- Every removal of <ip> (reclaim or release) holds flock on that very file and first checks
+  that <ip> still names it (same inode). Two allocators that find the same stale lease both try:
+  the first removes it and links its own lease; the second, once it gets the lock, sees that
+  <ip> is no longer the file it locked, looks again and finds a live owner. (Renaming the stale
+  file away is not enough: the loser would rename away the winner's fresh lease.)
+- allocate() and release_owner() also hold the network's lock, so allocators take turns and
+  last_reserved stays consistent; the per-file protocol keeps LeaseStore safe without it.
+- A crash between link() and the unlink of the temporary file leaves only that file behind;
+  release_owner() sweeps the ones of dead processes.
+
+Be aware: leases are not fsynced (they live on /run, a tmpfs that a reboot empties anyway), and
+link() needs a filesystem with hard links (tmpfs and ext4 have them).
 """
 
 import fcntl
@@ -22,10 +44,15 @@ from minirt import jsonenc, procfs
 from minirt.errors import ConflictError
 
 LAST = "last_reserved"
+_ATTEMPTS = 8  # reclaim/re-check rounds per address; two suffice unless leases churn under us
 
 
 def _ip_to_int(ip: str) -> int:
-    a, b, c, d = (int(x) for x in ip.split("."))
+    parts = ip.split(".")
+    # canonical form only ("010.0.0.2" would name a second lease file for 10.0.0.2)
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and str(int(p)) == p and int(p) <= 255 for p in parts):
+        raise ValueError(f"not an IPv4 address: {ip!r}")
+    a, b, c, d = (int(p) for p in parts)
     return a << 24 | b << 16 | c << 8 | d
 
 
@@ -34,95 +61,191 @@ def _int_to_ip(n: int) -> str:
 
 
 def mac_for(ip: str) -> str:
-    """Docker's scheme: 02:42 + the IPv4 address (locally administered, stable per address)."""
-    return "02:42:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
+    """Docker's scheme: 02:42 + the 4 address bytes (locally administered, stable per address)."""
+    n = _ip_to_int(ip)
+    return "02:42:" + ":".join(f"{n >> shift & 255:02x}" for shift in (24, 16, 8, 0))
 
 
 class Allocator:
-    """Usable host addresses of a subnet, in round-robin order (pure)."""
+    """The usable host addresses of an IPv4 subnet, in round-robin order (pure, no I/O)."""
 
     def __init__(self, subnet: str, reserved: set[str]):
-        net, plen = subnet.split("/")
+        net, _, plen = subnet.partition("/")
+        if not plen.isdigit() or int(plen) > 32:
+            raise ValueError(f"not an IPv4 subnet: {subnet!r}")
         size = 1 << (32 - int(plen))
-        self.first = (_ip_to_int(net) & ~(size - 1) & 0xFFFFFFFF) + 1
-        self.last = self.first + size - 3  # skip network and broadcast
+        base = _ip_to_int(net) & ~(size - 1) & 0xFFFFFFFF
+        self.first = base + 1  # not the network address
+        self.last = base + size - 2  # nor the broadcast address; /31 and /32 have no hosts
         self.reserved = {_ip_to_int(r) for r in reserved}
 
+    def usable(self, addr: str) -> bool:
+        """addr is a host address of the subnet and not reserved (the gateway)."""
+        try:
+            n = _ip_to_int(addr)
+        except ValueError:
+            return False
+        return self.first <= n <= self.last and n not in self.reserved
+
     def next_candidates(self, last: str | None):
-        n = self.last - self.first + 1
+        """Every usable address once, starting after `last` and wrapping round; from the first
+        host when `last` is None or not a host of this subnet (a record of another subnet).
+
+        Round-robin as CNI host-local (allocator.go): "a crash-looping container will not see
+        the same IP until the entire range has been run through", so a peer that still holds
+        the old address in its ARP cache or conntrack does not reach the new container."""
+        count = self.last - self.first + 1
         start = self.first
         if last is not None:
-            li = _ip_to_int(last)
-            if self.first <= li <= self.last:
-                start = li + 1 if li < self.last else self.first
-        for i in range(n):
-            a = self.first + (start - self.first + i) % n
+            try:
+                n = _ip_to_int(last)
+            except ValueError:
+                n = -1
+            if self.first <= n <= self.last:
+                start = n + 1
+        for i in range(count):
+            a = self.first + (start - self.first + i) % count
             if a not in self.reserved:
                 yield _int_to_ip(a)
 
 
+def _alive(owner: dict) -> bool:
+    """The lease's owner still runs; a malformed owner is stale."""
+    pid, started = owner.get("pid"), owner.get("start_time")
+    return type(pid) is int and type(started) is int and procfs.is_alive(pid, started)
+
+
+def _parse_owner(data: bytes) -> dict:
+    try:
+        owner = jsonenc.loads(data.decode())
+    except (ValueError, UnicodeDecodeError):
+        return {}  # damaged: no owner can be named, so it is stale
+    return owner if isinstance(owner, dict) else {}
+
+
 class LeaseStore:
+    """One lease file per address in `directory` (see the module docstring for the protocol)."""
+
     def __init__(self, directory: str):
         self.dir = directory
 
+    def _path(self, addr: str) -> str:
+        _ip_to_int(addr)  # a name like "../x" never reaches the filesystem
+        return f"{self.dir}/{addr}"
+
     def owner_of(self, addr: str) -> dict | None:
+        """The lease's owner; None when free, {} when the lease is damaged (stale)."""
         try:
-            with open(f"{self.dir}/{addr}") as f:
-                return jsonenc.loads(f.read())
+            with open(self._path(addr), "rb") as f:
+                return _parse_owner(f.read())
         except FileNotFoundError:
             return None
-        except ValueError:
-            return {}  # half-written by a crashed allocator: treated as stale
 
     def reserve(self, addr: str, owner: dict) -> bool:
-        """Atomic; False if a live owner holds addr. Call under the network lock (allocate())."""
-        path = f"{self.dir}/{addr}"
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            except FileExistsError:
-                held = self.owner_of(addr)
-                if held is None:
-                    continue  # released meanwhile
-                if procfs.is_alive(held.get("pid", 0), held.get("start_time")):
-                    return False
+        """Lease addr to owner atomically; False when a live owner holds it. A stale lease (its
+        owner's pid + start time no longer run) is reclaimed."""
+        path = self._path(addr)
+        held = self.owner_of(addr)
+        if held is not None and _alive(held):
+            return False  # the common "taken" answer, without writing anything
+        tmp = self._write_tmp(addr, jsonenc.dumps(owner).encode())
+        try:
+            for _ in range(_ATTEMPTS):
                 try:
-                    os.unlink(path)  # stale: the owner died without releasing
-                except FileNotFoundError:
+                    os.link(tmp, path)
+                    return True
+                except FileExistsError:
                     pass
-                continue
+                if self._remove_if(addr, lambda o: not _alive(o)) is False:
+                    return False  # a live owner holds it (possibly one that just won the race)
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def _write_tmp(self, addr: str, data: bytes) -> str:
+        tmp = f"{self.dir}/.{addr}.{os.getpid()}.tmp"
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileExistsError:  # left by a crashed process that had our pid
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o600)
+        try:
+            os.write(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _remove_if(self, addr: str, should_remove) -> bool | None:
+        """Remove the lease of addr if should_remove(owner). True: removed; False: kept; None:
+        there was no lease, or it was replaced while we waited for its lock (look again)."""
+        path = self._path(addr)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # whoever removes <ip> holds this: one at a time
             try:
-                os.write(fd, jsonenc.dumps(owner).encode())
-            finally:
-                os.close(fd)
+                now = os.stat(path)
+            except FileNotFoundError:
+                return None
+            locked = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (locked.st_dev, locked.st_ino):
+                return None
+            if not should_remove(_parse_owner(os.read(fd, 1 << 16))):
+                return False
+            os.unlink(path)
             return True
+        finally:
+            os.close(fd)
+
+    def release(self, addr: str, container_id: str) -> bool:
+        """Remove addr's lease if container_id owns it; idempotent. True if it was removed."""
+        for _ in range(_ATTEMPTS):
+            removed = self._remove_if(addr, lambda o: o.get("container") == container_id)
+            if removed is not None:
+                return removed
+            if self.owner_of(addr) is None:
+                return False
         return False
 
-    def release(self, addr: str, container_id: str) -> None:
-        held = self.owner_of(addr)
-        if held is not None and held.get("container") == container_id:
-            try:
-                os.unlink(f"{self.dir}/{addr}")
-            except FileNotFoundError:
-                pass
+    def release_owner(self, container_id: str) -> list[str]:
+        """Remove every lease of container_id; idempotent. Returns the addresses released."""
+        mine = [a for a, o in self.leases().items() if o.get("container") == container_id]
+        return [a for a in mine if self.release(a, container_id)]
 
     def leases(self) -> dict[str, dict]:
+        """address -> owner, live or stale."""
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return {}
         out = {}
         for name in names:
-            if name[0].isdigit():
+            if name[:1].isdigit():
                 owner = self.owner_of(name)
                 if owner is not None:
                     out[name] = owner
         return out
 
-    def release_owner(self, container_id: str) -> None:
-        for addr, owner in self.leases().items():
-            if owner.get("container") == container_id:
-                self.release(addr, container_id)
+    def sweep_tmp(self) -> None:
+        """Remove temporary files of processes that are gone (crashed between write and link)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            stem, _, pid = name.removesuffix(".tmp").rpartition(".")
+            if name.startswith(".") and name.endswith(".tmp") and stem and pid.isdigit():
+                if procfs.start_time(int(pid)) is None:
+                    try:
+                        os.unlink(f"{self.dir}/{name}")
+                    except FileNotFoundError:
+                        pass
 
     def last_reserved(self) -> str | None:
         try:
@@ -132,43 +255,66 @@ class LeaseStore:
             return None
 
     def set_last_reserved(self, addr: str) -> None:
-        tmp = f"{self.dir}/.{LAST}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(addr)
+        """Atomic (temp + rename): readers see the old address or the new one."""
+        tmp = f"{self.dir}/.{LAST}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, addr.encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, f"{self.dir}/{LAST}")
 
 
-def _locked(network_dir: str) -> int:
-    os.makedirs(f"{network_dir}/leases", mode=0o700, exist_ok=True)
-    fd = os.open(f"{network_dir}/lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _lock(network_dir: str, create: bool) -> int | None:
+    """flock(LOCK_EX) on network_dir/lock; the fd, or None if the network is gone and not
+    create (closing the fd unlocks)."""
+    if create:
+        os.makedirs(f"{network_dir}/leases", mode=0o700, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    else:
+        flags = os.O_RDWR | os.O_CLOEXEC
+    try:
+        fd = os.open(f"{network_dir}/lock", flags, 0o600)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
 
 def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: str | None = None) -> str:
-    """A free address; `prefer` (a restarted container's old one) first when it is still free."""
-    fd = _locked(network_dir)
+    """Lease a free address of subnet to owner ({"container", "pid", "start_time"}) and return
+    it: `prefer` (a restarting container's previous address) when it is still free, otherwise
+    the first free one after last_reserved. Under the network's lock."""
+    fd = _lock(network_dir, create=True)
     try:
         store = LeaseStore(f"{network_dir}/leases")
         alloc = Allocator(subnet, {gateway})
-        if prefer and prefer != gateway and alloc.first <= _ip_to_int(prefer) <= alloc.last:
-            if store.reserve(prefer, owner):
-                return prefer
+        if prefer and alloc.usable(prefer) and store.reserve(prefer, owner):
+            return prefer
         for addr in alloc.next_candidates(store.last_reserved()):
             if store.reserve(addr, owner):
                 store.set_last_reserved(addr)
                 return addr
-        raise ConflictError(f"no free address in {subnet} (every address is leased to a running container)")
+        raise ConflictError(
+            f"no free address in {subnet} (every address is leased to a running container; "
+            "remove one, or use a network with a larger subnet)"
+        )
     finally:
         os.close(fd)
 
 
-def release_owner(network_dir: str, container_id: str) -> None:
-    """Idempotent: drop every lease of container_id in this network."""
-    if not os.path.isdir(f"{network_dir}/leases"):
-        return
-    fd = _locked(network_dir)
+def release_owner(network_dir: str, container_id: str) -> list[str]:
+    """Drop every lease of container_id in this network, under its lock; idempotent, and a
+    network that is gone has nothing to release. Returns the addresses released."""
+    fd = _lock(network_dir, create=False)
+    if fd is None:
+        return []
     try:
-        LeaseStore(f"{network_dir}/leases").release_owner(container_id)
+        store = LeaseStore(f"{network_dir}/leases")
+        released = store.release_owner(container_id)
+        store.sweep_tmp()
+        return released
     finally:
         os.close(fd)

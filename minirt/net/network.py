@@ -209,6 +209,10 @@ def _setup_host_side(net: Network, host) -> int:
     index = host.ensure_bridge(net.bridge, net.mtu)
     host.add_address(index, net.bridge, net.gateway, net.prefixlen)
     sysctl.ensure("net.ipv4.ip_forward", "1")
+    # published ports reached from the host's 127.0.0.1 are DNATed out of the bridge with a
+    # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
+    # for the bridge (what Docker does when its userland proxy is off)
+    sysctl.ensure(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
     get_backend(net.firewall).setup_network(net.spec())
     return index
 

@@ -14,7 +14,7 @@ import os
 from minirt import explain
 
 
-def start(network_dir: str, cid: str, host_ifname: str) -> int:
+def start(network_dir: str, cid: str, host_ifname: str, ports: list | None = None) -> int:
     """Fork the sentinel; returns the write end to pass to dismiss()."""
     r, w = os.pipe()
     pid = os.fork()
@@ -33,7 +33,13 @@ def start(network_dir: str, cid: str, host_ifname: str) -> int:
                 from minirt.net import ipam
                 from minirt.net.netlink import Rtnl
 
+                leases = ipam.LeaseStore(f"{network_dir}/leases").leases()
+                address = next((a for a, o in leases.items() if o.get("container") == cid), None)
                 try:
+                    if ports and address:
+                        from minirt.net.firewall import ports as fwports
+
+                        fwports.unpublish(ports, address)
                     Rtnl.host().delete_link(host_ifname)
                 finally:
                     ipam.release_owner(network_dir, cid)

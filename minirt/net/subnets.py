@@ -1,35 +1,44 @@
-"""Choosing a network's subnet: Docker's default pools, skipping anything already routed (pure).
+"""Choosing and checking a network's subnet: Docker's default pools, minus what is in use (pure).
 
-Runs in: the minirt parent, once per network creation (so `ipaddress` may be imported here).
-moby libnetwork/ipamutils: 172.17.0.0/16 … 172.31.0.0/16, then 192.168.0.0/16 split in /20s;
-a pool is skipped when it overlaps a route of the host or another network (Docker checks the
-host's routes the same way); the default route is not an overlap.
+Runs in: host, minirt parent, once per network creation (not per container), which is why the
+stdlib `ipaddress` (a few ms to import) is acceptable here and nowhere on the start-up path.
+
+Be aware:
+- IPv4 only.
+- pick_subnet() counts every prefix it is given except the default route. Which host routes to
+  pass is the caller's choice: Docker before v23 checked all non-default routes; since moby PR
+  #42598 (libnetwork/netutils/utils_linux.go, InferReservedNetworks) only on-link routes and
+  the resolv.conf nameservers.
 """
 
 import ipaddress
 
 from minirt.errors import ConfigError
 
-DEFAULT_POOL = [f"172.{n}.0.0/16" for n in range(17, 32)] + [
-    str(s) for s in ipaddress.ip_network("192.168.0.0/16").subnets(new_prefix=20)
-]
+# moby libnetwork/ipamutils, local scope: 172.17.0.0/16 ... 172.31.0.0/16, each a network, then
+# 192.168.0.0/16 split into /20s: 31 networks in all.
+DEFAULT_POOL = [f"172.{n}.0.0/16" for n in range(17, 32)] + [f"192.168.{n}.0/20" for n in range(0, 256, 16)]
 
 
 def parse_subnet(s: str) -> tuple[str, int]:
+    """'10.88.0.0/24' -> ('10.88.0.0', 24); ConfigError for anything that is not an IPv4
+    network with room for a gateway and a container (/30 at most) or has host bits set."""
     try:
         net = ipaddress.ip_network(s, strict=True)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         if "host bits set" in str(e):
-            raise ConfigError(f"subnet {s}: host bits set") from None
-        raise ConfigError(f"subnet {s}: not a valid IPv4 subnet") from None
+            meant = ipaddress.ip_interface(s).network
+            raise ConfigError(f"subnet {s}: host bits set (did you mean {meant}?)") from None
+        raise ConfigError(f"subnet {s}: not a valid IPv4 subnet (expected CIDR such as 10.88.0.0/24)") from None
     if net.version != 4:
         raise ConfigError(f"subnet {s}: only IPv4 subnets are supported")
     if net.prefixlen > 30:
-        raise ConfigError(f"subnet {s}: too small (at most /30)")
+        raise ConfigError(f"subnet {s}: too small (at most /30: a gateway and one container)")
     return str(net.network_address), net.prefixlen
 
 
 def contains(subnet: str, address: str) -> bool:
+    """address is inside subnet; False for anything malformed."""
     try:
         return ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
     except ValueError:
@@ -37,11 +46,14 @@ def contains(subnet: str, address: str) -> bool:
 
 
 def gateway_of(subnet: str) -> str:
-    """The first usable address, as Docker's default."""
+    """The first usable address of subnet (Docker's default gateway)."""
     return str(ipaddress.ip_network(subnet).network_address + 1)
 
 
 def pick_subnet(pool: list[str], taken: list[str]) -> str:
+    """The first subnet of pool that overlaps none of taken (host routes' destinations, other
+    networks' subnets). The default route 0.0.0.0/0 overlaps everything and is ignored;
+    IPv6 and malformed entries are ignored too."""
     used = []
     for t in taken:
         try:
@@ -55,5 +67,6 @@ def pick_subnet(pool: list[str], taken: list[str]) -> str:
         if not any(c.overlaps(u) for u in used):
             return cand
     raise ConfigError(
-        "no free subnet in the address pool (all overlap host routes or other networks); pin one in the config file"
+        "no free subnet in the address pool (all overlap host routes or other networks); pin one with --subnet"
+        " (`default_subnet` in the config file for the default network)"
     )

@@ -113,23 +113,28 @@ def test_setup_builds_the_documented_ruleset(host_ns):
         "net-a-in": (None, None, None, None),
         "net-a-out": (None, None, None, None),
         "net-a-nat": (None, None, None, None),
+        "net-a-hairpin": (None, None, None, None),
     }
     # Real verdict maps (the 1.0.6 JSON bug would have made plain sets), one element each.
     assert {k: (m["type"], m["map"], m["elem"]) for k, m in t["map"].items()} == {
         "fwd_in": ("ifname", "verdict", [["br-a", {"jump": {"target": "net-a-in"}}]]),
         "fwd_out": ("ifname", "verdict", [["br-a", {"jump": {"target": "net-a-out"}}]]),
         "nat_out": ("ifname", "verdict", [["br-a", {"jump": {"target": "net-a-nat"}}]]),
+        "nat_in": ("ifname", "verdict", [["br-a", {"jump": {"target": "net-a-hairpin"}}]]),
     }
-    counts = [len(t["rule"][c]) for c in ("forward", "postrouting", "net-a-in", "net-a-out", "net-a-nat")]
-    assert counts == [2, 1, 3, 2, 1]
-    for chain in ("net-a-in", "net-a-out", "net-a-nat"):
-        assert all(r["comment"] in ("minirt:net:a", "minirt:net:a:unpublished") for r in t["rule"][chain])
+    counts = [len(t["rule"][c]) for c in ("forward", "postrouting", "net-a-in", "net-a-out", "net-a-nat", "net-a-hairpin")]
+    assert counts == [2, 2, 4, 2, 1, 1]
+    for chain in ("net-a-in", "net-a-out", "net-a-nat", "net-a-hairpin"):
+        assert all(r["comment"].startswith("minirt:net:a") for r in t["rule"][chain])
     # The kernel's own text, as a user would read it.
     text = h.run("nft", "list", "table", "inet", "minirt").stdout
     for line in (
         "oifname vmap @fwd_in",
         "iifname vmap @fwd_out",
         "iifname vmap @nat_out",
+        "oifname vmap @nat_in",
+        'ct status dnat accept comment "minirt:net:a:published"',
+        'ct status dnat masquerade comment "minirt:net:a:hairpin"',
         'ct state established,related accept comment "minirt:net:a"',
         'iifname "br-a" accept comment "minirt:net:a"',
         'drop comment "minirt:net:a:unpublished"',
@@ -169,8 +174,9 @@ def test_teardown_removes_the_network_and_keeps_the_table_and_base_chains(host_n
     ok(h, setup(A), teardown(A))
     t = minirt_table(h)
     assert set(t["chain"]) == {"forward", "postrouting"}
-    assert [len(t["rule"][c]) for c in ("forward", "postrouting")] == [2, 1]
-    assert {k: m.get("elem") for k, m in t["map"].items()} == {"fwd_in": None, "fwd_out": None, "nat_out": None}
+    assert [len(t["rule"][c]) for c in ("forward", "postrouting")] == [2, 2]
+    assert {k: m.get("elem") for k, m in t["map"].items()} == {"fwd_in": None, "fwd_out": None, "nat_out": None,
+                                                               "nat_in": None}
     after = objects(h)
     ok(h, teardown(A))  # a network already gone is fine
     assert objects(h) == after
@@ -182,7 +188,7 @@ def test_teardown_on_a_host_without_our_table_succeeds(host_ns):
     h = host_ns
     ok(h, teardown(A))
     t = minirt_table(h)  # documented: the declared table and maps stay, empty
-    assert (set(t["chain"]), set(t["map"])) == (set(), {"fwd_in", "fwd_out", "nat_out"})
+    assert (set(t["chain"]), set(t["map"])) == (set(), {"fwd_in", "fwd_out", "nat_out", "nat_in"})
     ok(h, ("delete_table",))
     assert tables(h) == []
 
@@ -193,7 +199,7 @@ def test_two_networks_coexist_and_tearing_one_down_leaves_the_other(host_ns):
     only_c = canonical(h)
     ok(h, ("delete_table",), setup(A), setup(C))
     t = minirt_table(h)
-    assert {k: len(m["elem"]) for k, m in t["map"].items()} == {"fwd_in": 2, "fwd_out": 2, "nat_out": 2}
+    assert {k: len(m["elem"]) for k, m in t["map"].items()} == {"fwd_in": 2, "fwd_out": 2, "nat_out": 2, "nat_in": 2}
     ok(h, teardown(A))
     assert canonical(h) == only_c  # as if a had never existed
     ok(h, teardown(C), ("delete_table",))

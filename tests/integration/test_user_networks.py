@@ -46,7 +46,7 @@ def test_create_errors(minirt):
         (["--subnet", "10.78.0.128/25", "two"], "minirt: subnet 10.78.0.128/25: overlaps network 'one'"),
         (["one"], "minirt: network 'one': already exists"),
         (["host"], "minirt: network 'host': the name is reserved"),
-        (["--subnet", "10.79.0.1/24", "three"], "minirt: subnet 10.79.0.1/24: host bits set"),
+        (["--subnet", "10.79.0.1/24", "three"], "minirt: subnet 10.79.0.1/24: host bits set (did you mean 10.79.0.0/24?)"),
         (["--subnet", "10.79.0.0/24", "--gateway", "10.80.0.1", "four"],
          "minirt: gateway 10.80.0.1: not inside subnet 10.79.0.0/24"),
     ]  # fmt: skip

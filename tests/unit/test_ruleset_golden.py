@@ -103,9 +103,10 @@ def test_teardown_removes_elements_before_the_chains_they_jump_to_and_keeps_the_
     order = [(verb, kind, obj["name"]) for verb, kind, obj in map(parts, batch)]
     deleted_chains = [i for i, (verb, kind, _n) in enumerate(order) if verb == "delete" and kind == "chain"]
     deleted_elems = [i for i, (verb, kind, _n) in enumerate(order) if verb == "delete" and kind == "element"]
-    assert len(deleted_elems) == 3 and len(deleted_chains) == 3
+    assert len(deleted_elems) == len(ruleset.MAPS) == 4 and len(deleted_chains) == 4
     assert max(deleted_elems) < min(deleted_chains)
-    assert {order[i][2] for i in deleted_chains} == {"net-minirt-in", "net-minirt-out", "net-minirt-nat"}
+    assert {order[i][2] for i in deleted_chains} == {"net-minirt-in", "net-minirt-out", "net-minirt-nat",
+                                                     "net-minirt-hairpin"}
     assert not any(verb in ("delete", "flush") and name in ("forward", "postrouting") for verb, _k, name in order)
     assert not any(kind in ("table", "map") and verb == "delete" for verb, kind, _n in order)
 

@@ -65,7 +65,7 @@ from minirt.errors import ConfigError
 
 FAMILY = "inet"
 TABLE = "minirt"
-MAPS = ("fwd_in", "fwd_out", "nat_out")
+MAPS = ("fwd_in", "fwd_out", "nat_out", "nat_in")
 MAX_NAME = 64  # keeps `minirt:net:<name>:unpublished` under nft's 128-character comment limit
 _T = {"family": FAMILY, "table": TABLE}
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -78,7 +78,8 @@ def mark(net) -> str:
 
 def chains_of(net) -> dict[str, str]:
     """map -> the network's chain its element jumps to."""
-    return {"fwd_in": f"net-{net.name}-in", "fwd_out": f"net-{net.name}-out", "nat_out": f"net-{net.name}-nat"}
+    return {"fwd_in": f"net-{net.name}-in", "fwd_out": f"net-{net.name}-out", "nat_out": f"net-{net.name}-nat",
+            "nat_in": f"net-{net.name}-hairpin"}  # fmt: skip
 
 
 def check(net) -> tuple[str, int]:
@@ -155,6 +156,7 @@ def _match(left: dict, right, op: str = "==") -> dict:
 _ACCEPT = {"accept": None}
 _DROP = {"drop": None}
 _ESTABLISHED = _match({"ct": {"key": "state"}}, ["established", "related"], "in")
+_DNATED = _match({"ct": {"key": "status"}}, ["dnat"], "in")
 
 
 # -- batches --------------------------------------------------------------------------------
@@ -172,6 +174,9 @@ def base_batch() -> list[dict]:
         _rule("forward", [{"vmap": {"key": _meta("oifname"), "data": "@fwd_in"}}]),
         _rule("forward", [{"vmap": {"key": _meta("iifname"), "data": "@fwd_out"}}]),
         _rule("postrouting", [{"vmap": {"key": _meta("iifname"), "data": "@nat_out"}}]),
+        # keyed by the outgoing bridge: with br_netfilter a bridged (hairpinned) packet has
+        # no input interface in postrouting, so the iifname map cannot catch it
+        _rule("postrouting", [{"vmap": {"key": _meta("oifname"), "data": "@nat_in"}}]),
     ]
 
 
@@ -190,6 +195,8 @@ def setup_network_batch(net) -> list[dict]:
     batch += [
         _rule(chains["fwd_in"], [_ESTABLISHED, _ACCEPT], own),
         _rule(chains["fwd_in"], [_match(_meta("iifname"), br), _ACCEPT], own),
+        # published ports (firewall/ports.py) arrive DNATed: accepted ahead of the drop
+        _rule(chains["fwd_in"], [_DNATED, _ACCEPT], f"{own}:published"),
         _rule(chains["fwd_in"], [_DROP], f"{own}:unpublished"),
         _rule(chains["fwd_out"], [_ESTABLISHED, _ACCEPT], own),
     ]
@@ -201,6 +208,10 @@ def setup_network_batch(net) -> list[dict]:
         subnet = {"prefix": {"addr": addr, "len": plen}}
         masq = [_match(_meta("oifname"), br, "!="), _match(saddr, subnet), {"masquerade": None}]
         batch.append(_rule(chains["nat_out"], masq, own))
+    # hairpin: a container reaching a published port of its own network through a host
+    # address must see the reply come back the same way (Docker's "MASQ TO OWN PORT")
+    if not net.internal:  # an internal network publishes nothing, and masquerades nothing
+        batch.append(_rule(chains["nat_in"], [_DNATED, {"masquerade": None}], f"{own}:hairpin"))
     batch += [_element("add", m, br, chain) for m, chain in chains.items()]
     return batch
 

@@ -1,0 +1,89 @@
+"""Published ports in nftables: two DNAT maps, so the rule count stays flat as ports grow.
+
+    map ports_ip  { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }   -p IP:H:C
+    map ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }               -p H:C
+    chain prerouting { type nat hook prerouting priority -100; fib daddr type local jump ports }
+    chain output     { type nat hook output priority -100;     fib daddr type local jump ports }
+    chain ports      { dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+                       dnat ip to meta l4proto . th dport map @ports_any }
+
+A lookup that misses ends the rule without a verdict, so a port bound to one address only
+matches that address (127.0.0.1-bound ports are unreachable from other hosts, unlike Docker
+<= 27, moby#45610). The output hook makes the host's own connections (to 127.0.0.1 or its
+own addresses) work without Docker's userland proxy; that needs route_localnet on the bridge
+and a masquerade of 127.0.0.0/8 sources (and of hairpinned traffic), which the network's own
+chains carry (ruleset.py). DNATed traffic is accepted by the network's inbound chain
+(`ct status dnat accept`) ahead of its "unpublished" drop.
+
+libnftables 1.0.6 mis-creates maps with concatenated data when they are declared in JSON
+(python-stack.md: rc 0, a plain set; a DNAT rule on it segfaults), so everything here is nft
+text through the same context, one transaction per change: declare (idempotent), rebuild the
+three chains' static rules, add or delete elements.
+"""
+
+from minirt import explain
+
+DECLARE = """add table inet minirt
+add map inet minirt ports_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet minirt ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add chain inet minirt ports
+add chain inet minirt prerouting { type nat hook prerouting priority -100; policy accept; }
+add chain inet minirt output { type nat hook output priority -100; policy accept; }
+add chain inet minirt ports_masq { type nat hook postrouting priority 100; policy accept; }
+flush chain inet minirt ports_masq
+add rule inet minirt ports_masq ip saddr 127.0.0.0/8 ct status dnat masquerade
+flush chain inet minirt ports
+flush chain inet minirt prerouting
+flush chain inet minirt output
+add rule inet minirt prerouting fib daddr type local jump ports
+add rule inet minirt output fib daddr type local jump ports
+add rule inet minirt ports dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+add rule inet minirt ports dnat ip to meta l4proto . th dport map @ports_any"""
+
+
+def _element(m, address: str) -> tuple[str, str, str]:
+    if m.host_ip == "0.0.0.0":
+        return "ports_any", f"{m.proto} . {m.host_port}", f"{address} . {m.container_port}"
+    return "ports_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address} . {m.container_port}"
+
+
+def publish_script(mappings, address: str) -> str:
+    lines = [DECLARE]
+    for m in mappings:
+        name, key, value = _element(m, address)
+        lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
+    return "\n".join(lines)
+
+
+def unpublish_script(mappings, address: str) -> str:
+    """Declare each element with our value before deleting it: if another container owns the
+    key now, the add conflicts and the transaction changes nothing (moby checks the old value
+    before deleting a map element for the same reason)."""
+    lines = [DECLARE]
+    for m in mappings:
+        name, key, value = _element(m, address)
+        lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
+        lines.append(f"delete element inet minirt {name} {{ {key} }}")
+    return "\n".join(lines)
+
+
+def apply(script: str, step: str) -> None:
+    from minirt.net.firewall import FirewallError
+    from minirt.net.firewall.nftables import context
+
+    for line in script.splitlines():
+        explain.cmd(f"nft '{line}'" if "{" in line or "@" in line else f"nft {line}")
+    rc, _out, err = context().cmd(script)
+    if rc != 0:
+        first = next((x.strip() for x in err.splitlines() if "Error" in x), err.strip())
+        raise FirewallError(f"nft {step}: {first}", script)
+
+
+def publish(mappings, address: str) -> None:
+    if mappings:
+        apply(publish_script(mappings, address), "publish ports")
+
+
+def unpublish(mappings, address: str) -> None:
+    if mappings:
+        apply(unpublish_script(mappings, address), "unpublish ports")

@@ -1,0 +1,99 @@
+"""Published ports: `-p` parsing (pure) and holding the host ports while they are published.
+
+`-p [hostip:][hostport:]containerport[/tcp|udp]`, with ranges (`8080-8081:80-81`, or a
+container range alone, which gets ephemeral host ports), as `docker run -p` takes it.
+
+Reservation: since moby#48132 Docker binds a socket on each published host port so that no
+host process (or other container) can take it; we do the same, in the process that owns the
+container (the foreground minirt or the supervisor), without a proxy process: the socket is
+bound and never used (DNAT happens before local delivery, so packets never reach it). A port
+already bound elsewhere is refused before anything is set up; host port 0 lets the kernel
+choose a free ephemeral port.
+"""
+
+import _socket
+
+from minirt.errors import ConfigError, ConflictError
+
+
+class PortMapping:
+    __slots__ = ("host_ip", "host_port", "container_port", "proto")
+
+    def __init__(self, host_ip: str, host_port: int, container_port: int, proto: str):
+        self.host_ip, self.host_port, self.container_port, self.proto = host_ip, host_port, container_port, proto
+
+    def to_dict(self) -> dict:
+        return {"host_ip": self.host_ip, "host_port": self.host_port, "container_port": self.container_port,
+                "proto": self.proto}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PortMapping":
+        return cls(d["host_ip"], d["host_port"], d["container_port"], d["proto"])
+
+    def __str__(self) -> str:
+        return f"{self.container_port}/{self.proto} -> {self.host_ip}:{self.host_port}"
+
+
+def _range(text: str, spec: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise ConfigError(f"port {spec!r}: {text!r} is not a port or a range") from None
+    if not (0 < a <= b <= 65535):
+        raise ConfigError(f"port {spec!r}: {text!r} is out of range 1-65535")
+    return list(range(a, b + 1))
+
+
+def parse(spec: str) -> list[PortMapping]:
+    rest, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ConfigError(f"port {spec!r}: protocol must be tcp or udp")
+    parts = rest.split(":")
+    if len(parts) == 1:
+        host_ip, host, ctr = "0.0.0.0", "", parts[0]
+    elif len(parts) == 2:
+        host_ip, host, ctr = "0.0.0.0", parts[0], parts[1]
+    elif len(parts) == 3:
+        host_ip, host, ctr = parts
+    else:
+        raise ConfigError(f"port {spec!r}: expected [hostip:][hostport:]containerport[/proto]")
+    host_ip = host_ip or "0.0.0.0"
+    try:
+        _socket.inet_aton(host_ip)
+        if host_ip.count(".") != 3:
+            raise OSError
+    except OSError:
+        raise ConfigError(f"port {spec!r}: host address {host_ip!r} is not an IPv4 address") from None
+    ctr_ports = _range(ctr, spec)
+    host_ports = _range(host, spec) if host else [0] * len(ctr_ports)
+    if len(host_ports) != len(ctr_ports):
+        raise ConfigError(f"port {spec!r}: host and container ranges differ in length")
+    return [PortMapping(host_ip, h, c, proto) for h, c in zip(host_ports, ctr_ports)]
+
+
+def reserve(mappings: list[PortMapping]) -> list:
+    """Bind a socket per mapping (filling in ephemeral host ports); the caller keeps them open
+    while the ports are published. Refuses ports in use by anyone."""
+    held = []
+    try:
+        for m in mappings:
+            kind = _socket.SOCK_STREAM if m.proto == "tcp" else _socket.SOCK_DGRAM
+            s = _socket.socket(_socket.AF_INET, kind)
+            held.append(s)
+            try:
+                s.bind((m.host_ip, m.host_port))
+            except OSError as e:
+                where = f"{m.host_ip}:{m.host_port}/{m.proto}"
+                if e.errno == 98:  # EADDRINUSE
+                    raise ConflictError(f"port {where} is already in use (by another container or a host process)") from None
+                if e.errno == 99:  # EADDRNOTAVAIL
+                    raise ConfigError(f"port {where}: {m.host_ip} is not an address of this host") from None
+                raise ConflictError(f"port {where}: {e.strerror}") from None
+            m.host_port = s.getsockname()[1]
+    except BaseException:
+        for s in held:
+            s.close()
+        raise
+    return held
