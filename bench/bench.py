@@ -46,6 +46,7 @@ NET_HOST = "minirt run --rm --net host -- /bin/true"
 BARE_PY = "python -S -c pass (venv python, reference)"
 NET_BRIDGE = "minirt run --rm --net bridge -- /bin/true"
 TUTORIAL = "tutorial script: ip netns + veth + bridge (bridge already up)"
+NET_PUBLISH = "minirt run --rm -p 18080:80 -- /bin/true"
 BRIDGE_GOAL_MS = 60.0
 EXEC = "minirt exec <running container> /bin/true"
 NSENTER = "nsenter -a -t <its init pid> /bin/true"
@@ -393,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             (BARE_PY, [VPY, "-S", "-c", "pass"], base_env),
             (NET_BRIDGE, inside + [MINIRT, "run", "--rm", "--", "/bin/true"], dict(minirt_env, MINIRT_TIMING="")),
             (TUTORIAL, inside + [os.path.join(REPO, "bench", "tutorial.sh")], base_env),
+            (NET_PUBLISH, inside + [MINIRT, "run", "--rm", "-p", "18080:80", "--", "/bin/true"],
+             dict(minirt_env, MINIRT_TIMING="")),
         ]
         # exec latency: into one detached container, beside nsenter -a into the same one
         run_env = dict(minirt_env, MINIRT_TIMING="")
@@ -462,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     if results.get(EXEC) and results.get(NSENTER):
         e, n = summarize(results[EXEC])["median"], summarize(results[NSENTER])["median"]
         report += f"exec: minirt exec {fmt_ms(e)} ms vs nsenter -a {fmt_ms(n)} ms ({e / n:.2f}×)\n"
+    ports = subprocess.run(["unshare", "--net", VPY, os.path.join(REPO, "bench", "ports_bench.py")],
+                           capture_output=True, text=True)  # fmt: skip
+    if ports.returncode != 0:
+        fail(f"ports bench failed:\n{ports.stderr}")
+    report += "\n## published ports (nft maps; a throwaway netns)\n\n" + ports.stdout + "\n"
     if args.throughput:
         report += (f"throughput: {args.throughput} × (run -d + rm -f) on the bridge in {throughput_s:.1f} s "
                    f"({throughput_s / args.throughput * 1000:.0f} ms per container, "

@@ -1,0 +1,84 @@
+"""Published-port costs, run by bench.py inside a throwaway network namespace (`unshare -n`).
+
+- publish / unpublish one port with 0, 100 and 1000 ports already published (medians of 20);
+- TCP connection setup to a published port with 1 vs 1000 published (median of 200):
+  a client connects to 127.0.0.1:<port>, the output-hook DNAT sends it to a server on a local
+  address of this namespace, so the path measured is nft's map lookup plus TCP setup.
+Only loopback and this namespace's own addresses are used.
+"""
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minirt.net.firewall import NetworkSpec  # noqa: E402
+from minirt.net.firewall import ports as fwports  # noqa: E402
+from minirt.net.firewall.nftables import NftablesBackend  # noqa: E402
+from minirt.net.ports import PortMapping  # noqa: E402
+
+SERVER = "10.99.0.1"
+
+
+def serve() -> None:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((SERVER, 80))
+    s.listen(512)
+    while True:
+        c, _ = s.accept()
+        c.close()
+
+
+def median_ms(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{SERVER}/32", "dev", "lo"], check=True)
+    threading.Thread(target=serve, daemon=True).start()
+    NftablesBackend().setup_network(NetworkSpec("bench", "br-bench", "10.98.0.0/24", "10.98.0.1"))
+    one = [PortMapping("0.0.0.0", 18080, 80, "tcp")]
+    rows = []
+    published: list[PortMapping] = []
+    for target in (0, 100, 1000):
+        extra = [PortMapping("0.0.0.0", 20000 + i, 80, "tcp") for i in range(len(published), target)]
+        if extra:
+            fwports.publish(extra, "10.98.0.9")
+            published += extra
+        pub = median_ms(lambda: fwports.publish(one, SERVER), 20)
+        unpub = median_ms(lambda: fwports.unpublish(one, SERVER), 20)
+        rows.append((target, pub, unpub))
+    print("| already published | publish one (ms) | unpublish one (ms) |")
+    print("|--:|--:|--:|")
+    for target, pub, unpub in rows:
+        print(f"| {target} | {pub:.2f} | {unpub:.2f} |")
+    fwports.publish(one, SERVER)
+
+    def connect() -> None:
+        c = socket.create_connection(("127.0.0.1", 18080), timeout=2)
+        c.close()
+
+    with_1000 = median_ms(connect, 200)
+    fwports.unpublish(published, "10.98.0.9")
+    with_1 = median_ms(connect, 200)
+    print()
+    print("| published ports | TCP connect to a published port, median (ms) |")
+    print("|--:|--:|")
+    print(f"| 1 | {with_1:.3f} |")
+    print(f"| 1001 | {with_1000:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
