@@ -101,8 +101,15 @@ def attach(c, rb, root: str) -> dict:
         # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
         # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
         explain.cmd(f"ip link set {ifname} type bridge_slave hairpin on")
-        with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
-            f.write("1")
+        try:  # sysfs is one write; it shows our netns's links unless /sys is another netns's
+            with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
+                f.write("1")
+        except FileNotFoundError:
+            host = Rtnl.host()
+            try:
+                host.set_hairpin(ifname)
+            finally:
+                host.close()
         faults.point("after-publish")
     try:
         with open("/etc/resolv.conf") as f:

@@ -186,6 +186,21 @@ class Rtnl:
         except OSError as e:
             raise NetworkError(f"set {ifname} up: {e.strerror}") from None
 
+    def set_hairpin(self, ifname: str) -> None:
+        """`ip link set IFNAME type bridge_slave hairpin on`, as bridge port slave data."""
+        ifinfmsg = messages()[0]
+        index = self.link_index(ifname)
+        if index is None:
+            raise NetworkError(f"set hairpin on {ifname}: no such link")
+        m = ifinfmsg()
+        m["index"] = index
+        m["attrs"] = [("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_SLAVE_KIND", "bridge"),
+                                                   ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]})]  # fmt: skip
+        try:
+            self.request(m, RTM_NEWLINK, 0, f"set hairpin on {ifname}")
+        except OSError as e:
+            raise NetworkError(f"set hairpin on {ifname}: {e.strerror}") from None
+
     def delete_link(self, ifname: str) -> None:
         """Idempotent: a missing link (ENODEV) is already deleted. Costs ~25 ms of kernel time
         for a veth (synchronous in this call), so the normal exit path leaves it to the kernel."""
