@@ -382,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.005)
         inside = ["nsenter", "-t", str(holder.pid), "-n", "-m", "--"]
         for cmd in (["ip", "link", "add", "tutbr0", "type", "bridge"], ["ip", "addr", "add", "203.0.113.1/24",
-                    "dev", "tutbr0"], ["ip", "link", "set", "tutbr0", "up"], ["ip", "link", "set", "lo", "up"]):
+                    "dev", "tutbr0"], ["ip", "link", "set", "tutbr0", "up"], ["ip", "link", "set", "lo", "up"],
+                    # its own sysfs, as a real host has (minirt writes a bridge port's hairpin flag there)
+                    ["mount", "-t", "sysfs", "sysfs", "/sys"]):
             subprocess.run(inside + cmd, check=True)
         base_env = dict(os.environ)
         base_env.pop("MINIRT_TIMING", None)
