@@ -445,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         if leftover:
             fail(f"--rm left container records behind in {root}/containers: {leftover}")
     finally:
+        # a failed run must not leave the exec case's detached container (and its supervisor)
+        subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "-m", "--", MINIRT, "rm", "-f", "benchexec"],
+                       env=dict(os.environ, MINIRT_ROOT=root), capture_output=True)  # fmt: skip
         holder.kill()
         holder.wait()
         shutil.rmtree(root, ignore_errors=True)
