@@ -59,8 +59,21 @@ def mask(caps: frozenset[str]) -> int:
     return sum(1 << CAP_NUMBER[c] for c in caps)
 
 
+_supported: frozenset[str] | None = None
+
+
 def supported_here() -> frozenset[str]:
-    """Capabilities the kernel knows (cap_last_cap) that are still in our own bounding set."""
+    """Capabilities the kernel knows (cap_last_cap) that are still in our own bounding set.
+
+    Memoized: the parent computes it while resolving --cap-add/--cap-drop, and the forked
+    container init reuses the answer instead of reading /proc again on the start-up path."""
+    global _supported
+    if _supported is None:
+        _supported = _read_supported()
+    return _supported
+
+
+def _read_supported() -> frozenset[str]:
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
     bnd = _status_field("CapBnd")

@@ -73,7 +73,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             cdir = store.container_dir(cfg.id)
         else:
             _undo_record(rb, c)
-            cdir = store.make_dirs(cfg.id)
+            cdir = store.make_dirs(cfg.id, c.record["owner"])
         with Rollback() as teardown:
             teardown.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")

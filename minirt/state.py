@@ -93,7 +93,7 @@ class Store:
             raise NoSuchObject(f"container {ref!r}: ambiguous, matches {', '.join(m[:12] for m in matches)}")
         raise NoSuchObject(f"no such container: {ref}")
 
-    def make_dirs(self, cid: str) -> str:
+    def make_dirs(self, cid: str, owner: dict | None = None) -> str:
         """The container's directory and overlay layers; the id is fresh, so no lock is needed."""
         d = self.container_dir(cid)
         os.makedirs(self.containers, mode=0o700, exist_ok=True)
@@ -101,7 +101,9 @@ class Store:
         # Whose directory this is, before anything else: `gc` can tell a run killed before it
         # wrote state.json from one still starting.
         fd = os.open(f"{d}/owner", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        os.write(fd, f"{os.getpid()} {procfs.start_time(os.getpid())}".encode())
+        if owner is None:
+            owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
+        os.write(fd, f"{owner['pid']} {owner['start_time']}".encode())
         os.close(fd)
         for sub in ("upper", "work", "merged"):
             os.mkdir(f"{d}/{sub}", 0o755)

@@ -43,11 +43,7 @@ def main(args: list[str]) -> int:
 
         out = []
         for name in operands:
-            n = network.load(root, name)
-            if n is None:
-                from minirt.errors import NoSuchObject
-
-                raise NoSuchObject(f"network {name!r}: no such network")
+            n = network.load_existing(root, name)
             from minirt.net import ipam
 
             leases = ipam.LeaseStore(f"{n.dir}/leases").leases()

@@ -114,14 +114,18 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         os.close(fd)
 
 
+def load_existing(root: str, name: str) -> Network:
+    net = load(root, name)
+    if net is None:
+        raise NoSuchObject(f"network {name!r}: no such network")
+    return net
+
+
 def ensure_host_side(root: str, name: str, host) -> int:
     """Re-apply bridge, address, ip_forward and firewall for an existing network (reload)."""
     fd = _lock(root)
     try:
-        net = load(root, name)
-        if net is None:
-            raise NoSuchObject(f"network {name!r}: no such network")
-        return _setup_host_side(net, host)
+        return _setup_host_side(load_existing(root, name), host)
     finally:
         os.close(fd)
 
@@ -224,9 +228,7 @@ def remove(root: str, name: str, host) -> None:
 
     fd = _lock(root)
     try:
-        net = load(root, name)
-        if net is None:
-            raise NoSuchObject(f"network {name!r}: no such network")
+        net = load_existing(root, name)
         users = [
             owner["container"][:12]
             for owner in ipam.LeaseStore(f"{net.dir}/leases").leases().values()

@@ -18,9 +18,10 @@ import os
 import signal
 
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ConflictError, ExecError, exit_code_of
+from minirt.process import signals
+from minirt.process.spawn import Child
 
 JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET), ("mnt", os.CLONE_NEWNS))
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool) -> int:
@@ -44,7 +45,7 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         master, slave = _container_pty(pid)
     errr, errw = os.pipe()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, signal.SIGWINCH))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED | {signal.SIGWINCH})
     os.setns(fds["pid"], os.CLONE_NEWPID)
     child = os.fork()
     if child == 0:
@@ -73,7 +74,12 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     try:
         if tty:
             return _relay_tty(master, child)
-        return _wait(child)
+        c = Child()
+        c.pid, c.pidfd = child, os.pidfd_open(child)
+        try:
+            return signals.wait_forwarding(c)
+        finally:
+            os.close(c.pidfd)
     finally:
         os.close(pidfd)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -120,20 +126,6 @@ def _container_pty(pid: int) -> tuple[int, int]:
     n = struct.unpack("i", fcntl.ioctl(master, 0x80045430, struct.pack("i", 0)))[0]  # TIOCGPTN: ptsname()
     slave = os.open(f"{pts}/{n}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     return master, slave
-
-
-def _wait(child: int) -> int:
-    waited = set(FORWARDED) | {signal.SIGCHLD}
-    while True:
-        done, status = os.waitpid(child, os.WNOHANG)
-        if done:
-            return exit_code_of(status)
-        info = signal.sigwaitinfo(waited)
-        if info.si_signo != signal.SIGCHLD and info.si_code != 0x80:  # not from the terminal
-            try:
-                os.kill(child, info.si_signo)
-            except ProcessLookupError:
-                pass
 
 
 def _relay_tty(master: int, child: int) -> int:
