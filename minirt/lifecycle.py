@@ -99,12 +99,13 @@ def cleanup_dead(store: Store, cid: str, rec: dict) -> None:
         net = network.load(store.root, cfg.get("network") or network.DEFAULT_NETWORK)
         ports = (rec.get("network") or {}).get("ports") or []
         address = (rec.get("network") or {}).get("address")
+        address6 = (rec.get("network") or {}).get("address6")  # dual-stack networks
         if ports and address:
             from minirt.net.firewall import ports as fwports
             from minirt.net.ports import PortMapping
 
             try:
-                fwports.unpublish([PortMapping.from_dict(p) for p in ports], address)
+                fwports.unpublish([PortMapping.from_dict(p) for p in ports], address, address6)
             except Exception:  # noqa: BLE001 - another container may own the key now; not ours to delete
                 pass
         if net is not None:

@@ -55,6 +55,17 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _dual_stack(cfg, root: str) -> bool:
+    """The container's network has IPv6 (its published ports are held on :: too); only
+    user-defined networks can (the default network is IPv4-only)."""
+    if cfg.net != "bridge" or not cfg.network:
+        return False
+    from minirt.net import network
+
+    net = network.load(root, cfg.network)
+    return bool(net and net.subnet6)
+
+
 def create(cfg, store: Store, record: dict | None = None) -> Container:
     """Everything up to the barrier: on any failure nothing is left behind (a restart keeps
     the record and the writable layer it came with)."""
@@ -64,7 +75,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             # before anything is set up: a taken port is refused with nothing to undo
             from minirt.net import ports
 
-            held = ports.reserve(cfg.ports)
+            held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
             release = ("# release the reserved host ports", lambda: [s.close() for s in held])
             rb.add(*release)
             c.undo.append(release)

@@ -4,22 +4,24 @@ import os
 import sys
 
 from minirt import explain
-from minirt.cliparse import FLAG, VALUE, Option, parse
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 
 OPTIONS = [
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command"),
     Option(("-q", "--quiet"), FLAG, "only names"),
-    Option(("--subnet",), VALUE, "create: the IPv4 subnet (default: a free one from Docker's pools)", "CIDR"),
-    Option(("--gateway",), VALUE, "create: the bridge's address (default: the first one)", "ADDRESS"),
+    Option(("--subnet",), LIST, "create: the IPv4 subnet (default: a free one from Docker's pools); "
+           "once more for the IPv6 one", "CIDR"),  # fmt: skip
+    Option(("--gateway",), LIST, "create: the bridge's address (default: the first one); once per family", "ADDRESS"),
+    Option(("--ipv6",), FLAG, "create: dual-stack (IPv6 subnet: the --subnet given, or a ULA /64)"),
     Option(("--internal",), FLAG, "create: no route out, no masquerade"),
 ]
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage: minirt network ls | create [--subnet CIDR] [--gateway IP] [--internal] NAME"
+        sys.stdout.write("Usage: minirt network ls | create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--internal] NAME"
                          " | inspect NAME... | rm NAME...\n")
         return 0
     sub, rest = args[0], args[1:]
@@ -37,6 +39,8 @@ def main(args: list[str]) -> int:
         print(f"{'NAME':<16} {'DRIVER':<8} {'BRIDGE':<16} {'SUBNET':<20} {'GATEWAY':<16} MTU")
         for n in nets:
             print(f"{n.name:<16} {'bridge':<8} {n.bridge:<16} {n.subnet:<20} {n.gateway:<16} {n.mtu}")
+            if n.subnet6:  # dual-stack: the IPv6 subnet on a line of its own, under the IPv4 one
+                print(f"{'':<16} {'':<8} {'':<16} {n.subnet6:<20} {n.gateway6}")
         return 0
     if sub == "inspect":
         import json
@@ -51,6 +55,7 @@ def main(args: list[str]) -> int:
                         "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
                         "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall},
                         "Containers": {o["container"]: {"IPv4Address": f"{a}/{n.prefixlen}"} for a, o in leases.items()}})  # fmt: skip
+            _inspect_ipv6(out[-1], n)
         print(json.dumps(out, indent=4))
         return 0
     if sub == "reload":
@@ -72,7 +77,9 @@ def main(args: list[str]) -> int:
             raise ConfigError("must run as root (creating a bridge needs CAP_NET_ADMIN)")
         from minirt.net.netlink import Rtnl
 
-        network.create(root, operands[0], Rtnl.host(), opts["subnet"], opts["gateway"], opts["internal"])
+        (subnet, subnet6), (gateway, gateway6) = _by_family(opts["subnet"], "--subnet"), _by_family(opts["gateway"], "--gateway")
+        network.create(root, operands[0], Rtnl.host(), subnet, gateway, opts["internal"],
+                       ipv6=opts["ipv6"], subnet6=subnet6, gateway6=gateway6)  # fmt: skip
         print(operands[0])
         return 0
     if sub in ("rm", "remove"):
@@ -88,3 +95,26 @@ def main(args: list[str]) -> int:
             print(name)
         return 0
     raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, reload, rm)")
+
+
+def _by_family(values: list[str] | None, option: str) -> tuple[str | None, str | None]:
+    """--subnet/--gateway given up to twice, once per address family (Docker's dual-stack
+    form): (IPv4 value, IPv6 value), either None."""
+    v4 = [v for v in values or [] if ":" not in v]
+    v6 = [v for v in values or [] if ":" in v]
+    if len(v4) > 1 or len(v6) > 1:
+        raise ConfigError(f"network create: {option} at most once per address family (IPv4, IPv6)")
+    return (v4[0] if v4 else None), (v6[0] if v6 else None)
+
+
+def _inspect_ipv6(entry: dict, n) -> None:
+    """Docker's fields for a dual-stack network: EnableIPv6, a second IPAM Config entry, and
+    each container's IPv6Address."""
+    from minirt.net import ipam
+
+    entry["EnableIPv6"] = bool(n.subnet6)
+    if not n.subnet6:
+        return
+    entry["IPAM"]["Config"].append({"Subnet": n.subnet6, "Gateway": n.gateway6})
+    for a, o in ipam.LeaseStore(f"{n.dir}/leases6").leases().items():
+        entry["Containers"].setdefault(o["container"], {})["IPv6Address"] = f"{a}/{n.prefixlen6}"

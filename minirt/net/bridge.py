@@ -24,6 +24,7 @@ import _socket
 import os
 
 from minirt import explain, faults, ids, timing
+from minirt.errors import ConfigError
 from minirt.net import network, sentinel
 from minirt.net.netlink import Rtnl, socket_in
 
@@ -59,7 +60,12 @@ def attach(c, rb, root: str) -> dict:
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
     rb.add(f"# release the address of {ids.short(cfg.id)} in {net.name}", ipam.release_owner, net.dir, cfg.id)
     previous = (c.record.get("network") or {}).get("address") if c.restarting else None
-    address = ipam.allocate(net.dir, net.subnet, net.gateway, owner, prefer=previous)
+    address6 = None
+    if net.subnet6:  # dual-stack: both leases under one hold of the network lock
+        address, address6 = _allocate_dual(c, net, owner, previous)
+    else:
+        _refuse_v6_ports(cfg.ports, net)
+        address = ipam.allocate(net.dir, net.subnet, net.gateway, owner, prefer=previous)
     faults.point("after-lease")
     timing.mark("leased")
 
@@ -89,14 +95,16 @@ def attach(c, rb, root: str) -> dict:
         if not net.internal:  # an internal network has no way out: no default route
             explain.cmd(f"nsenter -t {pid} -n ip route add default via {net.gateway} dev eth0")
             ctr_tx.add_default_route(net.gateway)
+        if address6:
+            _container_side6(ctr_tx, pid, net, address6)
     finally:
         ctr_tx.close()
     timing.mark("container-side")
     if cfg.ports:
         from minirt.net.firewall import ports as fwports
 
-        rb.add("# unpublish the ports", fwports.unpublish, cfg.ports, address)
-        fwports.publish(cfg.ports, address)
+        rb.add("# unpublish the ports", fwports.unpublish, cfg.ports, address, address6)
+        fwports.publish(cfg.ports, address, address6)
         # A container reaching its own published port through a host address: with
         # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
         # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
@@ -116,17 +124,46 @@ def attach(c, rb, root: str) -> dict:
             host_resolv = f.read()
     except OSError:
         host_resolv = ""
+    extra6 = {"address6": address6, "prefixlen6": net.prefixlen6, "gateway6": net.gateway6} if address6 else {}
     return {
         "network": net.name,
         "address": address,
         "prefixlen": net.prefixlen,
         "gateway": net.gateway,
+        **extra6,
         "mac": mac,
         "host_ifname": ifname,
         "bridge": net.bridge,
         "resolv_conf": dns.container_resolv_conf(host_resolv, cfg.dns or []),
         "ports": [m.to_dict() for m in cfg.ports or []],
     }
+
+
+def _refuse_v6_ports(ports, net) -> None:
+    """A port bound to an IPv6 host address needs a dual-stack network: refused before any
+    lease is taken."""
+    for m in ports or []:
+        if ":" in m.host_ip:
+            raise ConfigError(
+                f"port {m}: network {net.name} has no IPv6 (create it with `minirt network create --ipv6`)"
+            )
+
+
+def _allocate_dual(c, net, owner: dict, previous: str | None) -> tuple[str, str]:
+    from minirt.net import ipam
+
+    previous6 = (c.record.get("network") or {}).get("address6") if c.restarting else None
+    return ipam.allocate6(net.dir, net.subnet, net.gateway, net.subnet6, net.gateway6, owner, previous, previous6)
+
+
+def _container_side6(ctr_tx, pid: int, net, address6: str) -> None:
+    """eth0's IPv6 address (nodad: no DAD delay, the address is unique by IPAM) and, unless the
+    network is internal, the IPv6 default route via the bridge's gateway6."""
+    explain.cmd(f"nsenter -t {pid} -n ip -6 addr add {address6}/{net.prefixlen6} dev eth0 nodad")
+    ctr_tx.add_address6(address6, net.prefixlen6)
+    if not net.internal:
+        explain.cmd(f"nsenter -t {pid} -n ip -6 route add default via {net.gateway6} dev eth0")
+        ctr_tx.add_default_route6(net.gateway6)
 
 
 def _wait_gone(ifname: str) -> None:

@@ -1,4 +1,8 @@
-"""IPv4 address management: a pure round-robin allocator and one lease file per address.
+"""IPv4 (and IPv6) address management: a pure round-robin allocator and one lease file per address.
+
+Dual-stack networks keep their IPv6 leases the same way in a second directory, leases6/
+(names in canonical compressed form, e.g. leases6/fd00:77::2), allocated together with the
+IPv4 lease under the same network lock (allocate6) and released with it (release_owner).
 
 Runs in: host, minirt parent (on the container start-up path, so cheap imports only: no
 ipaddress, no json, no socket; IPv4 arithmetic is done on ints by hand).
@@ -37,6 +41,7 @@ Be aware: leases are not fsynced (they live on /run, a tmpfs that a reboot empti
 link() needs a filesystem with hard links (tmpfs and ext4 have them).
 """
 
+import _socket
 import fcntl
 import os
 
@@ -58,6 +63,25 @@ def _ip_to_int(ip: str) -> int:
 
 def _int_to_ip(n: int) -> str:
     return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def _ip6_to_int(ip: str) -> int:
+    """IPv6 (canonical, compressed lower-case form only: one lease file name per address)."""
+    try:
+        n = int.from_bytes(_socket.inet_pton(_socket.AF_INET6, ip), "big")
+    except (OSError, TypeError):
+        raise ValueError(f"not an IPv6 address: {ip!r}") from None
+    if _int_to_ip6(n) != ip:
+        raise ValueError(f"not a canonical IPv6 address: {ip!r}")
+    return n
+
+
+def _int_to_ip6(n: int) -> str:
+    return _socket.inet_ntop(_socket.AF_INET6, n.to_bytes(16, "big"))
+
+
+def _any_to_int(ip: str) -> int:
+    return _ip6_to_int(ip) if ":" in ip else _ip_to_int(ip)
 
 
 def mac_for(ip: str) -> str:
@@ -123,6 +147,43 @@ def _parse_owner(data: bytes) -> dict:
     return owner if isinstance(owner, dict) else {}
 
 
+class Allocator6(Allocator):
+    """The usable addresses of an IPv6 subnet (no broadcast: every address after the
+    subnet-router anycast one, up to the last), in the same round-robin order."""
+
+    def __init__(self, subnet: str, reserved: set[str]):
+        net, _, plen = subnet.partition("/")
+        if not plen.isdigit() or not 64 <= int(plen) <= 126:
+            raise ValueError(f"not an IPv6 subnet of /64../126: {subnet!r}")
+        size = 1 << (128 - int(plen))
+        base = _ip6_to_int(net) & ~(size - 1)
+        self.first = base + 1
+        self.last = base + size - 1
+        self.reserved = {_ip6_to_int(r) for r in reserved}
+
+    def usable(self, addr: str) -> bool:
+        try:
+            n = _ip6_to_int(addr)
+        except ValueError:
+            return False
+        return self.first <= n <= self.last and n not in self.reserved
+
+    def next_candidates(self, last: str | None):
+        start = self.first
+        if last is not None:
+            try:
+                n = _ip6_to_int(last)
+            except ValueError:
+                n = -1
+            if self.first <= n < self.last:
+                start = n + 1
+        a = start  # a /64 is never walked in full: the first free address ends the walk
+        for _ in range(self.last - self.first + 1):
+            if a not in self.reserved:
+                yield _int_to_ip6(a)
+            a = a + 1 if a < self.last else self.first
+
+
 class LeaseStore:
     """One lease file per address in `directory` (see the module docstring for the protocol)."""
 
@@ -130,7 +191,7 @@ class LeaseStore:
         self.dir = directory
 
     def _path(self, addr: str) -> str:
-        _ip_to_int(addr)  # a name like "../x" never reaches the filesystem
+        _any_to_int(addr)  # a name like "../x" never reaches the filesystem
         return f"{self.dir}/{addr}"
 
     def owner_of(self, addr: str) -> dict | None:
@@ -226,7 +287,7 @@ class LeaseStore:
             return {}
         out = {}
         for name in names:
-            if name[:1].isdigit():
+            if name[:1].isdigit() or ":" in name:  # v4, or v6 (leases6/)
                 owner = self.owner_of(name)
                 if owner is not None:
                     out[name] = owner
@@ -305,9 +366,42 @@ def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: s
         os.close(fd)
 
 
+def allocate6(network_dir: str, subnet: str, gateway: str, subnet6: str, gateway6: str, owner: dict,
+              prefer: str | None = None, prefer6: str | None = None) -> tuple[str, str]:  # fmt: skip
+    """Dual-stack networks: an IPv4 and an IPv6 address (leases6/) for owner, under one hold
+    of the network's lock; the v4 lease is undone if no v6 address is free."""
+    fd = _lock(network_dir, create=True)
+    try:
+        os.makedirs(f"{network_dir}/leases6", mode=0o700, exist_ok=True)
+        address = _allocate_in(LeaseStore(f"{network_dir}/leases"), Allocator(subnet, {gateway}), subnet, owner, prefer)
+        try:
+            store6 = LeaseStore(f"{network_dir}/leases6")
+            address6 = _allocate_in(store6, Allocator6(subnet6, {gateway6}), subnet6, owner, prefer6)
+        except BaseException:
+            LeaseStore(f"{network_dir}/leases").release(address, owner["container"])
+            raise
+        return address, address6
+    finally:
+        os.close(fd)
+
+
+def _allocate_in(store: LeaseStore, alloc: Allocator, subnet: str, owner: dict, prefer: str | None) -> str:
+    if prefer and alloc.usable(prefer) and store.reserve(prefer, owner):
+        return prefer
+    for addr in alloc.next_candidates(store.last_reserved()):
+        if store.reserve(addr, owner):
+            store.set_last_reserved(addr)
+            return addr
+    raise ConflictError(
+        f"no free address in {subnet} (every address is leased to a running container; "
+        "remove one, or use a network with a larger subnet)"
+    )
+
+
 def release_owner(network_dir: str, container_id: str) -> list[str]:
-    """Drop every lease of container_id in this network, under its lock; idempotent, and a
-    network that is gone has nothing to release. Returns the addresses released."""
+    """Drop every lease of container_id in this network (IPv4 leases/ and IPv6 leases6/),
+    under its lock; idempotent, and a network that is gone has nothing to release. Returns
+    the addresses released."""
     fd = _lock(network_dir, create=False)
     if fd is None:
         return []
@@ -315,6 +409,10 @@ def release_owner(network_dir: str, container_id: str) -> list[str]:
         store = LeaseStore(f"{network_dir}/leases")
         released = store.release_owner(container_id)
         store.sweep_tmp()
+        if os.path.isdir(f"{network_dir}/leases6"):  # dual-stack networks only
+            store6 = LeaseStore(f"{network_dir}/leases6")
+            released += store6.release_owner(container_id)
+            store6.sweep_tmp()
         return released
     finally:
         os.close(fd)

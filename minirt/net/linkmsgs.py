@@ -1,4 +1,4 @@
-"""The four rtnetlink messages of a container's start, compiled once by pyroute2, filled per container.
+"""The rtnetlink messages of a container's start, compiled once by pyroute2, filled per container.
 
 Runs in: the minirt parent, host network namespace (and, for the container-side messages, a
 socket opened in the container's netns).
@@ -14,6 +14,8 @@ once, with sentinel values in the variable fields, and we record where each fiel
     up     RTM_NEWLINK  ifindex 2 IFF_UP
     addr   RTM_NEWADDR  IFA_LOCAL/IFA_ADDRESS on ifindex 2
     route  RTM_NEWROUTE default via the gateway, oif 2
+    addr6  RTM_NEWADDR  IFA_ADDRESS (IPv6, IFA_F_NODAD) on ifindex 2     dual-stack networks
+    route6 RTM_NEWROUTE ::/0 via the IPv6 gateway, oif 2                 dual-stack networks
 
 Per container we copy the bytes, write the fields at their offsets, send, and read the ack:
 no pyroute2 import on the per-container path. The compiled set is cached in
@@ -31,7 +33,7 @@ from minirt import jsonenc
 from minirt.errors import ConflictError, NetworkError
 from minirt.net.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, error_code, split_messages
 
-FORMAT = 2
+FORMAT = 3
 
 # sentinel values: byte patterns that cannot occur elsewhere in these messages
 _S_HOST = "mr" + "Q" * 12
@@ -40,6 +42,9 @@ _S_MAC = "c3:d4:e5:f6:a7:09"
 _S_ADDR = "203.0.113.77"
 _S_PLEN = 0x1D  # /29, found at the ifaddrmsg's fixed offset
 _S_GW = "198.51.100.77"
+_S_ADDR6 = "2001:db8:c1a7:e5f6:a709:77c3:d4e5:f601"
+_S_GW6 = "2001:db8:c1a7:e5f6:a709:77c3:d4e5:f602"
+_S_PLEN6 = 0x5F  # /95, at the ifaddrmsg's fixed offset
 
 
 def compile_messages() -> dict:
@@ -74,9 +79,17 @@ def compile_messages() -> dict:
     route.update({"family": 2, "table": 254, "proto": 3, "scope": 0, "type": 1})
     route["attrs"] = [("RTA_GATEWAY", _S_GW), ("RTA_OIF", 2)]
 
+    addr6 = ifaddrmsg()
+    addr6.update({"family": 10, "prefixlen": _S_PLEN6, "flags": 0x02, "index": 2})  # IFA_F_NODAD
+    addr6["attrs"] = [("IFA_ADDRESS", _S_ADDR6)]
+    route6 = rtmsg()
+    route6.update({"family": 10, "table": 254, "proto": 3, "scope": 0, "type": 1})
+    route6["attrs"] = [("RTA_GATEWAY", _S_GW6), ("RTA_OIF", 2)]
+
     out = {"format": FORMAT}
     for name, msg, mtype in (("veth", veth, RTM_NEWLINK), ("up", up, RTM_NEWLINK), ("addr", addr, RTM_NEWADDR),
-                             ("route", route, RTM_NEWROUTE)):  # fmt: skip
+                             ("route", route, RTM_NEWROUTE), ("addr6", addr6, RTM_NEWADDR),
+                             ("route6", route6, RTM_NEWROUTE)):  # fmt: skip
         msg["header"]["type"] = mtype
         msg["header"]["flags"] = create if name != "up" else NLM_F_REQUEST | NLM_F_ACK
         msg["header"]["sequence_number"] = 0
@@ -98,7 +111,17 @@ def compile_messages() -> dict:
         raise NetworkError("compile netlink messages: ifaddrmsg layout is not the kernel's")
     data = bytes.fromhex(out["route"]["bytes"])
     out["route"]["fields"] = {"gateway": _find(data, _socket.inet_aton(_S_GW), "gateway")}
+    data = bytes.fromhex(out["addr6"]["bytes"])
+    out["addr6"]["fields"] = {"address": _find(data, _inet6(_S_ADDR6), "IPv6 address"), "prefixlen": 17}
+    if data[17] != _S_PLEN6:
+        raise NetworkError("compile netlink messages: ifaddrmsg layout is not the kernel's")
+    data = bytes.fromhex(out["route6"]["bytes"])
+    out["route6"]["fields"] = {"gateway": _find(data, _inet6(_S_GW6), "IPv6 gateway")}
     return out
+
+
+def _inet6(address: str) -> bytes:
+    return _socket.inet_pton(_socket.AF_INET6, address)
 
 
 def _find(data: bytes, needle: bytes, what: str, count: int = 1):
@@ -193,6 +216,18 @@ class Sender:
             self._send("addr", f"add address {address}", local=a, address=a, prefixlen=prefixlen)
         except OSError as e:
             raise NetworkError(f"add address {address}/{prefixlen} to eth0: {e.strerror}") from None
+
+    def add_address6(self, address: str, prefixlen: int) -> None:
+        try:
+            self._send("addr6", f"add address {address}", address=_inet6(address), prefixlen=prefixlen)
+        except OSError as e:
+            raise NetworkError(f"add address {address}/{prefixlen} to eth0: {e.strerror}") from None
+
+    def add_default_route6(self, gateway: str) -> None:
+        try:
+            self._send("route6", "add default route", gateway=_inet6(gateway))
+        except OSError as e:
+            raise NetworkError(f"add default route via {gateway}: {e.strerror}") from None
 
     def add_default_route(self, gateway: str) -> None:
         try:

@@ -38,6 +38,8 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 24, 26  # NEWROUTE: see linkmsgs
 IFF_UP = 0x1
 AF_INET = 2
+AF_INET6 = 10
+IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 _HDR = struct.Struct("=IHHII")
 
@@ -224,6 +226,23 @@ class Rtnl:
         m["prefixlen"] = prefixlen
         m["index"] = index
         m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
+        try:
+            self.request(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address} to {ifname}")
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise NetworkError(f"add address {address}/{prefixlen} to {ifname}: {e.strerror}") from None
+
+    def add_address6(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
+        """An IPv6 address with IFA_F_NODAD (no duplicate address detection: usable at once,
+        as netavark and Docker add theirs); idempotent like add_address."""
+        ifaddrmsg = messages()[1]
+        explain.cmd(f"ip -6 addr add {address}/{prefixlen} dev {ifname} nodad")
+        m = ifaddrmsg()
+        m["family"] = AF_INET6
+        m["prefixlen"] = prefixlen
+        m["flags"] = IFA_F_NODAD
+        m["index"] = index
+        m["attrs"] = [("IFA_ADDRESS", address)]
         try:
             self.request(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address} to {ifname}")
         except OSError as e:

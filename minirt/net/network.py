@@ -7,6 +7,7 @@ Runs in: the minirt parent, host network namespace.
       <name>/network.json          bridge, subnet, gateway, mtu, firewall backend (atomic JSON)
       <name>/lock                  flock: IPAM for this network (net/ipam.py)
       <name>/leases/<ip>           one lease per address (net/ipam.py)
+      <name>/leases6/<ip6>         the same for IPv6, dual-stack networks only (--ipv6)
 
 A network is the bridge with the gateway address, ip_forward, and the network's chains in
 minirt's nft table (net/firewall). It is created on first use and stays until `minirt network
@@ -34,7 +35,8 @@ DEFAULT_CONFIG = "/etc/minirt/config.json"
 
 
 class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "dir")
+    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "dir",
+                 "subnet6", "prefixlen6", "gateway6")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
         self.name = record["name"]
@@ -46,11 +48,18 @@ class Network:
         self.firewall = record["firewall"]
         self.internal = record.get("internal", False)
         self.dir = directory
+        # dual-stack (network create --ipv6): None on IPv4-only networks
+        self.subnet6 = record.get("subnet6")
+        self.prefixlen6 = int(self.subnet6.rsplit("/", 1)[1]) if self.subnet6 else None
+        self.gateway6 = record.get("gateway6")
 
     def spec(self):
         from minirt.net.firewall import NetworkSpec
 
-        return NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal)
+        spec = NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal)
+        if self.subnet6:
+            spec.subnet6, spec.gateway6 = self.subnet6, self.gateway6
+        return spec
 
 
 def networks_dir(root: str) -> str:
@@ -133,11 +142,13 @@ def ensure_host_side(root: str, name: str, host) -> int:
 RESERVED_NAMES = ("none", "host", "bridge", "default", "container")
 
 
-def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool) -> Network:
+def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool,
+           ipv6: bool = False, subnet6: str | None = None, gateway6: str | None = None) -> Network:
     """`minirt network create`: a user-defined bridge network with its own bridge, subnet,
     gateway and IPAM. Its bridge is named like Docker's (`br-` + 12 hex of a hash of the name).
     Traffic between networks is dropped by each network's inbound chain; an internal network
-    gets no masquerade, drops what leaves its bridge, and its containers no default route."""
+    gets no masquerade, drops what leaves its bridge, and its containers no default route.
+    ipv6 (or a subnet6): dual-stack, see _record_ipv6."""
     import hashlib
 
     from minirt import ids
@@ -151,6 +162,8 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
             raise ConflictError(f"network {name!r}: already exists")
         bridge = "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
         net = _record(root, name, bridge, subnet, gateway, internal, host)
+        if ipv6 or subnet6:
+            net = _record_ipv6(root, net, subnet6, gateway6)
         try:
             _setup_host_side(net, host)
         except BaseException:
@@ -198,6 +211,51 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
     return Network(record, d)
 
 
+def _record_ipv6(root: str, net: Network, subnet6: str | None, gateway6: str | None) -> Network:
+    """Add subnet6/gateway6 to a new network's record (dual-stack, Docker's --ipv6): the given
+    subnet, or a ULA /64 (subnets.ula_for); the gateway is the subnet's first address unless
+    given. Called under the networks lock, before the host side exists."""
+    from minirt.net import subnets
+
+    others = [n for n in list_networks(root) if n.subnet6 and n.name != net.name]
+    if subnet6:
+        addr, plen = subnets.parse_subnet6(subnet6)
+        subnet6 = f"{addr}/{plen}"
+        clash = [n.name for n in others if not _disjoint(n.subnet6, subnet6)]
+        if clash:
+            raise ConflictError(f"subnet {subnet6}: overlaps network {clash[0]!r}")
+    else:
+        subnet6 = subnets.ula_for(net.name, [n.subnet6 for n in others])
+    if gateway6 is None:
+        gateway6 = subnets.gateway_of(subnet6)
+    elif not subnets.contains(subnet6, gateway6):
+        raise ConfigError(f"gateway {gateway6}: not inside subnet {subnet6}")
+    import ipaddress
+
+    gateway6 = str(ipaddress.ip_address(gateway6))  # canonical: it names no lease, but is compared
+    record = read_json(f"{net.dir}/network.json")
+    record.update(subnet6=subnet6, gateway6=gateway6, enable_ipv6=True)
+    os.makedirs(f"{net.dir}/leases6", mode=0o700, exist_ok=True)
+    atomic_write_json(f"{net.dir}/network.json", record)
+    return Network(record, net.dir)
+
+
+def _setup_ipv6_host_side(net: Network, host, index: int) -> None:
+    """Dual-stack networks: the bridge's IPv6 gateway address (nodad: usable at once, no
+    duplicate address detection delay), IPv6 enabled on the bridge, and IPv6 forwarding.
+
+    net.ipv6.conf.all.forwarding=1 is what Docker (and netavark) set when a network has IPv6.
+    Be aware: on a host that configures its own uplink by SLAAC, a forwarding interface stops
+    accepting router advertisements (unless accept_ra=2 on the uplink), so its address and
+    default route expire: set accept_ra=2 on the uplink before using dual-stack networks there.
+    """
+    from minirt.net import sysctl
+
+    sysctl.ensure(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0")
+    host.add_address6(index, net.bridge, net.gateway6, net.prefixlen6)
+    sysctl.ensure("net.ipv6.conf.all.forwarding", "1")
+
+
 def _disjoint(a: str, b: str) -> bool:
     import ipaddress
 
@@ -217,6 +275,8 @@ def _setup_host_side(net: Network, host) -> int:
     # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
     # for the bridge (what Docker does when its userland proxy is off)
     sysctl.ensure(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
+    if net.subnet6:
+        _setup_ipv6_host_side(net, host, index)
     get_backend(net.firewall).setup_network(net.spec())
     return index
 

@@ -35,11 +35,13 @@ def start(network_dir: str, cid: str, host_ifname: str, ports: list | None = Non
 
                 leases = ipam.LeaseStore(f"{network_dir}/leases").leases()
                 address = next((a for a, o in leases.items() if o.get("container") == cid), None)
+                leases6 = ipam.LeaseStore(f"{network_dir}/leases6").leases()  # dual-stack only
+                address6 = next((a for a, o in leases6.items() if o.get("container") == cid), None)
                 try:
                     if ports and address:
                         from minirt.net.firewall import ports as fwports
 
-                        fwports.unpublish(ports, address)
+                        fwports.unpublish(ports, address, address6)
                     Rtnl.host().delete_link(host_ifname)
                 finally:
                     ipam.release_owner(network_dir, cid)

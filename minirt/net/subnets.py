@@ -4,7 +4,7 @@ Runs in: host, minirt parent, once per network creation (not per container), whi
 stdlib `ipaddress` (a few ms to import) is acceptable here and nowhere on the start-up path.
 
 Be aware:
-- IPv4 only.
+- The pools are IPv4; IPv6 subnets are given (--subnet) or a ULA /64 (ula_for).
 - pick_subnet() counts every prefix it is given except the default route. Which host routes to
   pass is the caller's choice: Docker before v23 checked all non-default routes; since moby PR
   #42598 (libnetwork/netutils/utils_linux.go, InferReservedNetworks) only on-link routes and
@@ -35,6 +35,44 @@ def parse_subnet(s: str) -> tuple[str, int]:
     if net.prefixlen > 30:
         raise ConfigError(f"subnet {s}: too small (at most /30: a gateway and one container)")
     return str(net.network_address), net.prefixlen
+
+
+def parse_subnet6(s: str) -> tuple[str, int]:
+    """'fd00:77::/64' -> ('fd00:77::', 64); ConfigError unless an IPv6 network of /64 to /120
+    with host bits clear. (Docker accepts larger prefixes too; /64 is what SLAAC-free ULAs use.)"""
+    try:
+        net = ipaddress.ip_network(s, strict=True)
+    except (ValueError, TypeError) as e:
+        if "host bits set" in str(e):
+            meant = ipaddress.ip_interface(s).network
+            raise ConfigError(f"subnet {s}: host bits set (did you mean {meant}?)") from None
+        raise ConfigError(f"subnet {s}: not a valid IPv6 subnet (expected CIDR such as fd00:77::/64)") from None
+    if net.version != 6:
+        raise ConfigError(f"subnet {s}: not an IPv6 subnet")
+    if not 64 <= net.prefixlen <= 120:
+        raise ConfigError(f"subnet {s}: IPv6 subnets must be /64 to /120")
+    return str(net.network_address), net.prefixlen
+
+
+def is_v6(s: str) -> bool:
+    return ":" in s
+
+
+def ula_for(name: str, taken: list[str]) -> str:
+    """A ULA /64 for a network created with --ipv6 and no IPv6 subnet: the /48 of RFC 4193
+    (fd + a 40-bit global ID, here from a hash of the network name, so it is stable across
+    re-creations), subnet ID 0, or the next free subnet ID if another network has it.
+    Docker (27+) takes a /64 from its default IPv6 pool, a ULA /48 derived from the host
+    ID instead; both are only reachable from outside through published ports."""
+    import hashlib
+
+    gid = hashlib.sha256(name.encode()).digest()[:5]
+    prefix = ipaddress.ip_network((int.from_bytes(b"\xfd" + gid, "big") << 80, 48))
+    used = [ipaddress.ip_network(t, strict=False) for t in taken if is_v6(t)]
+    for cand in prefix.subnets(new_prefix=64):
+        if not any(cand.overlaps(u) for u in used):
+            return str(cand)
+    raise ConfigError("no free IPv6 /64 for this network; give one with --subnet")
 
 
 def contains(subnet: str, address: str) -> bool:

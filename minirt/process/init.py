@@ -97,6 +97,8 @@ def etc_files(cfg, net: dict, host_files: dict) -> dict[str, str]:
     hosts = STANDARD_HOSTS
     if net.get("address"):
         hosts += f"{net['address']}\t{cfg.hostname}\n"
+    if net.get("address6"):  # dual-stack networks (Docker lists both)
+        hosts += f"{net['address6']}\t{cfg.hostname}\n"
     resolv = net.get("resolv_conf", host_files["resolv.conf"])
     return {"hostname": cfg.hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
 

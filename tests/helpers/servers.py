@@ -4,7 +4,8 @@ The UDP server speaks just enough TFTP for busybox's `tftp -g` client (busybox n
 a read request (opcode 1) is answered with one DATA block (opcode 3, block 1) holding the
 text, which ends the transfer; anything else (the client's ACK) is ignored.
 
-Run inside a test's own namespace (the fake upstream `wan`): python servers.py tcp|udp PORT.
+Run inside a test's own namespace (the fake upstream `wan`): python servers.py tcp|udp PORT [6]
+(6: IPv6, on ::).
 Prints "listening" once bound; serves until killed. Bounded by design: one reply per request.
 """
 
@@ -14,10 +15,11 @@ import sys
 
 def main() -> None:
     proto, port = sys.argv[1], int(sys.argv[2])
+    family, anyaddr = (socket.AF_INET6, "::") if sys.argv[3:] == ["6"] else (socket.AF_INET, "0.0.0.0")
     if proto == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
+        s.bind((anyaddr, port))
         s.listen(16)
         print("listening", flush=True)
         while True:
@@ -30,8 +32,8 @@ def main() -> None:
                     pass
                 conn.sendall(f"from {peer[0]}\n".encode())
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.bind((anyaddr, port))
         print("listening", flush=True)
         while True:
             data, peer = s.recvfrom(1024)

@@ -78,6 +78,22 @@ def test_addr_up_and_route_match_pyroute2(compiled):
     assert cap.sent[2] == _encoded(r, 24, 0x605, 3)
 
 
+def test_v6_addr_and_route_match_pyroute2(compiled):
+    _, ifaddrmsg, rtmsg = messages()
+    cap = Capture()
+    s = linkmsgs.Sender(compiled, cap)
+    s.add_address6("fd00:77::2", 64)
+    s.add_default_route6("fd00:77::1")
+    a = ifaddrmsg()
+    a.update({"family": 10, "prefixlen": 64, "flags": 0x02, "index": 2})
+    a["attrs"] = [("IFA_ADDRESS", "fd00:77::2")]
+    assert cap.sent[0] == _encoded(a, 20, 0x605, 1)
+    r = rtmsg()
+    r.update({"family": 10, "table": 254, "proto": 3, "scope": 0, "type": 1})
+    r["attrs"] = [("RTA_GATEWAY", "fd00:77::1"), ("RTA_OIF", 2)]
+    assert cap.sent[1] == _encoded(r, 24, 0x605, 2)
+
+
 def test_kernel_errors_become_network_errors(compiled):
     class Refusing(Capture):
         def recv(self, n):

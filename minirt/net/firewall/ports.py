@@ -40,6 +40,25 @@ add rule inet minirt output fib daddr type local jump ports
 add rule inet minirt ports dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
 add rule inet minirt ports dnat ip to meta l4proto . th dport map @ports_any"""
 
+# IPv6 (dual-stack networks only; a v4-only publish sends exactly DECLARE above). Own base
+# chains, so the v4 script never flushes away the v6 dispatch and vice versa. ::1 is left out:
+# the kernel never routes a packet with a loopback source off `lo`, and IPv6 has no
+# route_localnet, so [::1]:port cannot be DNATed without a proxy (Docker's docker-proxy
+# listens there); connections to it find the reservation socket and are refused.
+DECLARE6 = """add table inet minirt
+add map inet minirt ports6_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+add map inet minirt ports6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
+add chain inet minirt ports6
+add chain inet minirt prerouting6 { type nat hook prerouting priority -100; policy accept; }
+add chain inet minirt output6 { type nat hook output priority -100; policy accept; }
+flush chain inet minirt ports6
+flush chain inet minirt prerouting6
+flush chain inet minirt output6
+add rule inet minirt prerouting6 fib daddr type local jump ports6
+add rule inet minirt output6 ip6 daddr != ::1 fib daddr type local jump ports6
+add rule inet minirt ports6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip
+add rule inet minirt ports6 dnat ip6 to meta l4proto . th dport map @ports6_any"""
+
 
 def _element(m, address: str) -> tuple[str, str, str]:
     if m.host_ip == "0.0.0.0":
@@ -47,21 +66,33 @@ def _element(m, address: str) -> tuple[str, str, str]:
     return "ports_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address} . {m.container_port}"
 
 
-def publish_script(mappings, address: str) -> str:
-    lines = [DECLARE]
+def _elements(mappings, address: str, address6: str | None):
+    """(map, key, value) of each mapping: v4 as before; on a dual-stack container (address6)
+    a mapping on all addresses is published on the IPv6 ones too (Docker: 0.0.0.0 and ::),
+    and one bound to an IPv6 host address goes to ports6_ip only."""
     for m in mappings:
-        name, key, value = _element(m, address)
+        if ":" in m.host_ip:
+            if address6:
+                yield "ports6_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address6} . {m.container_port}"
+            continue
+        yield _element(m, address)
+        if address6 and m.host_ip == "0.0.0.0":
+            yield "ports6_any", f"{m.proto} . {m.host_port}", f"{address6} . {m.container_port}"
+
+
+def publish_script(mappings, address: str, address6: str | None = None) -> str:
+    lines = [DECLARE, DECLARE6] if address6 else [DECLARE]
+    for name, key, value in _elements(mappings, address, address6):
         lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
     return "\n".join(lines)
 
 
-def unpublish_script(mappings, address: str) -> str:
+def unpublish_script(mappings, address: str, address6: str | None = None) -> str:
     """Declare each element with our value before deleting it: if another container owns the
     key now, the add conflicts and the transaction changes nothing (moby checks the old value
     before deleting a map element for the same reason)."""
-    lines = [DECLARE]
-    for m in mappings:
-        name, key, value = _element(m, address)
+    lines = [DECLARE, DECLARE6] if address6 else [DECLARE]
+    for name, key, value in _elements(mappings, address, address6):
         lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
         lines.append(f"delete element inet minirt {name} {{ {key} }}")
     return "\n".join(lines)
@@ -79,11 +110,11 @@ def apply(script: str, step: str) -> None:
         raise FirewallError(f"nft {step}: {first}", script)
 
 
-def publish(mappings, address: str) -> None:
+def publish(mappings, address: str, address6: str | None = None) -> None:
     if mappings:
-        apply(publish_script(mappings, address), "publish ports")
+        apply(publish_script(mappings, address, address6), "publish ports")
 
 
-def unpublish(mappings, address: str) -> None:
+def unpublish(mappings, address: str, address6: str | None = None) -> None:
     if mappings:
-        apply(unpublish_script(mappings, address), "unpublish ports")
+        apply(unpublish_script(mappings, address, address6), "unpublish ports")

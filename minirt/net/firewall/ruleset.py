@@ -26,6 +26,7 @@ element and leaves at once, and the cost does not grow with the number of networ
       chain net-<name>-out   ct state established,related accept
                              accept                     (internal: oifname != "<br>" drop)
       chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal)
+                             oifname != "<br>" ip6 saddr <subnet6> masquerade (dual-stack only)
 
 Ownership marks: every rule carries the comment `minirt:net:<name>`, or
 `minirt:net:<name>:<why>` where the reason helps a reader of `nft list` (the unpublished drop).
@@ -98,6 +99,31 @@ def check(net) -> tuple[str, int]:
     if not (isinstance(bridge, str) and 0 < len(bridge) <= 15 and set(bridge) <= _NAME_CHARS) or bridge in (".", ".."):
         raise ConfigError(f"network {name}: bridge name {bridge!r}: use 1-15 letters, digits, '_', '.' or '-'")
     return _parse_subnet(net)
+
+
+def _masquerade6(net) -> list[dict]:
+    """Dual-stack networks: `oifname != "<br>" ip6 saddr <subnet6> masquerade` (Docker and
+    netavark masquerade a ULA network's IPv6 traffic the same way as its IPv4)."""
+    addr, plen = _parse_subnet6(net)
+    saddr = {"payload": {"protocol": "ip6", "field": "saddr"}}
+    return [_match(_meta("oifname"), net.bridge, "!="), _match(saddr, {"prefix": {"addr": addr, "len": plen}}),
+            {"masquerade": None}]  # fmt: skip
+
+
+def _parse_subnet6(net) -> tuple[str, int]:
+    """"fd00:77::/64" -> ("fd00:77::", 64), canonical form and host bits clear, or ConfigError."""
+    import _socket
+
+    addr, slash, plen = str(net.subnet6).partition("/")
+    try:
+        packed = _socket.inet_pton(_socket.AF_INET6, addr)
+    except (OSError, ValueError):
+        packed = None
+    if not (packed and slash and plen.isdigit() and int(plen) <= 128 and _socket.inet_ntop(_socket.AF_INET6, packed) == addr):
+        raise ConfigError(f"network {net.name}: subnet {net.subnet6!r}: expected an IPv6 network such as fd00:77::/64")
+    if int.from_bytes(packed, "big") & ((1 << (128 - int(plen))) - 1):
+        raise ConfigError(f"network {net.name}: subnet {net.subnet6!r} has host bits set (not a network address)")
+    return addr, int(plen)
 
 
 def _parse_subnet(net) -> tuple[str, int]:
@@ -208,6 +234,8 @@ def setup_network_batch(net) -> list[dict]:
         subnet = {"prefix": {"addr": addr, "len": plen}}
         masq = [_match(_meta("oifname"), br, "!="), _match(saddr, subnet), {"masquerade": None}]
         batch.append(_rule(chains["nat_out"], masq, own))
+        if getattr(net, "subnet6", None):
+            batch.append(_rule(chains["nat_out"], _masquerade6(net), own))
     # hairpin: a container reaching a published port of its own network through a host
     # address must see the reply come back the same way (Docker's "MASQ TO OWN PORT")
     if not net.internal:  # an internal network publishes nothing, and masquerades nothing

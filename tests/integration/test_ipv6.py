@@ -1,0 +1,177 @@
+"""Dual-stack user-defined networks (`network create --ipv6`): v6 addresses, routes, ping,
+ip6 masquerade towards a fake upstream, and published ports reached over IPv6.
+
+Topology (all inside namespaces the test creates; documentation prefix for the fake wan, ULAs
+for the container network):
+
+    container fd00:77::x --veth-- br-… fd00:77::1 [test host netns] wanh 2001:db8:1::1 --veth-- wanp 2001:db8:1::2 [wan]
+                                                                 ::/0 via 2001:db8:1::2
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, HostNS
+from tests.integration.test_lifecycle import inspect, ok, wait_for
+
+WAN6_HOST, WAN6_PEER = "2001:db8:1::1", "2001:db8:1::2"
+WAN4_HOST, WAN4_PEER = "198.51.100.1", "198.51.100.2"
+SUBNET6 = "fd00:77::/64"
+HTTP = "httpd -f -p 80 -h /var/www"
+
+GET = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+data = b""
+while chunk := s.recv(4096):
+    data += chunk
+print("ok" if b"minirt" in data else "bad")
+"""
+UDP6 = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b"\\x00\\x01x", (sys.argv[1], int(sys.argv[2])))
+print(s.recvfrom(100)[0][4:].decode().split()[0])
+"""
+
+
+def fetch(ns, host: str, port: int, proto: str = "tcp") -> str:
+    code = GET if proto == "tcp" else UDP6
+    r = subprocess.run([*ns.prefix(), sys.executable, "-c", code, host, str(port)], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else f"failed: {r.stderr.strip().splitlines()[-1:]}"
+
+
+@pytest.fixture
+def wan6(minirt):
+    """The fake upstream, dual-stack; servers on :: answer with the source address they saw."""
+    w = HostNS()
+    servers = []
+    try:
+        h = minirt.host
+        h.run("ip", "link", "add", "wanh", "mtu", "1400", "type", "veth", "peer", "name", "wanp", "mtu", "1400",
+              "netns", str(w.pid))  # fmt: skip
+        h.run("ip", "addr", "add", f"{WAN4_HOST}/24", "dev", "wanh")
+        h.run("ip", "-6", "addr", "add", f"{WAN6_HOST}/64", "dev", "wanh", "nodad")
+        h.run("ip", "link", "set", "wanh", "up")
+        h.run("ip", "route", "add", "default", "via", WAN4_PEER, "dev", "wanh")
+        h.run("ip", "-6", "route", "add", "default", "via", WAN6_PEER, "dev", "wanh")
+        w.run("ip", "addr", "add", f"{WAN4_PEER}/24", "dev", "wanp")
+        w.run("ip", "-6", "addr", "add", f"{WAN6_PEER}/64", "dev", "wanp", "nodad")
+        w.run("ip", "link", "set", "wanp", "up")
+        for proto, port in (("tcp", 8080), ("udp", 9090)):
+            p = subprocess.Popen([*w.prefix(), sys.executable, f"{REPO}/tests/helpers/servers.py", proto, str(port), "6"],
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+            servers.append(p)
+            assert p.stdout.readline().strip() == "listening"
+        yield w
+    finally:
+        for p in servers:
+            p.kill()
+            p.wait()
+        w.close()
+
+
+def _net(minirt, name: str) -> dict:
+    return json.loads(ok(minirt("network", "inspect", name)))[0]
+
+
+def _addrs6(minirt, pid: str) -> list[dict]:
+    out = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "-6", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return [a for link in json.loads(out) for a in link["addr_info"] if a.get("scope") == "global"]
+
+
+def test_create_records_and_inspect(minirt):
+    ok(minirt("network", "create", "--ipv6", "--subnet", SUBNET6, "--subnet", "10.77.0.0/24", "dual"))
+    n = _net(minirt, "dual")
+    assert n["EnableIPv6"] is True
+    assert n["IPAM"]["Config"] == [{"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"},
+                                   {"Subnet": SUBNET6, "Gateway": "fd00:77::1"}]  # fmt: skip
+    bridge = n["Options"]["bridge"]
+    addrs = minirt.host.json("ip", "-j", "-6", "addr", "show", "dev", bridge)[0]["addr_info"]
+    gw = [a for a in addrs if a["local"] == "fd00:77::1"]
+    assert gw and gw[0]["prefixlen"] == 64 and "tentative" not in gw[0]
+    assert minirt.host.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
+    ls = ok(minirt("network", "ls"))
+    assert SUBNET6 in ls
+    # --ipv6 alone: a ULA /64 is picked; v4-only networks stay v4-only
+    ok(minirt("network", "create", "--ipv6", "auto6"))
+    sub = _net(minirt, "auto6")["IPAM"]["Config"][1]["Subnet"]
+    assert sub.startswith("fd") and sub.endswith("::/64")
+    ok(minirt("network", "create", "plain"))
+    assert _net(minirt, "plain")["EnableIPv6"] is False
+    # overlapping v6 subnets are refused
+    r = minirt("network", "create", "--subnet", "fd00:77::/64", "clash")
+    assert r.returncode != 0 and "overlaps" in r.stderr
+    ok(minirt("network", "rm", "dual", "auto6", "plain"))
+
+
+def test_v6_ping_masquerade_and_published_ports(minirt, wan6):
+    ok(minirt("network", "create", "--ipv6", "--subnet", SUBNET6, "dual"))
+    ok(minirt("run", "-d", "--net", "dual", "--name", "web", "-p", "8080:80", "-p", f"{WAN4_HOST}:9091:80",
+              "-p", f"[{WAN6_HOST}]:8082:80", "-p", "5353:9999/udp", "--", *HTTP.split()))  # fmt: skip
+    ns = inspect(minirt, "web")["NetworkSettings"]
+    addr6 = ns["GlobalIPv6Address"]
+    assert addr6.startswith("fd00:77::") and ns["GlobalIPv6PrefixLen"] == 64 and ns["IPv6Gateway"] == "fd00:77::1"
+    pid = str(inspect(minirt, "web")["State"]["Pid"])
+    # kernel state in the container: the address (no DAD: not tentative) and the v6 default route
+    addrs = _addrs6(minirt, pid)
+    assert [(a["local"], a["prefixlen"]) for a in addrs] == [(addr6, 64)] and "tentative" not in addrs[0]
+    routes = json.loads(subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "-6", "route", "show", "default"],
+                                       capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert routes[0]["gateway"] == "fd00:77::1"
+    assert addr6 in ok(minirt("exec", "web", "cat", "/etc/hosts"))
+
+    # two containers ping each other over IPv6
+    r = minirt("run", "--rm", "--net", "dual", "--", "ping6", "-c", "1", "-W", "3", addr6)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # container -> wan over IPv6 is masqueraded to the host's wan address
+    r = minirt("run", "--rm", "--net", "dual", "--", "sh", "-c", f"echo hi | nc {WAN6_PEER} 8080")
+    assert r.returncode == 0 and f"from {WAN6_HOST}" in r.stdout, r.stdout + r.stderr
+
+    # published ports over IPv6, from another host: TCP (all addresses, and the v6-bound one) and UDP
+    udp = subprocess.Popen(["nsenter", "-t", pid, "-n", sys.executable, f"{REPO}/tests/helpers/servers.py", "udp",
+                            "9999", "6"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert udp.stdout.readline().strip() == "listening"
+        wait_for(lambda: fetch(wan6, WAN6_HOST, 8080) == "ok", what="httpd over v6")
+        assert fetch(wan6, WAN6_HOST, 8082) == "ok"
+        assert fetch(wan6, WAN6_HOST, 5353, "udp") == "from"
+    finally:
+        udp.kill()
+        udp.wait()
+    # and over IPv4 as before
+    assert fetch(wan6, WAN4_HOST, 8080) == "ok"
+    assert fetch(wan6, WAN4_HOST, 9091) == "ok"
+    # a port bound to an IPv4 address is not reachable over IPv6, nor a v6-bound one over v4
+    assert fetch(wan6, WAN6_HOST, 9091).startswith("failed")
+    assert fetch(wan6, WAN4_HOST, 8082).startswith("failed")
+    # the container's own v6 address is not reachable from outside unless published
+    wan6.run("ip", "-6", "route", "add", SUBNET6, "via", WAN6_HOST)
+    assert fetch(wan6, addr6, 80).startswith("failed")
+    # from the host itself to its own v6 address (output hook)
+    assert fetch(minirt.host, WAN6_HOST, 8080) == "ok"
+
+    ok(minirt("rm", "-f", "web"))
+    # teardown leaves no v6 lease, map element or address
+    assert [x for x in os.listdir(f"{minirt.root}/networks/dual/leases6") if ":" in x] == []
+    for m in ("ports6_any", "ports6_ip"):
+        listed = minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", m)["nftables"][1]["map"]
+        assert "elem" not in listed, listed
+    assert fetch(wan6, WAN6_HOST, 8080).startswith("failed")
+    ok(minirt("network", "rm", "dual"))
+    out = minirt.host.run("ip", "-6", "addr").stdout
+    assert "fd00:77::" not in out
+
+
+def test_v6_port_needs_a_dual_stack_network(minirt):
+    r = minirt("run", "--rm", "-p", f"[{WAN6_HOST}]:8082:80", "--", "true")
+    assert r.returncode != 0 and "IPv6" in r.stderr
+    r = minirt("run", "--rm", "-p", "[::1]:8082:80", "--", "true")
+    assert r.returncode != 0 and "::1" in r.stderr
