@@ -175,6 +175,9 @@ def _check_clean(r: Runner) -> None:
             d = f"{r.root}/networks/{net}/leases"
             if os.path.isdir(d):
                 leases += [f"{net}/{x}" for x in os.listdir(d) if x[0].isdigit()]
+            d6 = f"{r.root}/networks/{net}/leases6"  # dual-stack networks
+            if os.path.isdir(d6):
+                leases += [f"{net}/{x}" for x in os.listdir(d6) if ":" in x and x[0] != "."]
         if not leases or time.monotonic() > deadline:
             break
         time.sleep(0.05)
