@@ -157,6 +157,13 @@ def test_v6_ping_masquerade_and_published_ports(minirt, wan6):
     assert fetch(wan6, addr6, 80).startswith("failed")
     # from the host itself to its own v6 address (output hook)
     assert fetch(minirt.host, WAN6_HOST, 8080) == "ok"
+    # hairpin over IPv6: another container, and the same one, through the host's v6 address
+    r = minirt("run", "--rm", "--net", "dual", "--", "wget", "-qO-", f"http://[{WAN6_HOST}]:8080/")
+    assert "minirt" in r.stdout, r.stderr
+    r = minirt("exec", "web", "wget", "-qO-", f"http://[{WAN6_HOST}]:8080/")
+    assert "minirt" in r.stdout, r.stderr
+    # [::1] is not DNATed (no proxy): refused by the reservation socket, not hanging
+    assert fetch(minirt.host, "::1", 8080).startswith("failed")
 
     ok(minirt("rm", "-f", "web"))
     # teardown leaves no v6 lease, map element or address
