@@ -127,6 +127,8 @@ def test_v6_ping_masquerade_and_published_ports(minirt, wan6):
                                        capture_output=True, text=True, check=True).stdout)  # fmt: skip
     assert routes[0]["gateway"] == "fd00:77::1"
     assert addr6 in ok(minirt("exec", "web", "cat", "/etc/hosts"))
+    cid = inspect(minirt, "web")["Id"]
+    assert _net(minirt, "dual")["Containers"][cid]["IPv6Address"] == f"{addr6}/64"
 
     # two containers ping each other over IPv6
     r = minirt("run", "--rm", "--net", "dual", "--", "ping6", "-c", "1", "-W", "3", addr6)
@@ -182,3 +184,21 @@ def test_v6_port_needs_a_dual_stack_network(minirt):
     assert r.returncode != 0 and "IPv6" in r.stderr
     r = minirt("run", "--rm", "-p", "[::1]:8082:80", "--", "true")
     assert r.returncode != 0 and "::1" in r.stderr
+
+
+def test_internal_dual_stack_network_has_no_v6_way_out(minirt, wan6):
+    ok(minirt("network", "create", "--internal", "--ipv6", "--subnet", "fd00:78::/64", "lab6"))
+    ok(minirt("run", "-d", "--net", "lab6", "--name", "lab6c", "--", "sleep", "30"))
+    pid = str(inspect(minirt, "lab6c")["State"]["Pid"])
+    assert _addrs6(minirt, pid)[0]["local"].startswith("fd00:78::")
+    routes = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "-6", "route", "show", "default"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert json.loads(routes or "[]") == []
+    # the gateway answers on the bridge; the wan does not (no route, and the chain drops)
+    ok(minirt("exec", "lab6c", "ping6", "-c", "1", "-W", "3", "fd00:78::1"))
+    r = minirt("exec", "lab6c", "sh", "-c", f"echo hi | nc -w 2 {WAN6_PEER} 8080")
+    assert "from" not in r.stdout
+    table = (minirt.host.run("nft", "list", "chain", "inet", "minirt", "net-lab6-nat").stdout)
+    assert "masquerade" not in table
+    ok(minirt("rm", "-f", "lab6c"))
+    ok(minirt("network", "rm", "lab6"))
