@@ -26,6 +26,7 @@ def check() -> list[tuple[str, str, str]]:
         fwd = f.read().strip()
     out.append(("ok" if fwd == "1" else "warn", f"net.ipv4.ip_forward = {fwd}",
                 "" if fwd == "1" else "minirt enables it when it creates its first bridge network"))  # fmt: skip
+    out.append(_ipv6_forwarding())
     try:
         ruleset = _ruleset()
     except Exception as e:  # noqa: BLE001 - report, do not crash the doctor
@@ -41,6 +42,18 @@ def check() -> list[tuple[str, str, str]]:
             f"and `... oifname \"minirt0\" accept`, or set the policy to accept",
         ))  # fmt: skip
     return out
+
+
+def _ipv6_forwarding() -> tuple[str, str, str]:
+    """Dual-stack networks (network create --ipv6) need IPv6 and its forwarding; minirt turns
+    forwarding on itself, so an off value is only worth a mention."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/forwarding") as f:
+            fwd6 = f.read().strip()
+    except FileNotFoundError:
+        return ("warn", "IPv6", "this kernel has IPv6 disabled: `minirt network create --ipv6` will fail")
+    return ("ok", f"net.ipv6.conf.all.forwarding = {fwd6}",
+            "" if fwd6 == "1" else "minirt enables it when it creates its first --ipv6 network")  # fmt: skip
 
 
 def _fs_known(name: str) -> bool:

@@ -202,3 +202,13 @@ def test_internal_dual_stack_network_has_no_v6_way_out(minirt, wan6):
     assert "masquerade" not in table
     ok(minirt("rm", "-f", "lab6c"))
     ok(minirt("network", "rm", "lab6"))
+
+
+def test_reload_restores_v6_masquerade_after_a_flush(minirt, wan6):
+    ok(minirt("network", "create", "--ipv6", "--subnet", SUBNET6, "dual"))
+    ok(minirt("run", "--rm", "--net", "dual", "--", "true"))
+    minirt.host.run("nft", "flush", "ruleset")
+    ok(minirt("network", "reload"))
+    r = minirt("run", "--rm", "--net", "dual", "--", "sh", "-c", f"echo hi | nc {WAN6_PEER} 8080")
+    assert r.returncode == 0 and f"from {WAN6_HOST}" in r.stdout, r.stdout + r.stderr
+    ok(minirt("network", "rm", "dual"))
