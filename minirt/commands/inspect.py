@@ -48,7 +48,7 @@ def document(rec: dict, status: str) -> dict:
             "MacAddress": net.get("mac", ""),
             "Bridge": net.get("bridge", ""),
             "HostInterface": net.get("host_ifname", ""),
-            "Ports": _ports(cfg),
+            "Ports": _ports(cfg, bool(net.get("address6"))),
         },
     }
 
@@ -67,10 +67,13 @@ def main(args: list[str]) -> int:
     return 0
 
 
-def _ports(cfg: dict) -> dict:
-    """Docker's shape: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}."""
+def _ports(cfg: dict, dual_stack: bool = False) -> dict:
+    """Docker's shape: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}; on a
+    dual-stack network a mapping on all addresses also lists {"HostIp": "::"}, as Docker."""
     out: dict = {}
     for m in cfg.get("ports") or []:
-        out.setdefault(f"{m['container_port']}/{m['proto']}", []).append(
-            {"HostIp": m["host_ip"], "HostPort": str(m["host_port"])})
+        key = f"{m['container_port']}/{m['proto']}"
+        out.setdefault(key, []).append({"HostIp": m["host_ip"], "HostPort": str(m["host_port"])})
+        if dual_stack and m["host_ip"] == "0.0.0.0":
+            out[key].append({"HostIp": "::", "HostPort": str(m["host_port"])})
     return out

@@ -9,6 +9,10 @@ def main(args: list[str]) -> int:
         raise ConfigError("port: give exactly one container")
     store = Store()
     rec = store.load(store.resolve(args[0]))
+    dual_stack = bool((rec.get("network") or {}).get("address6"))
     for m in rec.get("config", {}).get("ports") or []:
-        print(f"{m['container_port']}/{m['proto']} -> {m['host_ip']}:{m['host_port']}")
+        host = f"[{m['host_ip']}]" if ":" in m["host_ip"] else m["host_ip"]
+        print(f"{m['container_port']}/{m['proto']} -> {host}:{m['host_port']}")
+        if dual_stack and m["host_ip"] == "0.0.0.0":  # Docker lists the IPv6 side as [::]
+            print(f"{m['container_port']}/{m['proto']} -> [::]:{m['host_port']}")
     return 0

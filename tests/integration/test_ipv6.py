@@ -128,6 +128,10 @@ def test_v6_ping_masquerade_and_published_ports(minirt, wan6):
     assert routes[0]["gateway"] == "fd00:77::1"
     assert addr6 in ok(minirt("exec", "web", "cat", "/etc/hosts"))
     cid = inspect(minirt, "web")["Id"]
+    assert ok(minirt("port", "web")).splitlines()[:3] == [
+        "80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080", f"80/tcp -> {WAN4_HOST}:9091"]
+    assert f"80/tcp -> [{WAN6_HOST}]:8082" in ok(minirt("port", "web"))
+    assert ns["Ports"]["80/tcp"][:2] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]
     assert _net(minirt, "dual")["Containers"][cid]["IPv6Address"] == f"{addr6}/64"
 
     # two containers ping each other over IPv6
@@ -211,4 +215,32 @@ def test_reload_restores_v6_masquerade_after_a_flush(minirt, wan6):
     ok(minirt("network", "reload"))
     r = minirt("run", "--rm", "--net", "dual", "--", "sh", "-c", f"echo hi | nc {WAN6_PEER} 8080")
     assert r.returncode == 0 and f"from {WAN6_HOST}" in r.stdout, r.stdout + r.stderr
+    ok(minirt("network", "rm", "dual"))
+
+
+HOLD6 = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", int(sys.argv[1])))
+s.listen(1)
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_v6_port_held_by_a_host_process_is_refused(minirt):
+    ok(minirt("network", "create", "--ipv6", "--subnet", SUBNET6, "dual"))
+    holder = subprocess.Popen([*minirt.host.prefix(), sys.executable, "-c", HOLD6, "8090"], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "listening"
+        r = minirt("run", "--rm", "--net", "dual", "-p", "8090:80", "--", "true")
+        assert r.returncode != 0 and "[::]:8090/tcp is already in use" in r.stderr, r.stderr
+        # the IPv4-only default network does not hold the port on :: and is not refused
+        ok(minirt("run", "--rm", "-p", "8090:80", "--", "true"))
+    finally:
+        holder.kill()
+        holder.wait()
+    ok(minirt("run", "--rm", "--net", "dual", "-p", "8090:80", "--", "true"))
     ok(minirt("network", "rm", "dual"))
