@@ -4,7 +4,7 @@ import os
 import sys
 
 from minirt import explain
-from minirt.cliparse import FLAG, VALUE, Option, parse
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 
@@ -14,13 +14,34 @@ OPTIONS = [
     Option(("--subnet",), VALUE, "create: the IPv4 subnet (default: a free one from Docker's pools)", "CIDR"),
     Option(("--gateway",), VALUE, "create: the bridge's address (default: the first one)", "ADDRESS"),
     Option(("--internal",), FLAG, "create: no route out, no masquerade"),
+    Option(("-o", "--opt"), LIST, "create: driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
 ]
+
+# `docker network create -o` keys minirt understands (the short form is minirt's own)
+ICC_KEYS = ("com.docker.network.bridge.enable_icc", "icc")
+
+
+def driver_options(opts: list[str]) -> dict:
+    """-o KEY=VALUE list -> {"icc": bool}; unknown keys are refused rather than ignored."""
+    out = {"icc": True}
+    for item in opts:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"network create: option {item!r}: expected KEY=VALUE")
+        if key in ICC_KEYS:
+            if value.lower() not in ("true", "false"):
+                raise ConfigError(f"network create: option {key}: expected true or false, got {value!r}")
+            out["icc"] = value.lower() == "true"
+        else:
+            raise ConfigError(f"network create: unknown driver option {key!r} (known: {ICC_KEYS[0]})")
+    return out
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage: minirt network ls | create [--subnet CIDR] [--gateway IP] [--internal] NAME"
-                         " | inspect NAME... | rm NAME...\n")
+        sys.stdout.write("Usage: minirt network ls | create [--subnet CIDR] [--gateway IP] [--internal]"
+                         " [-o com.docker.network.bridge.enable_icc=false] NAME"
+                         " | inspect NAME... | reload | rm NAME...\n")
         return 0
     sub, rest = args[0], args[1:]
     opts, operands = parse(OPTIONS, rest, stop_at_operand=False)
@@ -49,7 +70,8 @@ def main(args: list[str]) -> int:
             leases = ipam.LeaseStore(f"{n.dir}/leases").leases()
             out.append({"Name": n.name, "Driver": "bridge", "Internal": n.internal,
                         "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
-                        "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall},
+                        "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall,
+                                    "com.docker.network.bridge.enable_icc": str(n.icc).lower()},
                         "Containers": {o["container"]: {"IPv4Address": f"{a}/{n.prefixlen}"} for a, o in leases.items()}})  # fmt: skip
         print(json.dumps(out, indent=4))
         return 0
@@ -72,7 +94,9 @@ def main(args: list[str]) -> int:
             raise ConfigError("must run as root (creating a bridge needs CAP_NET_ADMIN)")
         from minirt.net.netlink import Rtnl
 
-        network.create(root, operands[0], Rtnl.host(), opts["subnet"], opts["gateway"], opts["internal"])
+        driver = driver_options(opts["opt"])
+        network.create(root, operands[0], Rtnl.host(), opts["subnet"], opts["gateway"], opts["internal"],
+                       driver["icc"])  # fmt: skip
         print(operands[0])
         return 0
     if sub in ("rm", "remove"):

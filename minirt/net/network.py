@@ -34,7 +34,7 @@ DEFAULT_CONFIG = "/etc/minirt/config.json"
 
 
 class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "dir")
+    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dir")
 
     def __init__(self, record: dict, directory: str):
         self.name = record["name"]
@@ -45,12 +45,13 @@ class Network:
         self.mtu = record["mtu"]
         self.firewall = record["firewall"]
         self.internal = record.get("internal", False)
+        self.icc = record.get("icc", True)
         self.dir = directory
 
     def spec(self):
         from minirt.net.firewall import NetworkSpec
 
-        return NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal)
+        return NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal, self.icc)
 
 
 def networks_dir(root: str) -> str:
@@ -133,11 +134,14 @@ def ensure_host_side(root: str, name: str, host) -> int:
 RESERVED_NAMES = ("none", "host", "bridge", "default", "container")
 
 
-def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool) -> Network:
+def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool,
+           icc: bool = True) -> Network:  # fmt: skip
     """`minirt network create`: a user-defined bridge network with its own bridge, subnet,
     gateway and IPAM. Its bridge is named like Docker's (`br-` + 12 hex of a hash of the name).
     Traffic between networks is dropped by each network's inbound chain; an internal network
-    gets no masquerade, drops what leaves its bridge, and its containers no default route."""
+    gets no masquerade, drops what leaves its bridge, and its containers no default route.
+    With icc=False (Docker's com.docker.network.bridge.enable_icc=false) containers of the
+    network cannot reach each other, only the gateway and the outside."""
     import hashlib
 
     from minirt import ids
@@ -150,7 +154,7 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
         if load(root, name) is not None:
             raise ConflictError(f"network {name!r}: already exists")
         bridge = "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
-        net = _record(root, name, bridge, subnet, gateway, internal, host)
+        net = _record(root, name, bridge, subnet, gateway, internal, host, icc)
         try:
             _setup_host_side(net, host)
         except BaseException:
@@ -162,7 +166,7 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
 
 
 def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str | None, internal: bool,
-            host) -> Network:  # fmt: skip
+            host, icc: bool = True) -> Network:  # fmt: skip
     """Choose the subnet (given, or the first pool entry overlapping no route or network) and
     write the network's record. Called under the networks lock."""
     from minirt.net import subnets
@@ -190,6 +194,7 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
         "mtu": host.uplink_mtu(),
         "firewall": "nftables",
         "internal": internal,
+        "icc": icc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     d = f"{networks_dir(root)}/{name}"
@@ -217,6 +222,13 @@ def _setup_host_side(net: Network, host) -> int:
     # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
     # for the bridge (what Docker does when its userland proxy is off)
     sysctl.ensure(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
+    if not net.icc:
+        # the icc drop sees frames between two ports of the bridge only through br_netfilter;
+        # Docker turns this on for the same reason (moby setupBridgeNetFiltering)
+        try:
+            sysctl.ensure("net.bridge.bridge-nf-call-iptables", "1")
+        except FileNotFoundError:
+            raise ConfigError(f"network {net.name}: icc=false needs br_netfilter (modprobe br_netfilter)") from None
     get_backend(net.firewall).setup_network(net.spec())
     return index
 

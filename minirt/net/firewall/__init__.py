@@ -48,19 +48,21 @@ class NetworkSpec:
     """What the firewall needs to know of a network. The gateway is not used by the rules yet;
     it is here so that backends that need it (DNS, hairpin) do not change the signature."""
 
-    __slots__ = ("name", "bridge", "subnet", "gateway", "internal")
+    __slots__ = ("name", "bridge", "subnet", "gateway", "internal", "icc")
 
-    def __init__(self, name: str, bridge: str, subnet: str, gateway: str, internal: bool = False):
+    def __init__(self, name: str, bridge: str, subnet: str, gateway: str, internal: bool = False,
+                 icc: bool = True):  # fmt: skip
         self.name = name
         self.bridge = bridge
         self.subnet = subnet
         self.gateway = gateway
         self.internal = internal
+        self.icc = icc  # False: containers of the network cannot reach each other (Docker's enable_icc)
 
     def __repr__(self) -> str:
         return (
             f"NetworkSpec({self.name!r}, {self.bridge!r}, {self.subnet!r}, {self.gateway!r}"
-            f"{', internal=True' if self.internal else ''})"
+            f"{', internal=True' if self.internal else ''}{', icc=False' if not self.icc else ''})"
         )
 
 
