@@ -16,13 +16,34 @@ OPTIONS = [
     Option(("--gateway",), LIST, "create: the bridge's address (default: the first one); once per family", "ADDRESS"),
     Option(("--ipv6",), FLAG, "create: dual-stack (IPv6 subnet: the --subnet given, or a ULA /64)"),
     Option(("--internal",), FLAG, "create: no route out, no masquerade"),
+    Option(("-o", "--opt"), LIST, "create: driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
 ]
+
+# `docker network create -o` keys minirt understands (the short form is minirt's own)
+ICC_KEYS = ("com.docker.network.bridge.enable_icc", "icc")
+
+
+def driver_options(opts: list[str]) -> dict:
+    """-o KEY=VALUE list -> {"icc": bool}; unknown keys are refused rather than ignored."""
+    out = {"icc": True}
+    for item in opts:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"network create: option {item!r}: expected KEY=VALUE")
+        if key in ICC_KEYS:
+            if value.lower() not in ("true", "false"):
+                raise ConfigError(f"network create: option {key}: expected true or false, got {value!r}")
+            out["icc"] = value.lower() == "true"
+        else:
+            raise ConfigError(f"network create: unknown driver option {key!r} (known: {ICC_KEYS[0]})")
+    return out
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage: minirt network ls | create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--internal] NAME"
-                         " | inspect NAME... | rm NAME...\n")
+        sys.stdout.write("Usage: minirt network ls | create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--internal]"
+                         " [-o com.docker.network.bridge.enable_icc=false] NAME"
+                         " | inspect NAME... | reload | rm NAME...\n")
         return 0
     sub, rest = args[0], args[1:]
     opts, operands = parse(OPTIONS, rest, stop_at_operand=False)
@@ -53,7 +74,8 @@ def main(args: list[str]) -> int:
             leases = ipam.LeaseStore(f"{n.dir}/leases").leases()
             out.append({"Name": n.name, "Driver": "bridge", "Internal": n.internal,
                         "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
-                        "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall},
+                        "Options": {"bridge": n.bridge, "mtu": n.mtu, "firewall": n.firewall,
+                                    "com.docker.network.bridge.enable_icc": str(n.icc).lower()},
                         "Containers": {o["container"]: {"IPv4Address": f"{a}/{n.prefixlen}"} for a, o in leases.items()}})  # fmt: skip
             _inspect_ipv6(out[-1], n)
         print(json.dumps(out, indent=4))
@@ -77,8 +99,9 @@ def main(args: list[str]) -> int:
             raise ConfigError("must run as root (creating a bridge needs CAP_NET_ADMIN)")
         from minirt.net.netlink import Rtnl
 
+        driver = driver_options(opts["opt"])
         (subnet, subnet6), (gateway, gateway6) = _by_family(opts["subnet"], "--subnet"), _by_family(opts["gateway"], "--gateway")
-        network.create(root, operands[0], Rtnl.host(), subnet, gateway, opts["internal"],
+        network.create(root, operands[0], Rtnl.host(), subnet, gateway, opts["internal"], driver["icc"],
                        ipv6=opts["ipv6"], subnet6=subnet6, gateway6=gateway6)  # fmt: skip
         print(operands[0])
         return 0

@@ -35,7 +35,7 @@ DEFAULT_CONFIG = "/etc/minirt/config.json"
 
 
 class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "dir",
+    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dir",
                  "subnet6", "prefixlen6", "gateway6")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
@@ -47,6 +47,7 @@ class Network:
         self.mtu = record["mtu"]
         self.firewall = record["firewall"]
         self.internal = record.get("internal", False)
+        self.icc = record.get("icc", True)
         self.dir = directory
         # dual-stack (network create --ipv6): None on IPv4-only networks
         self.subnet6 = record.get("subnet6")
@@ -56,7 +57,7 @@ class Network:
     def spec(self):
         from minirt.net.firewall import NetworkSpec
 
-        spec = NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal)
+        spec = NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal, self.icc)
         if self.subnet6:
             spec.subnet6, spec.gateway6 = self.subnet6, self.gateway6
         return spec
@@ -143,11 +144,14 @@ RESERVED_NAMES = ("none", "host", "bridge", "default", "container")
 
 
 def create(root: str, name: str, host, subnet: str | None, gateway: str | None, internal: bool,
-           ipv6: bool = False, subnet6: str | None = None, gateway6: str | None = None) -> Network:
+           icc: bool = True, ipv6: bool = False, subnet6: str | None = None,
+           gateway6: str | None = None) -> Network:  # fmt: skip
     """`minirt network create`: a user-defined bridge network with its own bridge, subnet,
     gateway and IPAM. Its bridge is named like Docker's (`br-` + 12 hex of a hash of the name).
     Traffic between networks is dropped by each network's inbound chain; an internal network
     gets no masquerade, drops what leaves its bridge, and its containers no default route.
+    With icc=False (Docker's com.docker.network.bridge.enable_icc=false) containers of the
+    network cannot reach each other, only the gateway and the outside.
     ipv6 (or a subnet6): dual-stack, see _record_ipv6."""
     import hashlib
 
@@ -161,9 +165,13 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
         if load(root, name) is not None:
             raise ConflictError(f"network {name!r}: already exists")
         bridge = "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
-        net = _record(root, name, bridge, subnet, gateway, internal, host)
+        net = _record(root, name, bridge, subnet, gateway, internal, host, icc)
         if ipv6 or subnet6:
-            net = _record_ipv6(root, net, subnet6, gateway6)
+            try:
+                net = _record_ipv6(root, net, subnet6, gateway6)
+            except BaseException:
+                rmtree(net.dir)  # nothing of the host side exists yet
+                raise
         try:
             _setup_host_side(net, host)
         except BaseException:
@@ -175,7 +183,7 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
 
 
 def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str | None, internal: bool,
-            host) -> Network:  # fmt: skip
+            host, icc: bool = True) -> Network:  # fmt: skip
     """Choose the subnet (given, or the first pool entry overlapping no route or network) and
     write the network's record. Called under the networks lock."""
     from minirt.net import subnets
@@ -203,6 +211,7 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
         "mtu": host.uplink_mtu(),
         "firewall": "nftables",
         "internal": internal,
+        "icc": icc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     d = f"{networks_dir(root)}/{name}"
@@ -275,6 +284,13 @@ def _setup_host_side(net: Network, host) -> int:
     # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
     # for the bridge (what Docker does when its userland proxy is off)
     sysctl.ensure(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
+    if not net.icc:
+        # the icc drop sees frames between two ports of the bridge only through br_netfilter;
+        # Docker turns this on for the same reason (moby setupBridgeNetFiltering)
+        try:
+            sysctl.ensure("net.bridge.bridge-nf-call-iptables", "1")
+        except FileNotFoundError:
+            raise ConfigError(f"network {net.name}: icc=false needs br_netfilter (modprobe br_netfilter)") from None
     if net.subnet6:
         _setup_ipv6_host_side(net, host, index)
     get_backend(net.firewall).setup_network(net.spec())

@@ -109,6 +109,7 @@ def test_create_records_and_inspect(minirt):
     # overlapping v6 subnets are refused
     r = minirt("network", "create", "--subnet", "fd00:77::/64", "clash")
     assert r.returncode != 0 and "overlaps" in r.stderr
+    assert "clash" not in ok(minirt("network", "ls", "-q")).split()  # refused before a record is kept
     ok(minirt("network", "rm", "dual", "auto6", "plain"))
 
 

@@ -113,3 +113,23 @@ def test_ephemeral_port_and_restart_keeps_it(minirt):
     ok(minirt("start", "ee"))
     assert int(ok(minirt("port", "ee")).split(":")[-1]) == port
     ok(minirt("rm", "-f", "ee"))
+
+
+def test_scale_500_ports_on_50_containers(minirt, wan):  # noqa: F811
+    """Only map elements grow with the number of published ports: the rule count after 50
+    containers x 10 ports is the rule count after one, and the last port connects."""
+    rules = None
+    names = [f"s{i:02d}" for i in range(50)]
+    for i, name in enumerate(names):
+        base = 20000 + 10 * i
+        cmd = ["sleep", "300"] if name != names[-1] else ["httpd", "-f", "-p", "89", "-h", "/var/www"]
+        ok(minirt("run", "-d", "--name", name, "-p", f"{base}-{base + 9}:80-89", "--", *cmd))
+        if rules is None:
+            rules = _rule_count(minirt)
+    assert _rule_count(minirt) == rules
+    elements = minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]["elem"]
+    assert len(elements) == 500
+    wait_for(lambda: fetch(wan, WAN_HOST, 20499) == "ok", what="httpd behind the 500th port")
+    assert fetch(minirt.host, "127.0.0.1", 20499) == "ok"
+    ok(minirt("rm", "-f", *names))
+    assert "elem" not in minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]

@@ -25,13 +25,15 @@ GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NET = NetworkSpec("minirt", "minirt0", "172.17.0.0/16", "172.17.0.1")
 LAB = NetworkSpec("lab", "mr-lab", "10.77.0.0/24", "10.77.0.1", internal=True)
-DUAL = NetworkSpec("dual", "br-dual", "10.78.0.0/24", "10.78.0.1", subnet6="fd00:78::/64", gateway6="fd00:78::1")
+NOICC = NetworkSpec("quiet", "br-quiet", "10.78.0.0/24", "10.78.0.1", icc=False)
+DUAL = NetworkSpec("dual", "br-dual", "10.79.0.0/24", "10.79.0.1", subnet6="fd00:78::/64", gateway6="fd00:78::1")
 
 CASES = {
     "setup_minirt": lambda: ruleset.setup_network_batch(NET),
     "teardown_minirt": lambda: ruleset.teardown_network_batch(NET),
     "setup_internal_lab": lambda: ruleset.setup_network_batch(LAB),
     "teardown_internal_lab": lambda: ruleset.teardown_network_batch(LAB),
+    "setup_noicc_quiet": lambda: ruleset.setup_network_batch(NOICC),
     "delete_table": ruleset.delete_table_batch,
     "setup_dual_stack": lambda: ruleset.setup_network_batch(DUAL),
     "teardown_dual_stack": lambda: ruleset.teardown_network_batch(DUAL),

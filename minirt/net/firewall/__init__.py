@@ -48,22 +48,23 @@ class NetworkSpec:
     """What the firewall needs to know of a network. The gateway is not used by the rules yet;
     it is here so that backends that need it (DNS, hairpin) do not change the signature."""
 
-    __slots__ = ("name", "bridge", "subnet", "gateway", "internal", "subnet6", "gateway6")
+    __slots__ = ("name", "bridge", "subnet", "gateway", "internal", "icc", "subnet6", "gateway6")
 
     def __init__(self, name: str, bridge: str, subnet: str, gateway: str, internal: bool = False,
-                 subnet6: str | None = None, gateway6: str | None = None):  # fmt: skip
+                 icc: bool = True, subnet6: str | None = None, gateway6: str | None = None):  # fmt: skip
         self.name = name
         self.bridge = bridge
         self.subnet = subnet
         self.gateway = gateway
         self.internal = internal
+        self.icc = icc  # False: containers of the network cannot reach each other (Docker's enable_icc)
         self.subnet6 = subnet6  # dual-stack networks only
         self.gateway6 = gateway6
 
     def __repr__(self) -> str:
         return (
             f"NetworkSpec({self.name!r}, {self.bridge!r}, {self.subnet!r}, {self.gateway!r}"
-            f"{', internal=True' if self.internal else ''}"
+            f"{', internal=True' if self.internal else ''}{', icc=False' if not self.icc else ''}"
             f"{f', subnet6={self.subnet6!r}' if self.subnet6 else ''})"
         )
 

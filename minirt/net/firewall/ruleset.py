@@ -20,6 +20,7 @@ element and leaves at once, and the cost does not grow with the number of networ
                            iifname vmap @nat_out
       chain net-<name>-in    ct state established,related accept
                              iifname "<br>" accept              container to container, same bridge
+                                                                (icc=false: a drop after the next rule)
                              drop                               Docker 28+: no direct access from
                                                                 outside; published ports will be
                                                                 map elements in front of it
@@ -218,11 +219,20 @@ def setup_network_batch(net) -> list[dict]:
     batch = base_batch()
     for chain in chains.values():
         batch += [_chain("add", chain), _chain("flush", chain)]
+    batch.append(_rule(chains["fwd_in"], [_ESTABLISHED, _ACCEPT], own))
+    if net.icc:
+        batch.append(_rule(chains["fwd_in"], [_match(_meta("iifname"), br), _ACCEPT], own))
     batch += [
-        _rule(chains["fwd_in"], [_ESTABLISHED, _ACCEPT], own),
-        _rule(chains["fwd_in"], [_match(_meta("iifname"), br), _ACCEPT], own),
         # published ports (firewall/ports.py) arrive DNATed: accepted ahead of the drop
         _rule(chains["fwd_in"], [_DNATED, _ACCEPT], f"{own}:published"),
+    ]
+    if not net.icc:
+        # Docker's enable_icc=false (`-i br -o br -j DROP`): containers of this network do not
+        # reach each other, except through a published port (DNATed, accepted just above). A
+        # frame between two ports of one bridge reaches this hook only through br_netfilter
+        # (net.bridge.bridge-nf-call-iptables, which network.py turns on for such a network).
+        batch.append(_rule(chains["fwd_in"], [_match(_meta("iifname"), br), _DROP], f"{own}:icc"))
+    batch += [
         _rule(chains["fwd_in"], [_DROP], f"{own}:unpublished"),
         _rule(chains["fwd_out"], [_ESTABLISHED, _ACCEPT], own),
     ]
