@@ -245,3 +245,28 @@ def test_v6_port_held_by_a_host_process_is_refused(minirt):
         holder.wait()
     ok(minirt("run", "--rm", "--net", "dual", "-p", "8090:80", "--", "true"))
     ok(minirt("network", "rm", "dual"))
+
+
+@pytest.mark.parametrize("fault", ["fail:after-lease", "fail:after-address", "fail:after-publish",
+                                   "kill:after-address", "kill:after-publish"])  # fmt: skip
+def test_rollback_and_sentinel_release_v6(minirt, fault):
+    """A failure (rollback) or minirt killed (the sentinel) at a dual-stack step leaves no v4 or
+    v6 lease and no v4 or v6 port element."""
+    ok(minirt("network", "create", "--ipv6", "--subnet", SUBNET6, "dual"))
+    r = minirt("run", "--rm", "--net", "dual", "-p", "8080:80", "--", "true", env={"MINIRT_FAULT": fault})
+    assert r.returncode != 0
+    d = f"{minirt.root}/networks/dual"
+
+    def clean():
+        left = [x for x in os.listdir(f"{d}/leases6") if ":" in x and x[0] != "."]
+        left += [x for x in os.listdir(f"{d}/leases") if x[0].isdigit()]
+        for m in ("ports_any", "ports6_any"):
+            listed = minirt.host.run("nft", "-j", "list", "map", "inet", "minirt", m, check=False)
+            if listed.returncode == 0 and "elem" in json.loads(listed.stdout)["nftables"][1]["map"]:
+                left.append(m)
+        return not left
+
+    wait_for(clean, what="leases and port elements released")
+    if minirt.containers():
+        minirt("rm", "-f", *minirt.containers())
+    ok(minirt("network", "rm", "dual"))
