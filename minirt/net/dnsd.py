@@ -5,7 +5,8 @@ Runs in: two places.
   DNS-enabled network (only there: the default network never imports this module) and in
   `minirt network rm`.
 - main(): the responder itself, a detached process (setsid, double fork, a fresh interpreter
-  whose command line reads `... minirt.net.dnsd ... minirt-dns <root> <network>`), in the host
+  whose command line reads `... minirt.net.dnsd ... minirt-dns <network> <fds>`, with
+  MINIRT_ROOT in its environment, where the leak guard of the tests looks), in the host
   netns, listening on the network's gateway address, UDP and TCP port 53.
 
 This is Podman's aardvark-dns shape (one responder per network, on the gateway address), not
@@ -387,11 +388,12 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """minirt-dns ROOT NETWORK UDP_FD TCP_FD: serve until idle (ensure() execs this)."""
+    """minirt-dns NETWORK UDP_FD TCP_FD, $MINIRT_ROOT: serve until idle (ensure() execs this)."""
     import signal
     import socket
 
-    _tag, root, network, ufd, tfd = argv
+    _tag, network, ufd, tfd = argv
+    root = os.environ["MINIRT_ROOT"]
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         udp = socket.socket(fileno=int(ufd))
@@ -475,7 +477,8 @@ def _spawn(root: str, net, ufd: int, tfd: int) -> int:
 
     site = os.path.dirname(os.path.dirname(minirt.__file__))
     code = f"import sys; sys.path.insert(0, {site!r}); from minirt.net.dnsd import main; main(sys.argv[1:])"
-    argv = [sys.executable, "-S", "-c", code, "minirt-dns", root, net.name, str(ufd), str(tfd)]
+    argv = [sys.executable, "-S", "-c", code, "minirt-dns", net.name, str(ufd), str(tfd)]
+    env = dict(os.environ, MINIRT_ROOT=root)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -498,7 +501,7 @@ def _spawn(root: str, net, ufd: int, tfd: int) -> int:
                 os.closerange(keep[1] + 1, 1 << 16)
                 os.set_inheritable(ufd, True)
                 os.set_inheritable(tfd, True)
-                os.execv(argv[0], argv)
+                os.execve(argv[0], argv, env)
             os.write(w, str(gpid).encode())
         finally:
             os._exit(0)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from tests.helpers import kernel
 from tests.integration.test_lifecycle import inspect, ok, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,18 +19,9 @@ WWW = "mkdir -p /www && echo hello-from-db > /www/index.html && exec httpd -f -p
 
 
 def responders(minirt) -> set[str]:
-    """minirt-dns processes serving this test's MINIRT_ROOT (kernel.minirt_processes skips
-    command lines mentioning pytest, which ours do: the root is under pytest's tmp_path)."""
-    out = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "minirt-dns" in args and minirt.root in args:
-            out.add(f"{pid} {' '.join(args)}")
-    return out
+    """minirt-dns processes serving this test's MINIRT_ROOT, found as the session leak guard
+    finds minirt processes."""
+    return {p for p in kernel.minirt_processes(set(), root=minirt.root) if "minirt-dns" in p}
 
 
 def test_names_aliases_and_late_starters_resolve(minirt):
