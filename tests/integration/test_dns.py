@@ -144,3 +144,16 @@ def test_unknown_names_forwarded_to_a_fake_upstream(minirt):
     finally:
         fake.kill()
         fake.wait()
+
+
+def test_default_network_names_when_the_config_says_so(minirt):
+    with open(minirt.env["MINIRT_CONFIG"], "w") as f:
+        f.write('{"default_dns": true}\n')
+    ok(minirt("run", "-d", "--name", "web", "--", "sleep", "1000"))
+    out = ok(minirt("run", "--rm", "--", "sh", "-c", "head -1 /etc/resolv.conf; nslookup web"))
+    gateway = inspect(minirt, "web")["NetworkSettings"]["Gateway"]
+    assert out.startswith(f"nameserver {gateway}\n")
+    assert "Address: " + inspect(minirt, "web")["NetworkSettings"]["IPAddress"] in out
+    ok(minirt("rm", "-f", "web"))
+    ok(minirt("network", "rm", "minirt"))
+    assert responders(minirt) == set()
