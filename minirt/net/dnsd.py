@@ -499,6 +499,7 @@ def _spawn(root: str, net, ufd: int, tfd: int) -> int:
                 os.closerange(3, keep[0])
                 os.closerange(keep[0] + 1, keep[1])
                 os.closerange(keep[1] + 1, 1 << 16)
+                os.chdir("/")  # hold no one's working directory (a mount) busy
                 os.set_inheritable(ufd, True)
                 os.set_inheritable(tfd, True)
                 os.execve(argv[0], argv, env)
