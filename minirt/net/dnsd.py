@@ -478,7 +478,7 @@ def _spawn(root: str, net, ufd: int, tfd: int) -> int:
     site = os.path.dirname(os.path.dirname(minirt.__file__))
     code = f"import sys; sys.path.insert(0, {site!r}); from minirt.net.dnsd import main; main(sys.argv[1:])"
     argv = [sys.executable, "-S", "-c", code, "minirt-dns", net.name, str(ufd), str(tfd)]
-    env = dict(os.environ, MINIRT_ROOT=root)
+    env = dict(os.environ, MINIRT_ROOT=os.path.abspath(root))  # it runs in /
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
