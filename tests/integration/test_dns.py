@@ -48,7 +48,8 @@ def test_names_aliases_and_late_starters_resolve(minirt):
     except AssertionError:
         r = minirt("exec", "asker", "nslookup", "late")
         logs = minirt("logs", "asker")
-        raise AssertionError(f"late: {r.stdout}{r.stderr}\nasker logs: {logs.stdout[-800:]}{logs.stderr[-800:]}") from None
+        seen = f"late: {r.stdout}{r.stderr}\nasker logs: {logs.stdout[-800:]}{logs.stderr[-800:]}"
+        raise AssertionError(seen) from None
     # unknown names: NXDOMAIN inside the network's zone, REFUSED (not forwarded) elsewhere
     r = minirt("exec", "asker", "nslookup", "nosuch.backend")
     assert r.returncode != 0 and "NXDOMAIN" in r.stdout + r.stderr
@@ -125,13 +126,14 @@ def test_unknown_names_forwarded_to_a_fake_upstream(minirt):
     minirt.host.run("ip", "addr", "add", "198.51.100.53/32", "dev", "lo")  # the test netns's own lo
     repo = os.path.dirname(os.path.dirname(HERE))
     env = {**os.environ, "PYTHONPATH": f"{repo}"}
-    fake = subprocess.Popen([*minirt.host.prefix(), sys.executable, f"{repo}/tests/helpers/fakedns.py", "198.51.100.53"],
-                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    argv = [*minirt.host.prefix(), sys.executable, f"{repo}/tests/helpers/fakedns.py", "198.51.100.53"]
+    fake = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert fake.stdout.readline().strip() == "listening"
         ok(minirt("network", "create", "--subnet", "10.84.0.0/24", "fw"))
         # upstream empty (the tests' default), but the container's own --dns is the upstream
-        out = ok(minirt("run", "--rm", "--net", "fw", "--dns", "198.51.100.53", "--", "nslookup", "-type=a", "far.example"))
+        out = ok(minirt("run", "--rm", "--net", "fw", "--dns", "198.51.100.53", "--",
+                        "nslookup", "-type=a", "far.example"))  # fmt: skip
         assert "192.0.2.99" in out
         assert fake.stdout.readline().split()[:2] == ["asked", "far.example"]
         time.sleep(0.1)

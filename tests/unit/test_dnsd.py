@@ -89,7 +89,8 @@ def state(tmp_path):
 
 def test_build_table_names_aliases_short_id_and_liveness(state):
     names, by_addr = dnsd.build_table(state, "backend")
-    assert sorted(names) == sorted(["db", "db.backend", "database", "database.backend", "a" * 12, "a" * 12 + ".backend"])
+    short = "a" * 12
+    assert sorted(names) == sorted(["db", "db.backend", "database", "database.backend", short, short + ".backend"])
     e = names["database"][0]
     assert e.addrs == {w.A: ["10.77.0.2"], w.AAAA: ["fd00::2"]}
     assert by_addr["10.77.0.2"] is e and e.dns == ["198.51.100.9"]
