@@ -39,6 +39,8 @@ asking one resolve; docker-behaviour.md: `cb`, `cb.n1` and the short id):
   REFUSED, which is what the tests use). Forwarding runs in a thread per query (at most 64 at
   once, 2 s per upstream), so a slow upstream never holds local answers back; a failed
   forward is SERVFAIL.
+- On an --internal network nothing is forwarded (REFUSED): the responder lives in the host
+  netns, so forwarding would give the network the way out it must not have.
 - Queries whose source is outside the network's subnet are REFUSED: another network's
   containers can reach this gateway (host input is not filtered), but not its names.
 
@@ -232,6 +234,9 @@ class Responder:
         self.root, self.network = root, network
         self.udp, self.tcp = udp, tcp
         self.upstreams = [u for u in upstreams if u != self.net.gateway]  # never forward to ourselves
+        # an --internal network has no way out: its names are answered, nothing is forwarded
+        # (the responder sits in the host netns, so forwarding would be a way out)
+        self.forward = not self.net.internal
         self.table = Table(root, network)
         self.forwards = threading.BoundedSemaphore(MAX_FORWARDS)
         self.threading = threading
@@ -256,7 +261,7 @@ class Responder:
             reply(out)
             return
         sender = self.table.by_addr.get(src)
-        upstreams = (sender.dns if sender and sender.dns else None) or self.upstreams
+        upstreams = ((sender.dns if sender and sender.dns else None) or self.upstreams) if self.forward else []
         if not upstreams:
             reply(w.response(q, w.REFUSED, aa=False))
             return

@@ -143,6 +143,11 @@ def test_unknown_names_forwarded_to_a_fake_upstream(minirt):
                         env={"MINIRT_DNS_UPSTREAM": "198.51.100.53"}))  # fmt: skip
         assert "192.0.2.99" in out
         ok(minirt("network", "rm", "fw"))
+        # an internal network never forwards, not even to the container's --dns
+        ok(minirt("network", "create", "--internal", "--subnet", "10.85.0.0/24", "lab"))
+        r = minirt("run", "--rm", "--net", "lab", "--dns", "198.51.100.53", "--", "nslookup", "-type=a", "far3.example")
+        assert r.returncode != 0 and "REFUSED" in r.stdout + r.stderr
+        ok(minirt("network", "rm", "lab"))
     finally:
         fake.kill()
         fake.wait()
