@@ -61,6 +61,7 @@ class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
+        "aliases",
     )  # fmt: skip
 
     def __init__(self, **kw: object):
@@ -87,6 +88,9 @@ class ContainerConfig:
         if self.dns and self.net != "bridge":
             # Docker: --dns with --net host/none is accepted but useless; we say so instead.
             raise ConfigError(f"--dns needs a bridge network (got --net {self.net})")
+        if self.aliases and (self.net != "bridge" or self.network == "minirt"):
+            # Docker's wording; the default network has no name resolution (net/dnsd.py)
+            raise ConfigError("network-scoped alias is supported only for containers in user defined networks")
         if not self.argv:
             raise ConfigError("no command given")
         if not self.workdir.startswith("/"):

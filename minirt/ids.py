@@ -30,6 +30,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_alias(alias: str) -> str:
+    """--network-alias: a DNS name of [a-zA-Z0-9_.-] labels, starting alphanumeric, at most
+    63 bytes (one lookup key of the network's responder, net/dnsd.py)."""
+    ok = 0 < len(alias) <= 63 and alias.isascii() and set(alias) <= _NAME_OK and alias[0].isalnum()
+    if not ok or alias.endswith(".") or ".." in alias:
+        raise ConfigError(f"alias {alias!r}: invalid network alias, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return alias
+
+
 def check_hostname(name: str) -> str:
     """RFC 1123 labels, at most 63 bytes (HOST_NAME_MAX in the UTS namespace is 64 with NUL)."""
     ok = name and len(name) <= 63 and all(c.isalnum() or c in "-." for c in name) and name.isascii()

@@ -117,6 +117,9 @@ class Runner:
         self.root = root
         self.host = host
         self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/no-config"}
+        # network safety: a network's DNS responder never forwards to the host's resolvers in
+        # a test (set but empty = answer REFUSED); test_dns.py points it at a fake upstream
+        self.env["MINIRT_DNS_UPSTREAM"] = ""
         self.env.pop("MINIRT_FAULT", None)
 
     def argv(self, *args: str) -> list[str]:

@@ -15,6 +15,7 @@ OPTIONS = [
     Option(("--name",), VALUE, "container name (default: generated)", "NAME"),
     Option(("-h", "--hostname"), VALUE, "hostname (default: the short id)", "NAME"),
     Option(("--net", "--network"), VALUE, "bridge (default: the `minirt` network), none, or host", "MODE"),
+    Option(("--network-alias",), LIST, "another name for the container on its user-defined network", "NAME"),
     Option(("-p", "--publish"), LIST, "publish a port: [hostip:][hostport:]containerport[/tcp|udp]", "SPEC"),
     Option(("--dns",), LIST, "nameserver for the container's resolv.conf (bridge networks)", "ADDRESS"),
     Option(("--rootfs",), VALUE, "root filesystem directory (default: the busybox rootfs)", "DIR"),
@@ -112,6 +113,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         detach=opts["detach"],
         ports=_ports(opts["publish"]),
         restart=opts["restart"] or "no",
+        aliases=[ids.check_alias(a) for a in opts["network_alias"]],
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart

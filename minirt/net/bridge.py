@@ -68,6 +68,11 @@ def attach(c, rb, root: str) -> dict:
         address = ipam.allocate(net.dir, net.subnet, net.gateway, owner, prefer=previous)
     faults.point("after-lease")
     timing.mark("leased")
+    if net.dns:  # after our lease exists: it keeps the responder alive (net/dnsd.py)
+        from minirt.net import dnsd
+
+        dnsd.ensure(root, net)
+        timing.mark("dns")
 
     netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     rb.add("# close the container netns fd", os.close, netns_fd)
@@ -134,7 +139,9 @@ def attach(c, rb, root: str) -> dict:
         "mac": mac,
         "host_ifname": ifname,
         "bridge": net.bridge,
-        "resolv_conf": dns.container_resolv_conf(host_resolv, cfg.dns or []),
+        "resolv_conf": dns.network_resolv_conf(host_resolv, net.gateway)
+        if net.dns
+        else dns.container_resolv_conf(host_resolv, cfg.dns or []),
         "ports": [m.to_dict() for m in cfg.ports or []],
     }
 

@@ -8,6 +8,7 @@ Runs in: the minirt parent, host network namespace.
       <name>/lock                  flock: IPAM for this network (net/ipam.py)
       <name>/leases/<ip>           one lease per address (net/ipam.py)
       <name>/leases6/<ip6>         the same for IPv6, dual-stack networks only (--ipv6)
+      <name>/dns.pid, dns.log      the network's DNS responder, when it runs (net/dnsd.py)
 
 A network is the bridge with the gateway address, ip_forward, and the network's chains in
 minirt's nft table (net/firewall). It is created on first use and stays until `minirt network
@@ -19,6 +20,10 @@ it: every step is idempotent.
 The default network's subnet is picked from Docker's default pools, skipping any that overlap
 a host route or another network (Docker does the same), unless pinned in the config file
 ($MINIRT_CONFIG, default /etc/minirt/config.json: {"default_subnet": "10.88.0.0/24"}).
+
+Name resolution (net/dnsd.py) is on for user-defined networks and off for the default network,
+as in Docker, unless the config file says {"default_dns": true} when the default network's
+record is first written; the record's "dns" key is what counts afterwards.
 """
 
 import fcntl
@@ -35,8 +40,8 @@ DEFAULT_CONFIG = "/etc/minirt/config.json"
 
 
 class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dir",
-                 "subnet6", "prefixlen6", "gateway6")  # fmt: skip
+    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
+                 "dir", "subnet6", "prefixlen6", "gateway6")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
         self.name = record["name"]
@@ -48,6 +53,7 @@ class Network:
         self.firewall = record["firewall"]
         self.internal = record.get("internal", False)
         self.icc = record.get("icc", True)
+        self.dns = record.get("dns", self.name != DEFAULT_NETWORK)
         self.dir = directory
         # dual-stack (network create --ipv6): None on IPv4-only networks
         self.subnet6 = record.get("subnet6")
@@ -92,14 +98,17 @@ def list_networks(root: str) -> list[Network]:
 
 
 def pinned_subnet() -> str | None:
+    return _config().get("default_subnet")
+
+
+def _config() -> dict:
     path = os.environ.get("MINIRT_CONFIG") or DEFAULT_CONFIG
     try:
-        conf = read_json(path)
+        return read_json(path)
     except FileNotFoundError:
-        return None
+        return {}
     except ValueError as e:
         raise ConfigError(f"config {path}: not valid JSON ({e})") from None
-    return conf.get("default_subnet")
 
 
 def ensure(root: str, name: str, host) -> tuple[Network, int]:
@@ -212,6 +221,7 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
         "firewall": "nftables",
         "internal": internal,
         "icc": icc,
+        "dns": _config().get("default_dns") is True if name == DEFAULT_NETWORK else True,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     d = f"{networks_dir(root)}/{name}"
@@ -318,8 +328,10 @@ def remove(root: str, name: str, host) -> None:
 
 
 def _remove_locked(net: Network, host) -> None:
+    from minirt.net import dnsd
     from minirt.net.firewall import get_backend
 
+    dnsd.stop(net.dir)
     get_backend(net.firewall).teardown_network(net.spec())
     explain.cmd(f"ip link del {net.bridge}")
     host.delete_link(net.bridge)
