@@ -142,6 +142,16 @@ class Env:
             time.sleep(0.2)
         self.host.run("sh", "-c", f"tar -C {ROOTFS} -c . | {DOCKER} -H {self.sock} import - {IMAGE}", timeout=120)
 
+    def allow_bridge(self, bridge: str) -> None:
+        """What `minirt doctor` advises on a host with Docker 20.10's iptables FORWARD DROP: accept the
+        minirt bridge's traffic, here in DOCKER-USER, Docker's chain for the admin's own rules."""
+        for d in ("-i", "-o"):
+            self.host.run("iptables", "-I", "DOCKER-USER", d, bridge, "-j", "ACCEPT")
+
+    def doctor_warnings(self) -> list[str]:
+        r = self.minirt("doctor", check=False)
+        return [line.strip() for line in (r.stdout + r.stderr).splitlines() if "policy drop" in line]
+
     def docker(self, *args, check=False, timeout=60, **kw):
         return self.host.run(DOCKER, "-H", self.sock, *args, check=check, timeout=timeout, **kw)
 
@@ -219,6 +229,9 @@ class Side:
         r = self.cli("network", "create", *opts, name)
         if r.returncode != 0:
             raise RuntimeError(f"{self.kind} network create: {r.stderr.strip()}")
+        if self.kind == "minirt":
+            import json
+            self.env.allow_bridge(json.loads(self.cli("network", "inspect", name).stdout)[0]["Options"]["bridge"])
 
     def net_rm(self, name):
         self.cli("network", "rm", name)
@@ -237,6 +250,10 @@ def main() -> int:
     try:
         env.setup()
         env.start_dockerd()
+        notes += [f"minirt doctor on this host: {w}" for w in env.doctor_warnings()]
+        env.allow_bridge("minirt0")
+        notes.append("as the doctor advises, the harness accepts minirt's bridges in Docker's DOCKER-USER chain "
+                     "(Docker 20.10's FORWARD policy DROP would drop minirt's forwarded traffic; README, Coexistence)")
         sides = {"docker": Side(env, "docker"), "minirt": Side(env, "minirt")}
         for fn in SCENARIOS:
             results = {}
@@ -256,6 +273,8 @@ def main() -> int:
     after = host_snapshot()
     changed = [k for k in before if before[k] != after[k]]
     md, status = report.table(rows)
+    md += "\n" + "".join(f"- {n}\n" for n in notes)
+    notes = []
     host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns)" if not changed
                  else f"HOST CHANGED: {', '.join(changed)}")
     out = (f"# minirt vs Docker 20.10 (`make compare`)\n\n{md}\n{host_line}\n"

@@ -4,6 +4,7 @@ import time
 
 from compare import report
 import os
+import re
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAN_HOST, WAN_PEER = "198.51.100.1", "198.51.100.2"
@@ -102,7 +103,7 @@ def ports(s):
         s.exec(other, "sh", "-c", f"timeout 5 wget -qO- http://{WAN_HOST}:{p + 80}/hostname >/dev/null")
         logs = s.cli("logs", web).stdout + s.cli("logs", web).stderr
         oip = s.ip_of(other)
-        seen = [line.split()[0].split(":")[0] for line in logs.splitlines() if line.split()]
+        seen = re.findall(r"(\d+\.\d+\.\d+\.\d+)\]?:\d+", logs)
         last = seen[-1] if seen else "?"
         res["hairpin source"] = ("the client itself" if last == oip else "host wan address" if last == WAN_HOST
                                  else "the network gateway (.1)" if last.endswith(".1") else last)
