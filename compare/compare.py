@@ -44,7 +44,23 @@ def host_snapshot() -> dict:
         "ip_forward": open("/proc/sys/net/ipv4/ip_forward").read().strip(),
         "mounts": sorted(line.split()[1] for line in open("/proc/self/mounts")),
         "netns": out("ip", "netns", "list"),
+        "daemons": sorted(daemons_in_this_netns()),
     }
+
+
+def daemons_in_this_netns() -> list[str]:
+    """dockerd/containerd processes in the real host's network namespace (the package must not
+    have started any; ours live in the throwaway namespace)."""
+    own = os.readlink("/proc/self/ns/net")
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            comm = open(f"/proc/{p}/comm").read().strip() if p.isdigit() else ""
+            if comm in ("dockerd", "containerd", "docker-proxy") and os.readlink(f"/proc/{p}/ns/net") == own:
+                found.append(f"{comm}[{p}]")
+        except OSError:
+            pass
+    return found
 
 
 class NS:
@@ -244,6 +260,10 @@ def main() -> int:
 
     t0 = time.monotonic()
     before = host_snapshot()
+    if before["daemons"]:
+        print(f"compare: Docker daemons run in the host's network namespace ({', '.join(before['daemons'])}); "
+              "stop them first (docker.io's service must not run here)", file=sys.stderr)
+        return 2
     env = Env()
     rows = []
     notes = []

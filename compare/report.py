@@ -8,13 +8,13 @@ import re
 # scenario -> one line: why minirt differs from Docker 20.10 on purpose (README, "Where minirt
 # differs from Docker"), or what Docker 28+ does where 20.10 is the odd one out
 # (../shared/reference/peers-and-rulesets.md).
+# scenario -> (reason, the value minirt is meant to show or None when it depends on the host).
 INTENDED = {
-    "mtu": "MTU follows the uplink (1400 here); Docker uses 1500 whatever the uplink",
-    "no_new_privs": "no_new_privs on by default (Docker: --security-opt no-new-privileges)",
-    "seccomp": "no seccomp filter yet (Docker 20.10 applies its default profile, mode 2)",
-    "hairpin source": "no proxy process: DNAT + masquerade, the server sees the host address, not the gateway",
-    "-p 127.0.0.1 from host": "no proxy process: nft DNAT in the output hook serves 127.0.0.1",
-    "resolv.conf user net": "DNS server address: minirt's responder listens on the network gateway, Docker uses 127.0.0.11",
+    "mtu": ("MTU follows the uplink (1400 here); Docker uses 1500 whatever the uplink", None),
+    "no_new_privs": ("no_new_privs on by default (Docker: off; --security-opt no-new-privileges)", "NoNewPrivs=1"),
+    "seccomp": ("no seccomp filter yet (Docker applies its default profile, mode 2)", "Seccomp=0"),
+    "resolv.conf user net": ("DNS server address: minirt's responder answers on the network's gateway, "
+                             "Docker's on 127.0.0.11 inside the container", "nameserver <gateway>; options ndots:0"),
 }
 # rows where Docker 20.10 (measured) and Docker 28+ differ: (what newer Docker does, the value
 # newer Docker would show here or None when it shows the same as 20.10).
@@ -69,7 +69,10 @@ def norm_routes(text: str, gateways: dict[str, str] | None = None) -> str:
     return "; ".join(out) or "(none)"
 
 
-def norm_resolv(text: str) -> str:
+def norm_resolv(text: str, gateway: str | None = None) -> str:
+    """resolv.conf -> its directives, comments dropped; the container's gateway as <gateway>."""
+    if gateway:
+        text = "\n".join(" ".join("<gateway>" if w == gateway else w for w in line.split()) for line in text.splitlines())
     keep = [" ".join(line.split()) for line in text.splitlines() if line.split() and line.split()[0] in ("nameserver", "search", "options")]
     return "; ".join(keep) or "(empty)"
 
@@ -105,12 +108,16 @@ def verdict(name: str, docker: str, minirt: str) -> tuple[str, str]:
     newer Docker shows where 20.10 differs); or 'DIFFERENT' (unexplained)."""
     newer, newer_value = NEWER_DOCKER.get(name, ("", None))
     newer = f"Docker {newer}" if newer else ""
+    if newer_value is not None and newer_value != docker:
+        # 20.10 is the odd one out here: the reference is what Docker 28+ does
+        if minirt == newer_value:
+            return "as Docker 28+", newer
+        return "DIFFERENT", f"{newer}; minirt does what 20.10 does"
     if docker == minirt:
         return "same", newer
-    if newer_value is not None and minirt == newer_value:
-        return "as Docker 28+", newer
-    if name in INTENDED:
-        return "intended", INTENDED[name] + (f"; {newer}" if newer else "")
+    reason, meant = INTENDED.get(name, ("", None))
+    if reason and (meant is None or minirt == meant):
+        return "intended", reason + (f"; {newer}" if newer else "")
     return "DIFFERENT", newer
 
 

@@ -99,6 +99,16 @@ def ports(s):
             "-p 127.0.0.1 bound from wan": probe(s.env.wan, WAN_HOST, p + 81),
             "container IP from other container": from_ctr(wip, 80),
         }
+        # a neighbour routing straight to the container's address (the published port 80)
+        subnet = s.env.host.run("sh", "-c", f"ip -4 -o route get {wip} | awk '{{print $3}}'").stdout.strip()
+        w = s.env.wan
+        w.run("ip", "route", "replace", f"{wip}/32", "via", WAN_HOST)
+        res["wan to container IP (published port)"] = probe(w, wip, 80)
+        w.run("ip", "route", "del", f"{wip}/32", check=False)
+        # a neighbour sending to 127.0.0.1 through the host (moby#45610): the wan namespace's own
+        # loopback routes are moved aside and route_localnet lets it take the answer from 127.0.0.1
+        res["wan to 127.0.0.1-bound port (routed to the host)"] = wan_to_loopback(w, p + 81)
+        del subnet
         # who the server saw for the hairpin connection
         s.exec(other, "sh", "-c", f"timeout 5 wget -qO- http://{WAN_HOST}:{p + 80}/hostname >/dev/null")
         logs = s.cli("logs", web).stdout + s.cli("logs", web).stderr
@@ -110,6 +120,15 @@ def ports(s):
         return res
     finally:
         s.rm(web, lo, other)
+
+
+def wan_to_loopback(w, port):
+    script = (f"sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.wanp.route_localnet=1; "
+              f"ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; "
+              f"ip addr del 127.0.0.1/8 dev lo; ip route add 127.0.0.1/32 via {WAN_HOST} src {WAN_PEER}; "
+              f"python3 {PROBE} 127.0.0.1 {port}; ip route del 127.0.0.1/32; ip addr add 127.0.0.1/8 dev lo")
+    r = w.run("sh", "-c", script, check=False)
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"ERROR {r.stderr.strip()[-100:]}"
 
 
 def user_networks(s):
@@ -137,8 +156,9 @@ def user_networks(s):
             "--internal: peer on the network": ping(["--net", ni], cip),
             "--internal: outbound to wan": ping(["--net", ni], WAN_PEER),
         }
-        r = s.run(["--net", n1], ["cat", "/etc/resolv.conf"])
-        res["resolv.conf user net"] = report.norm_resolv(r.stdout)
+        r = s.run(["--net", n1], ["sh", "-c", "ip -4 route | awk '/^default/ {print $3}'; echo ==; cat /etc/resolv.conf"])
+        gw, resolv = r.stdout.split("==\n")
+        res["resolv.conf user net"] = report.norm_resolv(resolv, gw.strip())
         return res
     finally:
         if ctrs:

@@ -23,6 +23,11 @@ def test_resolv_keeps_directives_only():
         "nameserver 127.0.0.11; options ndots:0"
 
 
+def test_resolv_gateway_token():
+    assert report.norm_resolv("nameserver 172.18.0.1\noptions ndots:0\n", "172.18.0.1") == \
+        "nameserver <gateway>; options ndots:0"
+
+
 def test_hosts_replace_own_ip_and_hostname():
     text = "127.0.0.1\tlocalhost\n172.17.0.2\ta11dd36e8675\n"
     assert report.norm_hosts(text, "a11dd36e8675", "172.17.0.2") == "127.0.0.1 localhost; <ip> <hostname>"
@@ -42,13 +47,23 @@ def test_verdicts():
     assert report.verdict("exit 3", "3", "3") == ("same", "")
     v, note = report.verdict("mtu", "1500", "1400")
     assert v == "intended" and "uplink" in note
+    # an intended difference with a meant value is explained only when minirt shows that value
+    assert report.verdict("resolv.conf user net", "nameserver 127.0.0.11; options ndots:0",
+                          "nameserver <gateway>; options ndots:0")[0] == "intended"
+    assert report.verdict("resolv.conf user net", "nameserver 127.0.0.11; options ndots:0",
+                          "nameserver 10.255.255.53")[0] == "DIFFERENT"
     assert report.verdict("exit 3", "3", "1")[0] == "DIFFERENT"
     # a row where minirt does what Docker 28+ does, which 20.10 does not
     name = next(iter(report.NEWER_DOCKER))
     newer_value = report.NEWER_DOCKER[name][1]
-    if newer_value is not None:
-        v, note = report.verdict(name, "something 20.10 does", newer_value)
-        assert v == "as Docker 28+" and note.startswith("Docker 28")
+    assert newer_value is not None
+    v, note = report.verdict(name, "something 20.10 does", newer_value)
+    assert v == "as Docker 28+" and note.startswith("Docker 28")
+    # minirt doing what 20.10 does, where Docker 28+ changed it, is a difference
+    v, note = report.verdict(name, "ok", "ok")
+    assert v == "DIFFERENT" and "20.10" in note
+    # rows where 28+ shows the same as 20.10 only carry the note
+    assert report.verdict("-p 127.0.0.1 from host", "ok", "ok")[0] == "same"
 
 
 def test_table_and_exit_status():
