@@ -8,6 +8,7 @@ can leave the machine. Restoring the host = stop dockerd, kill what is left in t
 kill the holder; the real host's links, nft ruleset, ip_forward, mounts are compared before/after.
 """
 
+import glob
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ def host_snapshot() -> dict:
         "mounts": sorted(line.split()[1] for line in open("/proc/self/mounts")),
         "netns": out("ip", "netns", "list"),
         "daemons": sorted(daemons_in_this_netns()),
+        "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/docker") + glob.glob("/sys/fs/cgroup/*/minirt-compare-*")),
     }
 
 
@@ -119,6 +121,8 @@ class Env:
                      "MINIRT_CONFIG": f"{self.tmp}/no-config"}
         self.menv.pop("MINIRT_FAULT", None)
         self.sock = f"unix://{self.tmp}/docker.sock"
+        # cgroups are the one tree shared with the real host: Docker's go under a parent of our own
+        self.cgparent = os.path.basename(self.tmp)
 
     def setup(self):
         h, w, t = self.host, self.wan, self.tmp
@@ -149,7 +153,7 @@ class Env:
         self.dockerd = subprocess.Popen(
             [*self.host.prefix(), "/usr/sbin/dockerd", "-H", self.sock, "--data-root", f"{t}/docker-data",
              "--exec-root", f"{t}/docker-exec", "--pidfile", f"{t}/docker.pid", "--iptables=true",
-             "--ip6tables=false", "--storage-driver", "overlay2"],
+             "--ip6tables=false", "--storage-driver", "overlay2", "--cgroup-parent", f"/{self.cgparent}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         t0 = time.monotonic()
         while self.docker("info", check=False).returncode != 0:
@@ -200,6 +204,12 @@ class Env:
             notes.append(f"killed {len(left)} leftover process(es) of the namespace: {left}")
         self.host.close()
         self.wan.close()
+        for top in glob.glob(f"/sys/fs/cgroup/*/{self.cgparent}"):
+            for d, _, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
+                try:
+                    os.rmdir(d)
+                except OSError as e:
+                    notes.append(f"cgroup {d} left: {e.strerror}")
         shutil.rmtree(self.tmp, ignore_errors=True)
         return notes
 
@@ -295,7 +305,7 @@ def main() -> int:
     md, status = report.table(rows)
     md += "\n" + "".join(f"- {n}\n" for n in notes)
     notes = []
-    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns)" if not changed
+    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns, Docker daemons, cgroups)" if not changed
                  else f"HOST CHANGED: {', '.join(changed)}")
     out = (f"# minirt vs Docker 20.10 (`make compare`)\n\n{md}\n{host_line}\n"
            + "".join(f"{n}\n" for n in notes) + f"\nruntime {time.monotonic() - t0:.0f} s\n")

@@ -130,12 +130,15 @@ def table(rows: list[tuple[str, str, str]]) -> tuple[str, int]:
     without an explanation or a scenario crashed (its result starts with 'ERROR')."""
     lines = ["| scenario | Docker 20.10 | minirt | verdict | why / newer Docker |", "|---|---|---|---|---|"]
     bad = 0
+    counts: dict[str, int] = {}
     for name, d, m in rows:
         v, note = verdict(name, d, m)
+        counts[v] = counts.get(v, 0) + 1
         if v == "DIFFERENT" or d.startswith("ERROR") or m.startswith("ERROR"):
             bad += 1
             v = "DIFFERENT" if v != "same" else "ERROR"
         lines.append(f"| {cell(name)} | `{cell(d)}` | `{cell(m)}` | {v} | {cell(note)} |")
     lines.append("")
-    lines.append(f"{len(rows)} scenarios, {sum(1 for n, d, m in rows if d == m)} same, {bad} unexplained")
+    lines.append(f"{len(rows)} scenarios: {counts.get('same', 0)} same, {counts.get('intended', 0)} intended, "
+                 f"{counts.get('as Docker 28+', 0)} as Docker 28+, {bad} unexplained")
     return "\n".join(lines) + "\n", (1 if bad else 0)

@@ -72,7 +72,7 @@ def test_table_and_exit_status():
     lines = md.splitlines()
     assert lines[0].startswith("| scenario | Docker 20.10 | minirt |")
     assert "| mtu | `1500` | `1400` | intended |" in md
-    assert "2 scenarios, 1 same, 0 unexplained" in md
+    assert "2 scenarios: 1 same, 1 intended, 0 as Docker 28+, 0 unexplained" in md
     md, status = report.table([("exit 3", "3", "1")])
     assert status == 1 and "| DIFFERENT |" in md
 
