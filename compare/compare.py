@@ -196,7 +196,8 @@ class Env:
                 self.dockerd.kill()
                 self.dockerd.wait()
                 notes.append("dockerd needed SIGKILL")
-        ids = [d for d in os.listdir(f"{self.tmp}/minirt-root/containers")] if os.path.isdir(f"{self.tmp}/minirt-root/containers") else []
+        cdir = f"{self.tmp}/minirt-root/containers"
+        ids = os.listdir(cdir) if os.path.isdir(cdir) else []
         if ids:
             self.minirt("rm", "-f", *ids)
         left = kill_ns_processes(self.host, self.host.pid)
@@ -305,8 +306,8 @@ def main() -> int:
     md, status = report.table(rows)
     md += "\n" + "".join(f"- {n}\n" for n in notes)
     notes = []
-    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns, Docker daemons, cgroups)" if not changed
-                 else f"HOST CHANGED: {', '.join(changed)}")
+    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns, Docker daemons, cgroups)"
+                 if not changed else f"HOST CHANGED: {', '.join(changed)}")
     out = (f"# minirt vs Docker 20.10 (`make compare`)\n\n{md}\n{host_line}\n"
            + "".join(f"{n}\n" for n in notes) + f"\nruntime {time.monotonic() - t0:.0f} s\n")
     print(out)

@@ -13,6 +13,9 @@ INTENDED = {
     "mtu": ("MTU follows the uplink (1400 here); Docker uses 1500 whatever the uplink", None),
     "no_new_privs": ("no_new_privs on by default (Docker: off; --security-opt no-new-privileges)", "NoNewPrivs=1"),
     "seccomp": ("no seccomp filter yet (Docker applies its default profile, mode 2)", "Seccomp=0"),
+    "proxy processes for the 2 published ports": (
+        "no proxy process: nft DNAT serves the host's own connections (Docker: docker-proxy per port and family)",
+        "0 docker-proxy"),
     "resolv.conf user net": ("DNS server address: minirt's responder answers on the network's gateway, "
                              "Docker's on 127.0.0.11 inside the container", "nameserver <gateway>; options ndots:0"),
 }
@@ -65,15 +68,18 @@ def norm_routes(text: str, gateways: dict[str, str] | None = None) -> str:
             out.append(f"default via .{via.split('.')[-1]} dev {f[f.index('dev') + 1]}")
         else:
             net = ipaddress.ip_network(f[0], strict=False)
-            out.append(f"/{net.prefixlen} dev {f[f.index('dev') + 1]}" + (" src ." + f[f.index('src') + 1].split('.')[-1] if "src" in f else ""))
+            src = " src ." + f[f.index("src") + 1].split(".")[-1] if "src" in f else ""
+            out.append(f"/{net.prefixlen} dev {f[f.index('dev') + 1]}{src}")
     return "; ".join(out) or "(none)"
 
 
 def norm_resolv(text: str, gateway: str | None = None) -> str:
     """resolv.conf -> its directives, comments dropped; the container's gateway as <gateway>."""
     if gateway:
-        text = "\n".join(" ".join("<gateway>" if w == gateway else w for w in line.split()) for line in text.splitlines())
-    keep = [" ".join(line.split()) for line in text.splitlines() if line.split() and line.split()[0] in ("nameserver", "search", "options")]
+        text = "\n".join(" ".join("<gateway>" if w == gateway else w for w in line.split())
+                         for line in text.splitlines())
+    keep = [" ".join(line.split()) for line in text.splitlines()
+            if line.split() and line.split()[0] in ("nameserver", "search", "options")]
     return "; ".join(keep) or "(empty)"
 
 

@@ -5,15 +5,12 @@ import time
 from compare import report
 import os
 import re
+import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAN_HOST, WAN_PEER = "198.51.100.1", "198.51.100.2"
 
 PROBE = f"{REPO}/compare/probe.py"
-
-
-def _out(r):
-    return r.stdout if r.returncode == 0 else f"ERROR rc={r.returncode} {r.stderr.strip()[-150:]}"
 
 
 def inside_default(s):
@@ -54,12 +51,12 @@ def exit_codes(s):
         r = s.env.minirt("run", "--rm", "--no-such-flag", "--", "true")
     res["exit 125 (unknown flag)"] = str(r.returncode)
     name = f"cmp-{s.kind}-kill"
-    import subprocess
     if s.kind == "docker":
         argv = ["/usr/bin/docker", "-H", s.env.sock, "run", "--name", name, "minirt-bb", "sleep", "60"]
     else:
         argv = ["env", f"MINIRT_ROOT={s.env.menv['MINIRT_ROOT']}", f"MINIRT_ROOTFS={s.env.menv['MINIRT_ROOTFS']}",
-                f"MINIRT_CONFIG={s.env.menv['MINIRT_CONFIG']}", f"{REPO}/.venv/bin/minirt", "run", "--name", name, "--", "sleep", "60"]
+                f"MINIRT_CONFIG={s.env.menv['MINIRT_CONFIG']}", f"{REPO}/.venv/bin/minirt",
+                "run", "--name", name, "--", "sleep", "60"]
     p = subprocess.Popen([*s.env.host.prefix(), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if s.cli("kill", name).returncode == 0:
@@ -87,7 +84,8 @@ def ports(s):
             return ns.run("python3", PROBE, host, str(port), check=False).stdout.strip()
 
         def from_ctr(host, port):
-            r = s.exec(other, "sh", "-c", f"timeout 5 wget -qO- http://{host}:{port}/hostname >/dev/null && echo ok || echo fail")
+            url = f"http://{host}:{port}/hostname"
+            r = s.exec(other, "sh", "-c", f"timeout 5 wget -qO- {url} >/dev/null && echo ok || echo fail")
             return r.stdout.strip() or f"ERROR {r.stderr.strip()[-100:]}"
 
         res = {
@@ -98,9 +96,9 @@ def ports(s):
             "-p 127.0.0.1 from host": probe(h, "127.0.0.1", p + 81),
             "-p 127.0.0.1 bound from wan": probe(s.env.wan, WAN_HOST, p + 81),
             "container IP from other container": from_ctr(wip, 80),
+            "proxy processes for the 2 published ports": f"{proxies(s.env.host)} docker-proxy",
         }
         # a neighbour routing straight to the container's address (the published port 80)
-        subnet = s.env.host.run("sh", "-c", f"ip -4 -o route get {wip} | awk '{{print $3}}'").stdout.strip()
         w = s.env.wan
         w.run("ip", "route", "replace", f"{wip}/32", "via", WAN_HOST)
         res["wan to container IP (published port)"] = probe(w, wip, 80)
@@ -108,7 +106,7 @@ def ports(s):
         # a neighbour sending to 127.0.0.1 through the host (moby#45610): the wan namespace's own
         # loopback routes are moved aside and route_localnet lets it take the answer from 127.0.0.1
         res["wan to 127.0.0.1-bound port (routed to the host)"] = wan_to_loopback(w, p + 81)
-        del subnet
+
         # who the server saw for the hairpin connection
         s.exec(other, "sh", "-c", f"timeout 5 wget -qO- http://{WAN_HOST}:{p + 80}/hostname >/dev/null")
         logs = s.cli("logs", web).stdout + s.cli("logs", web).stderr
@@ -120,6 +118,19 @@ def ports(s):
         return res
     finally:
         s.rm(web, lo, other)
+
+
+def proxies(ns) -> int:
+    """docker-proxy processes in the namespace (both runtimes' containers are never up at once)."""
+    n = 0
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open(f"/proc/{p}/comm").read().strip() == "docker-proxy" \
+                    and os.readlink(f"/proc/{p}/ns/net") == ns.netns:
+                n += 1
+        except OSError:
+            pass
+    return n
 
 
 def wan_to_loopback(w, port):
@@ -156,7 +167,8 @@ def user_networks(s):
             "--internal: peer on the network": ping(["--net", ni], cip),
             "--internal: outbound to wan": ping(["--net", ni], WAN_PEER),
         }
-        r = s.run(["--net", n1], ["sh", "-c", "ip -4 route | awk '/^default/ {print $3}'; echo ==; cat /etc/resolv.conf"])
+        script = "ip -4 route | awk '/^default/ {print $3}'; echo ==; cat /etc/resolv.conf"
+        r = s.run(["--net", n1], ["sh", "-c", script])
         gw, resolv = r.stdout.split("==\n")
         res["resolv.conf user net"] = report.norm_resolv(resolv, gw.strip())
         return res
