@@ -14,12 +14,13 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs run test unit integration bench clean
+.PHONY: help deps apt venv rootfs run test unit integration bench compare clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
 	@echo "make bench  start-up latency of minirt against unshare (see bench/)"
+	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
 
 deps: apt venv rootfs
 
@@ -82,6 +83,19 @@ integration: deps
 
 bench: deps
 	@$(VPY) bench/bench.py
+
+# compare: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
+# compare.py runs dockerd in a throwaway network + mount namespace of its own.
+compare: deps
+	@if ! dpkg-query -W -f='$${Status}\n' docker.io 2>/dev/null | grep -q '^install ok installed'; then \
+	  echo "compare: installing docker.io"; \
+	  own=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null \
+	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "compare: installing docker.io failed" >&2; exit 1; }; \
+	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
+	fi
+	@$(VPY) compare/compare.py
 
 clean:
 	rm -rf $(VENV) $(BUILD)

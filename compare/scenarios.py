@@ -1,0 +1,191 @@
+"""The catalogue: each function takes a Side (docker or minirt) and returns {row: observable}."""
+
+import time
+
+from compare import report
+import os
+import re
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WAN_HOST, WAN_PEER = "198.51.100.1", "198.51.100.2"
+
+PROBE = f"{REPO}/compare/probe.py"
+
+
+def inside_default(s):
+    cmd = ["sh", "-c", "ip -4 -o addr; echo ==; ip -4 route; echo ==; cat /sys/class/net/eth0/mtu; echo ==; "
+           "cat /etc/resolv.conf; echo ==; cat /etc/hosts; echo ==; hostname; echo ==; cat /proc/self/status"]
+    r = s.run([], cmd)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip()[-200:])
+    addr, route, mtu, resolv, hosts, hostname, status = r.stdout.split("==\n")
+    ip = next((f[3].split("/")[0] for f in map(str.split, addr.splitlines()) if len(f) > 3 and f[1] == "eth0"), None)
+    return {
+        "addresses": report.norm_addrs(addr),
+        "routes": report.norm_routes(route),
+        "mtu": mtu.strip(),
+        "resolv.conf": report.norm_resolv(resolv),
+        "/etc/hosts": report.norm_hosts(hosts, hostname.strip(), ip),
+        "hostname": report.norm_hostname(hostname),
+        "capabilities": report.status_fields(status, ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")),
+        "no_new_privs": report.status_fields(status, ("NoNewPrivs",)),
+        "seccomp": report.status_fields(status, ("Seccomp",)),
+    }
+
+
+def net_none(s):
+    r = s.run(["--net", "none"], ["sh", "-c", "ip -4 -o addr; echo ==; ip -4 route"])
+    addr, route = r.stdout.split("==\n")
+    return {"--net none addresses/routes": report.norm_addrs(addr) + " | " + report.norm_routes(route)}
+
+
+def exit_codes(s):
+    res = {}
+    for label, cmd in (("exit 0", ["true"]), ("exit 3", ["sh", "-c", "exit 3"]),
+                       ("exit 126 (not executable)", ["/etc/passwd"]), ("exit 127 (no such command)", ["nosuchcmd"])):
+        res[label] = str(s.run([], cmd).returncode)
+    if s.kind == "docker":
+        r = s.env.docker("run", "--rm", "--no-such-flag", "minirt-bb", "true")
+    else:
+        r = s.env.minirt("run", "--rm", "--no-such-flag", "--", "true")
+    res["exit 125 (unknown flag)"] = str(r.returncode)
+    name = f"cmp-{s.kind}-kill"
+    if s.kind == "docker":
+        argv = ["/usr/bin/docker", "-H", s.env.sock, "run", "--name", name, "minirt-bb", "sleep", "60"]
+    else:
+        argv = ["env", f"MINIRT_ROOT={s.env.menv['MINIRT_ROOT']}", f"MINIRT_ROOTFS={s.env.menv['MINIRT_ROOTFS']}",
+                f"MINIRT_CONFIG={s.env.menv['MINIRT_CONFIG']}", f"{REPO}/.venv/bin/minirt",
+                "run", "--name", name, "--", "sleep", "60"]
+    p = subprocess.Popen([*s.env.host.prefix(), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if s.cli("kill", name).returncode == 0:
+            break
+        time.sleep(0.1)
+    try:
+        res["exit 137 (kill)"] = str(p.wait(20))
+    finally:
+        s.rm(name)
+    return res
+
+
+def ports(s):
+    p = s.port0
+    web, lo, other = f"cmp-{s.kind}-web", f"cmp-{s.kind}-lo", f"cmp-{s.kind}-cli"
+    h = s.env.host
+    try:
+        s.run_d(["--name", web, "-p", f"{p + 80}:80"], ["httpd", "-f", "-v", "-p", "80", "-h", "/etc"])
+        s.run_d(["--name", lo, "-p", f"127.0.0.1:{p + 81}:80"], ["httpd", "-f", "-p", "80", "-h", "/etc"])
+        s.run_d(["--name", other], ["sleep", "600"])
+        time.sleep(0.5)
+        wip = s.ip_of(web)
+
+        def probe(ns, host, port):
+            return ns.run("python3", PROBE, host, str(port), check=False).stdout.strip()
+
+        def from_ctr(host, port):
+            url = f"http://{host}:{port}/hostname"
+            r = s.exec(other, "sh", "-c", f"timeout 5 wget -qO- {url} >/dev/null && echo ok || echo fail")
+            return r.stdout.strip() or f"ERROR {r.stderr.strip()[-100:]}"
+
+        res = {
+            "-p from host 127.0.0.1": probe(h, "127.0.0.1", p + 80),
+            "-p from host own address": probe(h, WAN_HOST, p + 80),
+            "-p hairpin (other container to host address)": from_ctr(WAN_HOST, p + 80),
+            "-p from wan": probe(s.env.wan, WAN_HOST, p + 80),
+            "-p 127.0.0.1 from host": probe(h, "127.0.0.1", p + 81),
+            "-p 127.0.0.1 bound from wan": probe(s.env.wan, WAN_HOST, p + 81),
+            "container IP from other container": from_ctr(wip, 80),
+            "proxy processes for the 2 published ports": f"{proxies(s.env.host)} docker-proxy",
+        }
+        # a neighbour routing straight to the container's address (the published port 80)
+        w = s.env.wan
+        w.run("ip", "route", "replace", f"{wip}/32", "via", WAN_HOST)
+        res["wan to container IP (published port)"] = probe(w, wip, 80)
+        w.run("ip", "route", "del", f"{wip}/32", check=False)
+        # a neighbour sending to 127.0.0.1 through the host (moby#45610): the wan namespace's own
+        # loopback routes are moved aside and route_localnet lets it take the answer from 127.0.0.1
+        res["wan to 127.0.0.1-bound port (routed to the host)"] = wan_to_loopback(w, p + 81)
+
+        # who the server saw for the hairpin connection
+        s.exec(other, "sh", "-c", f"timeout 5 wget -qO- http://{WAN_HOST}:{p + 80}/hostname >/dev/null")
+        logs = s.cli("logs", web).stdout + s.cli("logs", web).stderr
+        oip = s.ip_of(other)
+        seen = re.findall(r"(\d+\.\d+\.\d+\.\d+)\]?:\d+", logs)
+        last = seen[-1] if seen else "?"
+        res["hairpin source"] = ("the client itself" if last == oip else "host wan address" if last == WAN_HOST
+                                 else "the network gateway (.1)" if last.endswith(".1") else last)
+        return res
+    finally:
+        s.rm(web, lo, other)
+
+
+def proxies(ns) -> int:
+    """docker-proxy processes in the namespace (both runtimes' containers are never up at once)."""
+    n = 0
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open(f"/proc/{p}/comm").read().strip() == "docker-proxy" \
+                    and os.readlink(f"/proc/{p}/ns/net") == ns.netns:
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def wan_to_loopback(w, port):
+    script = (f"sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.wanp.route_localnet=1; "
+              f"ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; "
+              f"ip addr del 127.0.0.1/8 dev lo; ip route add 127.0.0.1/32 via {WAN_HOST} src {WAN_PEER}; "
+              f"python3 {PROBE} 127.0.0.1 {port}; ip route del 127.0.0.1/32; ip addr add 127.0.0.1/8 dev lo")
+    r = w.run("sh", "-c", script, check=False)
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"ERROR {r.stderr.strip()[-100:]}"
+
+
+def user_networks(s):
+    n1, n2, ni = f"cmp{s.kind[0]}n1", f"cmp{s.kind[0]}n2", f"cmp{s.kind[0]}int"
+    a, b, c = f"cmp-{s.kind}-a", f"cmp-{s.kind}-b", f"cmp-{s.kind}-c"
+    made, ctrs = [], []
+    try:
+        for n, opts in ((n1, []), (n2, []), (ni, ["--internal"])):
+            s.net_create(n, *opts)
+            made.append(n)
+        s.run_d(["--net", n1, "--name", a], ["sleep", "600"]); ctrs.append(a)
+        s.run_d(["--net", n2, "--name", b], ["sleep", "600"]); ctrs.append(b)
+        s.run_d(["--net", ni, "--name", c], ["sleep", "600"]); ctrs.append(c)
+        aip, bip, cip = s.ip_of(a), s.ip_of(b), s.ip_of(c)
+
+        def ping(opts, target):
+            r = s.run(opts, ["sh", "-c", f"ping -c 1 -W 2 {target} >/dev/null 2>&1 && echo reply || echo no-reply"])
+            return r.stdout.strip() or f"ERROR {r.stderr.strip()[-100:]}"
+
+        res = {
+            "same network by IP": ping(["--net", n1], aip),
+            "isolation: other network by IP": ping(["--net", n1], bip),
+            "isolation: default bridge to user network": ping([], aip),
+            "name resolution (container name, same network)": ping(["--net", n1], a),
+            "--internal: peer on the network": ping(["--net", ni], cip),
+            "--internal: outbound to wan": ping(["--net", ni], WAN_PEER),
+        }
+        script = "ip -4 route | awk '/^default/ {print $3}'; echo ==; cat /etc/resolv.conf"
+        r = s.run(["--net", n1], ["sh", "-c", script])
+        gw, resolv = r.stdout.split("==\n")
+        res["resolv.conf user net"] = report.norm_resolv(resolv, gw.strip())
+        return res
+    finally:
+        if ctrs:
+            s.rm(*ctrs)
+        for n in made:
+            s.net_rm(n)
+
+
+def masquerade(s):
+    res = {}
+    for label, opts in (("outbound masquerade seen from wan", []),):
+        r = s.run(opts, ["sh", "-c", f"echo hi | timeout 5 nc {WAN_PEER} 8080"])
+        seen = next((line.split()[1] for line in r.stdout.splitlines() if line.startswith("from ")), None)
+        res[label] = ("host wan address" if seen == WAN_HOST else seen or f"no answer rc={r.returncode}")
+    return res
+
+
+SCENARIOS = [inside_default, net_none, exit_codes, ports, user_networks, masquerade]
