@@ -7,7 +7,7 @@ import time
 
 from tests.conftest import REPO
 from tests.integration.test_lifecycle import inspect, ok, wait_for
-from tests.integration.test_nat_wan import WAN_HOST, wan  # noqa: F401 - fixture
+from tests.integration.test_nat_wan import WAN_HOST, WAN_PEER, wan  # noqa: F401 - fixture
 
 HTTP = "httpd -f -p 80 -h /var/www"
 GET = """
@@ -133,3 +133,22 @@ def test_scale_500_ports_on_50_containers(minirt, wan):  # noqa: F811
     assert fetch(minirt.host, "127.0.0.1", 20499) == "ok"
     ok(minirt("rm", "-f", *names))
     assert "elem" not in minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]
+
+
+def test_loopback_bound_port_is_not_reachable_by_a_neighbour_routing_127_0_0_1(minirt, wan):  # noqa: F811
+    """moby#45610: a neighbour routes 127.0.0.1 to the host; without minirt's remote-loopback
+    drop the packet would be DNATed to the container before the martian check (Docker <= 27)."""
+    ok(minirt("run", "-d", "--name", "lo-web", "-p", "127.0.0.1:9191:80", "--", *HTTP.split()))
+    wait_for(lambda: fetch(minirt.host, "127.0.0.1", 9191) == "ok", what="httpd")
+    # wan gives up its own loopback so that 127.0.0.1 leaves through its uplink, and accepts
+    # the answer from 127.0.0.1 (route_localnet): the attack needs both
+    setup = ("sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.wanp.route_localnet=1; "
+             "ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; "
+             f"ip addr del 127.0.0.1/8 dev lo; ip route add 127.0.0.1/32 via {WAN_HOST} src {WAN_PEER}")  # fmt: skip
+    wan.run("sh", "-c", setup)
+    assert fetch(wan, "127.0.0.1", 9191).startswith("failed")
+    # the same path with the drop removed reaches the container: the test can tell
+    minirt.host.run("nft", "flush", "chain", "inet", "minirt", "prerouting")
+    minirt.host.run("nft", "add", "rule", "inet", "minirt", "prerouting", "fib", "daddr", "type", "local", "jump", "ports")
+    assert fetch(wan, "127.0.0.1", 9191) == "ok"
+    ok(minirt("rm", "-f", "lo-web"))

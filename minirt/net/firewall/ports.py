@@ -2,14 +2,18 @@
 
     map ports_ip  { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }   -p IP:H:C
     map ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }               -p H:C
-    chain prerouting { type nat hook prerouting priority -100; fib daddr type local jump ports }
+    chain prerouting { type nat hook prerouting priority -100;
+                       iifname != "lo" ip daddr 127.0.0.0/8 drop
+                       fib daddr type local jump ports }
     chain output     { type nat hook output priority -100;     fib daddr type local jump ports }
     chain ports      { dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
                        dnat ip to meta l4proto . th dport map @ports_any }
 
 A lookup that misses ends the rule without a verdict, so a port bound to one address only
-matches that address (127.0.0.1-bound ports are unreachable from other hosts, unlike Docker
-<= 27, moby#45610). The output hook makes the host's own connections (to 127.0.0.1 or its
+matches that address. A neighbour can still route a packet for 127.0.0.1 to the host (the
+moby#45610 attack): it would be DNATed before the kernel's martian check ever sees it, so it is
+dropped first, as Docker 28 does ("DROP REMOTE LOOPBACK" in raw PREROUTING); 127.0.0.1-bound
+ports are unreachable from other hosts. The output hook makes the host's own connections (to 127.0.0.1 or its
 own addresses) work without Docker's userland proxy; that needs route_localnet on the bridge
 and a masquerade of 127.0.0.0/8 sources (and of hairpinned traffic), which the network's own
 chains carry (ruleset.py). DNATed traffic is accepted by the network's inbound chain
@@ -35,6 +39,7 @@ add rule inet minirt ports_masq ip saddr 127.0.0.0/8 ct status dnat masquerade
 flush chain inet minirt ports
 flush chain inet minirt prerouting
 flush chain inet minirt output
+add rule inet minirt prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop comment "minirt:remote-loopback"
 add rule inet minirt prerouting fib daddr type local jump ports
 add rule inet minirt output fib daddr type local jump ports
 add rule inet minirt ports dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
