@@ -110,6 +110,10 @@ def cleanup_dead(store: Store, cid: str, rec: dict) -> None:
                 pass
         if net is not None:
             ipam.release_owner(net.dir, cid)
+        if rec.get("connected"):  # networks added by `minirt network connect`
+            from minirt.net import connect
+
+            connect.release_connected(store.root, cid, rec)
         ifname = host_ifname(cid)
         try:
             import _socket

@@ -146,6 +146,8 @@ def finish(c: Container, code: int, remove: bool) -> None:
     exit or remove the container."""
     failures = run_undo(c.undo)
     c.undo = []
+    if c.cfg.net == "bridge":
+        _release_connected(c)
     if remove:
         _remove_record(c)
     else:
@@ -159,6 +161,20 @@ def run(cfg, store: Store) -> int:
     c = create(cfg, store)
     start(c)
     return wait_and_teardown(c)
+
+
+def _release_connected(c: Container) -> None:
+    """Leases of networks added by `minirt network connect` while it ran (another process wrote
+    them into the record on disk, not into c.record): give them back, and forget them."""
+    try:
+        on_disk = c.store.load(c.cfg.id)
+    except FileNotFoundError:
+        return
+    if on_disk.get("connected"):
+        from minirt.net import connect
+
+        connect.release_connected(c.store.root, c.cfg.id, on_disk)
+    c.record.pop("connected", None)
 
 
 def _undo_record(rb: Rollback, c: Container) -> None:

@@ -49,8 +49,25 @@ def document(rec: dict, status: str) -> dict:
             "Bridge": net.get("bridge", ""),
             "HostInterface": net.get("host_ifname", ""),
             "Ports": _ports(cfg, bool(net.get("address6"))),
+            "Networks": _networks(rec, cfg, net),
         },
     }
+
+
+def _endpoint(e: dict, aliases: list) -> dict:
+    return {"IPAddress": e.get("address", ""), "IPPrefixLen": e.get("prefixlen", 0), "Gateway": e.get("gateway", ""),
+            "GlobalIPv6Address": e.get("address6", ""), "MacAddress": e.get("mac", ""),
+            "Aliases": aliases, "Interface": e.get("eth", "eth0"), "HostInterface": e.get("host_ifname", "")}  # fmt: skip
+
+
+def _networks(rec: dict, cfg: dict, net: dict) -> dict:
+    """Docker's NetworkSettings.Networks: the first network, then those added by `network connect`."""
+    if not net:
+        return {}
+    out = {net.get("network") or cfg.get("network") or "minirt": _endpoint(net, cfg.get("aliases") or [])}
+    for e in rec.get("connected") or []:
+        out[e["network"]] = _endpoint(e, e.get("aliases") or [])
+    return out
 
 
 def main(args: list[str]) -> int:

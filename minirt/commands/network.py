@@ -16,6 +16,8 @@ OPTIONS = [
     Option(("--gateway",), LIST, "create: the bridge's address (default: the first one); once per family", "ADDRESS"),
     Option(("--ipv6",), FLAG, "create: dual-stack (IPv6 subnet: the --subnet given, or a ULA /64)"),
     Option(("--internal",), FLAG, "create: no route out, no masquerade"),
+    Option(("--alias",), LIST, "connect: a network-scoped alias for the container", "NAME"),
+    Option(("-f", "--force"), FLAG, "disconnect: also when the network is gone"),
     Option(("-o", "--opt"), LIST, "create: driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
 ]
 
@@ -43,7 +45,8 @@ def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write("Usage: minirt network ls | create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--internal]"
                          " [-o com.docker.network.bridge.enable_icc=false] NAME"
-                         " | inspect NAME... | reload | rm NAME...\n")
+                         " | inspect NAME... | reload | rm NAME..."
+                         " | connect [--alias A] NETWORK CONTAINER | disconnect [-f] NETWORK CONTAINER\n")
         return 0
     sub, rest = args[0], args[1:]
     opts, operands = parse(OPTIONS, rest, stop_at_operand=False)
@@ -105,6 +108,20 @@ def main(args: list[str]) -> int:
                        ipv6=opts["ipv6"], subnet6=subnet6, gateway6=gateway6)  # fmt: skip
         print(operands[0])
         return 0
+    if sub in ("connect", "disconnect"):
+        if len(operands) != 2:
+            raise ConfigError(f"network {sub}: give a network and a container")
+        if os.geteuid() != 0:
+            raise ConfigError("must run as root (creating a veth needs CAP_NET_ADMIN)")
+        from minirt.net import connect
+        from minirt.state import Store
+
+        store = Store(root)
+        if sub == "connect":
+            connect.connect(store, operands[0], operands[1], opts["alias"])
+        else:
+            connect.disconnect(store, operands[0], operands[1], opts["force"])
+        return 0
     if sub in ("rm", "remove"):
         if not operands:
             raise ConfigError("network rm: give at least one network name")
@@ -117,7 +134,7 @@ def main(args: list[str]) -> int:
             network.remove(root, name, host)
             print(name)
         return 0
-    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, reload, rm)")
+    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, reload, rm, connect, disconnect)")
 
 
 def _by_family(values: list[str] | None, option: str) -> tuple[str | None, str | None]:

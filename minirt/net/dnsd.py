@@ -135,7 +135,13 @@ def build_table(root: str, network: str) -> tuple[dict[str, list[Entry]], dict[s
         cfg = rec.get("config") or {}
         e.dns = cfg.get("dns") or []
         labels = {rec.get("name") or "", cid[:12]}
-        labels.update(cfg.get("aliases") or [])
+        # --network-alias belongs to the network the container started on; `network connect
+        # --alias` ones to the network they were given for (Docker: aliases are per endpoint)
+        if (cfg.get("network") or "minirt") == network:
+            labels.update(cfg.get("aliases") or [])
+        for endpoint in rec.get("connected") or []:
+            if endpoint.get("network") == network:
+                labels.update(endpoint.get("aliases") or [])
         for label in labels:
             if label:
                 for key in (label.lower(), f"{label}.{network}".lower()):

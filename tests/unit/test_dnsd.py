@@ -81,7 +81,7 @@ def state(tmp_path):
         f.write("10.77.0.3")
     for cid, name, aliases in ((live_id, "db", ["Database"]), (dead_id, "gone", [])):
         os.makedirs(f"{root}/containers/{cid}")
-        rec = {"id": cid, "name": name, "config": {"aliases": aliases, "dns": ["198.51.100.9"]}}
+        rec = {"id": cid, "name": name, "config": {"network": "backend", "aliases": aliases, "dns": ["198.51.100.9"]}}
         with open(f"{root}/containers/{cid}/state.json", "w") as f:
             f.write(jsonenc.dumps(rec))
     return root
@@ -95,6 +95,21 @@ def test_build_table_names_aliases_short_id_and_liveness(state):
     assert e.addrs == {w.A: ["10.77.0.2"], w.AAAA: ["fd00::2"]}
     assert by_addr["10.77.0.2"] is e and e.dns == ["198.51.100.9"]
     assert "gone" not in names  # its owner is dead
+
+
+def test_aliases_are_per_network(state):
+    """--network-alias counts on the network the container started on; `network connect --alias`
+    ones on the network they were given for."""
+    cid = "a" * 64
+    path = f"{state}/containers/{cid}/state.json"
+    rec = jsonenc.loads(open(path).read())
+    rec["config"]["network"] = "front"
+    rec["connected"] = [{"network": "backend", "aliases": ["Cache"]}, {"network": "other", "aliases": ["x"]}]
+    with open(path, "w") as f:
+        f.write(jsonenc.dumps(rec))
+    names, _ = dnsd.build_table(state, "backend")
+    assert "cache" in names and "cache.backend" in names
+    assert "database" not in names and "x" not in names
 
 
 def _ask(state, name, qtype=w.A):

@@ -1,0 +1,223 @@
+"""`minirt network connect/disconnect`: one more interface for a running container, or one less.
+
+Runs in: a `minirt network connect|disconnect` process, host network namespace; the container is
+owned by another process (the foreground `minirt run` or a detached supervisor).
+
+What connect does, as one would by hand (each line is printed by --explain):
+
+    lease an address on NETWORK (net/ipam.py; owner = the container's owning process, like its
+    first lease, so the same dead-owner reclaim applies)
+    ip link add mr<id11>x<N> mtu M master <bridge> up type veth peer name eth<N> mtu M address <mac> netns <pid>
+    nsenter -t <pid> -n ip link set eth<N> up
+    nsenter -t <pid> -n ip addr add A/P dev eth<N>              (and the IPv6 one on a dual-stack network)
+
+N counts up from 1 in connect order, as Docker names them (eth1, eth2, ...). The host end is
+`mr` + 11 hex of the id + `x` + N: 15 bytes at most, never equal to a primary veth name (those
+are `mr` + 12 hex), and still readable back to the container. No default route is added: the
+container keeps its route through its first network, as Docker does (the gateway priority of
+the first endpoint). This runs once per connect, off the start-up path, so it uses pyroute2's
+messages through netlink.Rtnl rather than the precompiled per-container ones (which name eth0).
+
+State: the record's "connected" list holds one entry per added network, written under the
+record's lock. The owning process releases those leases when the container exits
+(runtime.finish reads the list back from disk), `rm`/`gc` of a crashed container do it in
+lifecycle.cleanup_dead, and the veths go with the container's network namespace. Connections
+last for one run: a restarted container comes back on its first network only (Docker
+re-attaches every endpoint; documented in the README).
+
+Every step registers its undo before it acts (minirt/rollback.py), so a failed connect leaves
+no lease, veth or record change; MINIRT_FAULT=fail:connect-after-veth proves it.
+"""
+
+import os
+
+from minirt import explain, faults, ids
+from minirt.errors import ConfigError, ConflictError, NoSuchObject
+from minirt.rollback import Rollback
+
+MAX_EXTRA = 9  # eth1..eth9: keeps the host name within IFNAMSIZ
+
+
+def host_ifname(cid: str, n: int) -> str:
+    return f"mr{cid[:11]}x{n}"
+
+
+def _running(store, ref: str) -> tuple[str, dict]:
+    from minirt import lifecycle
+
+    cid = store.resolve(ref)
+    rec = store.load(cid)
+    if lifecycle.status(rec) != "running":
+        raise ConflictError(f"container {ref}: is not running")
+    cfg = rec.get("config", {})
+    if cfg.get("net") != "bridge":
+        raise ConfigError(f"container {ref}: uses --net {cfg.get('net')}; only bridge containers can be connected")
+    return cid, rec
+
+
+def _lease_owner(root: str, cid: str, rec: dict) -> dict:
+    """The owner of the container's first lease (the process that tears it down), so that the
+    new lease is reclaimed exactly when that one is."""
+    from minirt.net import ipam, network
+
+    first = network.load_existing(root, networks_of(rec)[0])
+    for owner in ipam.LeaseStore(f"{first.dir}/leases").leases().values():
+        if owner.get("container") == cid:
+            return {"container": cid, "pid": owner["pid"], "start_time": owner.get("start_time")}
+    raise ConflictError(f"container {ids.short(cid)}: has no address on its first network")
+
+
+def networks_of(rec: dict) -> list[str]:
+    """Every network a container is on: its first, then the connected ones in order."""
+    from minirt.net import network
+
+    first = (rec.get("config") or {}).get("network") or network.DEFAULT_NETWORK
+    return [first] + [e["network"] for e in rec.get("connected") or []]
+
+
+def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
+    """Attach running container `ref` to network `net_name`; returns the new endpoint."""
+    from minirt.net import ipam, network
+    from minirt.net.netlink import Rtnl
+
+    for a in aliases:
+        ids.check_alias(a)
+    cid, rec = _running(store, ref)
+    if net_name in networks_of(rec):
+        raise ConflictError(f"container {ref}: is already connected to network {net_name!r}")
+    if len(rec.get("connected") or []) >= MAX_EXTRA:
+        raise ConflictError(f"container {ref}: already has {MAX_EXTRA} extra networks")
+    host = Rtnl.host()
+    with Rollback() as rb:
+        rb.add("# close the host netlink socket", host.close)
+        net, bridge_index = network.ensure(store.root, net_name, host)
+        used = {e["eth"] for e in rec.get("connected") or []}
+        n = next(i for i in range(1, MAX_EXTRA + 1) if f"eth{i}" not in used)
+        eth, hostif = f"eth{n}", host_ifname(cid, n)
+        pid = rec["pid"]
+        owner = _lease_owner(store.root, cid, rec)
+        rb.add(f"# release the address of {ids.short(cid)} in {net.name}", ipam.release_owner, net.dir, cid)
+        if net.subnet6:
+            address, address6 = ipam.allocate6(net.dir, net.subnet, net.gateway, net.subnet6, net.gateway6, owner)
+        else:
+            address, address6 = ipam.allocate(net.dir, net.subnet, net.gateway, owner), None
+        faults.point("connect-after-lease")
+        if net.dns:
+            from minirt.net import dnsd
+
+            dnsd.ensure(store.root, net)
+        mac = ipam.mac_for(address)
+        netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        rb.add("# close the container netns fd", os.close, netns_fd)
+        rb.add(f"# delete veth {hostif}", _delete, hostif)
+        explain.cmd(f"ip link add {hostif} mtu {net.mtu} master {net.bridge} up type veth "
+                    f"peer name {eth} mtu {net.mtu} address {mac} netns {pid}")  # fmt: skip
+        _create_veth(host, hostif, eth, net.mtu, bridge_index, mac, netns_fd)
+        faults.point("connect-after-veth")
+        ctr = Rtnl.in_netns(netns_fd)
+        rb.add("# close the container netlink socket", ctr.close)
+        index = ctr.link_index(eth)
+        ctr.set_up(index, eth)
+        explain.cmd(f"nsenter -t {pid} -n ip addr add {address}/{net.prefixlen} dev {eth}")
+        ctr.add_address(index, eth, address, net.prefixlen)
+        if address6:
+            ctr.add_address6(index, eth, address6, net.prefixlen6)
+        faults.point("connect-after-address")
+        endpoint = {"network": net.name, "eth": eth, "host_ifname": hostif, "address": address,
+                    "prefixlen": net.prefixlen, "gateway": net.gateway, "mac": mac, "bridge": net.bridge,
+                    "aliases": aliases}  # fmt: skip
+        if address6:
+            endpoint.update(address6=address6, prefixlen6=net.prefixlen6, gateway6=net.gateway6)
+        _update_record(store, cid, lambda r: r.setdefault("connected", []).append(endpoint))
+        # success: keep the lease and the veth; only the sockets and fds are closed
+        rb.release()
+    for fn in (host.close, ctr.close):
+        fn()
+    os.close(netns_fd)
+    return endpoint
+
+
+def disconnect(store, net_name: str, ref: str, force: bool) -> None:
+    """Remove the interface `connect` added (the first network cannot be disconnected: that
+    would leave the container without its default route; Docker allows it, minirt refuses)."""
+    from minirt.net import ipam, network
+
+    cid = store.resolve(ref)
+    rec = store.load(cid)
+    nets = networks_of(rec)
+    if net_name not in nets:
+        raise ConflictError(f"container {ref}: is not connected to network {net_name!r}")
+    if net_name == nets[0]:
+        raise ConfigError(f"container {ref}: {net_name!r} is its first network; only networks added with "
+                          "`network connect` can be disconnected")  # fmt: skip
+    endpoint = next(e for e in rec["connected"] if e["network"] == net_name)
+    _delete(endpoint["host_ifname"])
+    net = network.load(store.root, net_name)
+    if net is not None:
+        ipam.release_owner(net.dir, cid)
+    elif not force:
+        raise NoSuchObject(f"network {net_name!r}: no such network")
+    _update_record(store, cid, lambda r: r.__setitem__(
+        "connected", [e for e in r.get("connected") or [] if e["network"] != net_name]))  # fmt: skip
+
+
+def release_connected(root: str, cid: str, rec: dict) -> None:
+    """The container has exited: give back the leases of its connected networks (their veths
+    went with its network namespace). Idempotent."""
+    from minirt.net import ipam, network
+
+    for e in rec.get("connected") or []:
+        net = network.load(root, e["network"])
+        if net is not None:
+            ipam.release_owner(net.dir, cid)
+
+
+def _update_record(store, cid: str, change) -> None:
+    """Read-modify-write of the record under its directory lock (Store.save's lock)."""
+    import fcntl
+
+    from minirt.state import atomic_write_json, read_json
+
+    d = store.container_dir(cid)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        rec = read_json(f"{d}/state.json")
+        change(rec)
+        atomic_write_json(f"{d}/state.json", rec)
+    finally:
+        os.close(dfd)
+
+
+def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:
+    import errno
+
+    from minirt.errors import NetworkError
+    from minirt.net.netlink import IFF_UP, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWLINK, messages
+
+    ifinfmsg = messages()[0]
+    m = ifinfmsg()
+    m["flags"] = m["change"] = IFF_UP
+    peer = {"attrs": [("IFLA_IFNAME", eth), ("IFLA_MTU", mtu), ("IFLA_ADDRESS", mac), ("IFLA_NET_NS_FD", netns_fd)]}
+    m["attrs"] = [
+        ("IFLA_IFNAME", hostif), ("IFLA_MTU", mtu), ("IFLA_MASTER", master),
+        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
+                                     ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
+    ]  # fmt: skip
+    try:
+        host.request(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create veth {hostif}")
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            raise ConflictError(f"create veth {hostif}: interface already exists (try `minirt gc`)") from None
+        raise NetworkError(f"create veth {hostif}: {e.strerror}") from None
+
+
+def _delete(hostif: str) -> None:
+    from minirt.net.netlink import Rtnl
+
+    explain.cmd(f"ip link del {hostif}")
+    host = Rtnl.host()
+    try:
+        host.delete_link(hostif)
+    finally:
+        host.close()
