@@ -94,6 +94,7 @@ def main(args: list[str]) -> int:
         for n in network.list_networks(root):
             network.ensure_host_side(root, n.name, host)
             print(n.name)
+        _republish(root)
         return 0
     if sub == "create":
         if len(operands) != 1:
@@ -158,3 +159,24 @@ def _inspect_ipv6(entry: dict, n) -> None:
     entry["IPAM"]["Config"].append({"Subnet": n.subnet6, "Gateway": n.gateway6})
     for a, o in ipam.LeaseStore(f"{n.dir}/leases6").leases().items():
         entry["Containers"].setdefault(o["container"], {})["IPv6Address"] = f"{a}/{n.prefixlen6}"
+
+
+def _republish(root: str) -> None:
+    """The published ports of every running container, from their records (netavark's reload
+    re-adds port forwarding too). Adding an element that is already there with the same value
+    changes nothing, so this is safe on a table that was not flushed."""
+    from minirt import lifecycle
+    from minirt.net.firewall import ports as fwports
+    from minirt.net.ports import PortMapping
+    from minirt.state import Store
+
+    store = Store(root)
+    for cid in store.ids():
+        try:
+            rec = store.load(cid)
+        except (FileNotFoundError, ValueError):
+            continue
+        net = rec.get("network") or {}
+        if lifecycle.status(rec) != "running" or not net.get("ports") or not net.get("address"):
+            continue
+        fwports.publish([PortMapping.from_dict(p) for p in net["ports"]], net["address"], net.get("address6"))

@@ -1,15 +1,25 @@
 """`network reload` after `nft flush ruleset`, and `doctor` naming a table that will drop our traffic."""
 
-from tests.integration.test_lifecycle import ok
+from tests.integration.test_lifecycle import ok, wait_for
+from tests.integration.test_ports import HTTP, fetch
 from tests.integration.test_nat_wan import WAN_HOST, ask, wan  # noqa: F401 - fixture
 
 
-def test_reload_restores_masquerade_after_a_flush(minirt, wan):  # noqa: F811
+def test_reload_restores_masquerade_and_published_ports_after_a_flush(minirt, wan):  # noqa: F811
+    ok(minirt("run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:9090:80", "--", *HTTP.split()))
+    wait_for(lambda: fetch(wan, WAN_HOST, 8080) == "ok", what="httpd")
     assert ask(minirt, "tcp")[0] == WAN_HOST
     minirt.host.run("nft", "flush", "ruleset")
     assert minirt.host.run("nft", "list", "table", "inet", "minirt", check=False).returncode != 0
+    assert fetch(wan, WAN_HOST, 8080).startswith("failed")
     assert ok(minirt("network", "reload")) == "minirt\n"
     assert ask(minirt, "tcp")[0] == WAN_HOST  # masqueraded again
+    assert fetch(wan, WAN_HOST, 8080) == "ok"  # published again, from the container's record
+    assert fetch(minirt.host, "127.0.0.1", 9090) == "ok"
+    assert fetch(wan, WAN_HOST, 9090).startswith("failed")  # still bound to 127.0.0.1 only
+    ok(minirt("network", "reload"))  # again: nothing changes, nothing fails
+    assert fetch(wan, WAN_HOST, 8080) == "ok"
+    ok(minirt("rm", "-f", "web"))
 
 
 def test_doctor_names_a_foreign_forward_drop_policy(minirt):
