@@ -152,3 +152,31 @@ def test_loopback_bound_port_is_not_reachable_by_a_neighbour_routing_127_0_0_1(m
     minirt.host.run("nft", "add", "rule", "inet", "minirt", "prerouting", "fib", "daddr", "type", "local", "jump", "ports")
     assert fetch(wan, "127.0.0.1", 9191) == "ok"
     ok(minirt("rm", "-f", "lo-web"))
+
+
+def test_concurrent_publishers_keep_the_maps_consistent(minirt):
+    """20 containers publishing at once (one nft transaction each), 4 of them racing another for
+    the same host port: every distinct port ends up with exactly one element, the losers are
+    refused with nothing left, and removing them all at once leaves the maps empty."""
+    names = [f"p{i:02d}" for i in range(20)]
+    port = {n: 21000 + (i % 16) for i, n in enumerate(names)}  # p16..p19 race p00..p03
+    procs = {n: minirt.popen("run", "-d", "--name", n, "-p", f"{port[n]}:80", "--", "sleep", "120") for n in names}
+    codes = {n: p.wait(timeout=120) for n, p in procs.items()}
+    for p in procs.values():
+        p.stdout.close()
+        p.stderr.close()
+    winners = [n for n in names if codes[n] == 0]
+    assert sorted({port[n] for n in winners}) == list(range(21000, 21016)) and len(winners) == 16, codes
+    assert all(codes[n] == 125 for n in names if n not in winners)
+    m = minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]
+    got = {e[0]["concat"][1]: e[1]["concat"][0] for e in m["elem"]}
+    want = {port[n]: inspect(minirt, n)["NetworkSettings"]["IPAddress"] for n in winners}
+    assert got == want  # each port DNATs to the container that won it
+    rms = [minirt.popen("rm", "-f", n) for n in winners]
+    assert [p.wait(timeout=60) for p in rms] == [0] * len(rms)
+    for p in rms:
+        p.stdout.close()
+        p.stderr.close()
+    m = minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]
+    assert "elem" not in m
+    assert minirt.containers() == []
