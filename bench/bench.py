@@ -50,6 +50,26 @@ NET_PUBLISH = "minirt run --rm -p 18080:80 -- /bin/true"
 BRIDGE_GOAL_MS = 60.0
 EXEC = "minirt exec <running container> /bin/true"
 NSENTER = "nsenter -a -t <its init pid> /bin/true"
+RUNC = "runc run (OCI bundle: runc spec, /bin/true, read-only rootfs)"
+CRUN = "crun run (the same bundle)"
+DOCKER = "docker run --rm --net none <rootfs image> /bin/true"
+PODMAN = "podman run --rm --net none <rootfs image> /bin/true"
+OCI_PEERS = {"runc": RUNC, "crun": CRUN}
+ENGINE_PEERS = {"docker": DOCKER, "podman": PODMAN}
+
+# Each baseline or peer is compared with the minirt case that does the same work; the ratio
+# column is minirt's median divided by the peer's ("minirt is N× the peer").
+COMPARE = {
+    UNSHARE: NET_NONE,
+    BARE_PY: NET_NONE,
+    RUNC: NET_NONE,
+    CRUN: NET_NONE,
+    DOCKER: NET_NONE,
+    PODMAN: NET_NONE,
+    TUTORIAL: NET_BRIDGE,
+    NSENTER: EXEC,
+}
+SHORT = {NET_NONE: "run --net none", NET_BRIDGE: "run --net bridge", EXEC: "exec"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -197,19 +217,85 @@ def render_table(rows: list[list], header: list[str], align: str | None = None) 
     return "\n".join([line(body[0]), sep] + [line(r) for r in body[1:]]) + "\n"
 
 
-def case_rows(results: dict[str, list[float]], baseline: str) -> list[list[str]]:
-    """Rows of the main table: case, median, p10–p90, min, runs, ratio of medians vs baseline."""
-    base = summarize(results[baseline])["median"] if results.get(baseline) else None
+def ratio(minirt_samples, peer_samples) -> str:
+    """minirt's median divided by the peer's, as "2.50×"; "n/a" when either side has no samples."""
+    if not minirt_samples or not peer_samples:
+        return "n/a"
+    peer = summarize(peer_samples)["median"]
+    if peer <= 0:
+        return "n/a"
+    return f"{summarize(minirt_samples)['median'] / peer:.2f}×"
+
+
+def case_rows(results: dict[str, list[float]], compare: dict[str, str] | None = None,
+              skipped: dict[str, str] | None = None) -> list[list]:
+    """Rows of the main table: case, median, min, max, p10–p90, runs, the minirt case it is
+    compared with and minirt's median ÷ this case's (for baselines and peers; blank for minirt's
+    own cases). Then one row per skipped case: "skipped: <reason>" and blanks."""
+    compare = COMPARE if compare is None else compare
     rows = []
     for name, samples in results.items():
+        if not samples:
+            continue
         s = summarize(samples)
-        ratio = f"{s['median'] / base:.2f}×" if base else "n/a"
         spread = f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}"
-        rows.append([name, fmt_ms(s["median"]), spread, fmt_ms(s["min"]), s["n"], ratio])
+        mine = compare.get(name)
+        vs = SHORT.get(mine, mine or "")
+        r = ratio(results.get(mine), samples) if mine else ""
+        rows.append([name, fmt_ms(s["median"]), fmt_ms(s["min"]), fmt_ms(s["max"]), spread, s["n"], vs, r, ""])
+    rows += skipped_rows(skipped or {})
     return rows
 
 
-CASE_HEADER = ["case", "median ms", "p10–p90 ms (spread)", "min ms", "runs", "ratio vs unshare (median/median)"]
+def skipped_rows(skipped: dict[str, str]) -> list[list]:
+    """One table row per case that could not run here: the reason in the median column."""
+    return [[name, "skipped"] + [""] * (len(CASE_HEADER) - 3) + [f"skipped: {reason}"]
+            for name, reason in skipped.items()]
+
+
+def first_error_line(stderr: str, returncode: int) -> str:
+    """The first non-blank line of a failed peer's stderr (its reason for being skipped), or the
+    exit status when it printed nothing."""
+    for line in stderr.splitlines():
+        if line.strip():
+            return line.strip()
+    return f"exit status {returncode}, no message"
+
+
+def oci_config(spec: dict, rootfs: str, args: list[str]) -> dict:
+    """`runc spec`'s config with the bench's process and a read-only root at rootfs; everything
+    else (namespaces, mounts, rlimits) as the spec has it."""
+    cfg = json.loads(json.dumps(spec))
+    cfg["process"]["args"] = list(args)
+    cfg["process"]["terminal"] = False
+    cfg["root"] = {"path": rootfs, "readonly": True}
+    return cfg
+
+
+def parse_peers(value: str | None) -> list[str]:
+    """BENCH_PEERS ("docker,podman"): the engine peers asked for; an unknown name raises ValueError."""
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    bad = [n for n in names if n not in ENGINE_PEERS]
+    if bad:
+        raise ValueError(f"BENCH_PEERS: unknown peer(s) {', '.join(bad)} (known: {', '.join(ENGINE_PEERS)})")
+    return names
+
+
+def engine_skip_reasons(requested: list[str]) -> dict[str, str]:
+    """Why each of docker/podman is not in the table: not asked for, or asked for but this harness
+    does not drive an engine daemon yet."""
+    out = {}
+    for name, case in ENGINE_PEERS.items():
+        if name in requested:
+            out[case] = f"BENCH_PEERS={name} not run (needs {name}d; see make compare)" if name == "docker" \
+                else f"BENCH_PEERS={name} not run (not implemented in this harness yet)"
+        else:
+            out[case] = "set BENCH_PEERS=docker,podman"
+    return out
+
+
+CASE_HEADER = ["case", "median ms", "min ms", "max ms", "p10–p90 ms", "runs", "compared with minirt",
+               "minirt ÷ case (medians)", "note"]
 PHASE_HEADER = ["phase", "what", "median ms", "p10–p90 ms", "ends at (median ms since spawn)"]
 
 
@@ -233,11 +319,11 @@ def goal_line(median_ms: float, goal_ms: float = GOAL_MS) -> str:
 
 
 def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[dict[str, float]],
-                  ends: dict[str, float]) -> str:
+                  ends: dict[str, float], skipped: dict[str, str] | None = None) -> str:
     """The whole Markdown report."""
     out = ["# minirt start-up benchmark", ""]
     out += [f"- {k}: {v}" for k, v in meta.items()]
-    out += ["", render_table(case_rows(results, UNSHARE), CASE_HEADER)]
+    out += ["", render_table(case_rows(results, skipped=skipped), CASE_HEADER, "lrrrrrlrl")]
     if results.get(NET_NONE):
         out.append(goal_line(summarize(results[NET_NONE])["median"]))
     if results.get(NET_BRIDGE) and results.get(TUTORIAL):
@@ -290,6 +376,10 @@ def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
             args.runs = 3 if args.quick else DEFAULT_RUNS
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    try:
+        args.peers = parse_peers(environ.get("BENCH_PEERS"))
+    except ValueError as e:
+        ap.error(str(e))
     args.warmups = 0 if args.quick else WARMUPS
     if args.throughput is None:
         args.throughput = 2 if args.quick else 100
@@ -311,7 +401,10 @@ def _now_ms() -> float:
 
 
 def run_once(argv: list[str], env: dict) -> tuple[float, float, float, str]:
-    """(wall ms by perf_counter, spawn ms and end ms by CLOCK_MONOTONIC, stderr) of one run."""
+    """(wall ms by perf_counter, spawn ms and end ms by CLOCK_MONOTONIC, stderr) of one run.
+    argv may be a callable that returns it (a fresh container name per run)."""
+    if callable(argv):
+        argv = argv()
     spawn_ms = _now_ms()
     t0 = time.perf_counter()
     try:
@@ -345,6 +438,66 @@ def bytecode_state() -> str:
     return "bytecode compiled (installed, non-editable package)"
 
 
+def oci_peers(root: str, rootfs: str, env: dict, quick: bool) -> tuple[list, dict[str, str], list[str]]:
+    """The runc/crun cases that run here, the skipped ones with their reason, and the state
+    directories to clean up. One OCI bundle (runc spec + oci_config) under root serves both; each
+    peer is tried once first, and its first error line is the reason when it fails (crun 1.8
+    refuses hybrid cgroups: no cgroup work-around is applied). The containers get the spec's own
+    new namespaces (pid, net, ipc, uts, mount): nothing is created in the host's netns."""
+    cases, skipped, states = [], {}, []
+    if quick:
+        return cases, {case: "--quick (minirt-only smoke run)" for case in OCI_PEERS.values()}, states
+    runc = shutil.which("runc")
+    if not runc:
+        return cases, {case: "runc not installed (`make bench` installs runc and crun)"
+                       for case in OCI_PEERS.values()}, states  # fmt: skip
+    bundle = os.path.join(root, "oci-bundle")
+    os.makedirs(bundle)
+    subprocess.run([runc, "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(oci_config(spec, rootfs, ["/bin/true"]), f, indent=2)
+    for peer, case in OCI_PEERS.items():
+        exe = shutil.which(peer)
+        if not exe:
+            skipped[case] = f"{peer} not installed (`make bench` installs it)"
+            continue
+        state = os.path.join(root, f"{peer}-state")
+        states.append((exe, state))
+        counter = iter(range(1, 1 << 30))
+
+        def argv(exe=exe, state=state, peer=peer, counter=counter):
+            return [exe, "--root", state, "run", "--bundle", bundle, f"bench-{peer}-{next(counter)}"]
+
+        p = subprocess.run(argv(), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=RUN_TIMEOUT_S)  # fmt: skip
+        if p.returncode != 0:
+            skipped[case] = f"{peer} {version_of(exe)}: {first_error_line(p.stderr, p.returncode)}"
+            continue
+        cases.append((case, argv, env))
+    return cases, skipped, states
+
+
+def version_of(exe: str) -> str:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "(version unknown)"
+    words = out.split()
+    return words[2] if len(words) > 2 and words[1] == "version" else "(version unknown)"
+
+
+def cleanup_oci(states) -> None:
+    """Delete any container a failed run left in the runc/crun state directories."""
+    for exe, state in states:
+        if not os.path.isdir(state):
+            continue
+        ids = subprocess.run([exe, "--root", state, "list", "-q"], capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            subprocess.run([exe, "--root", state, "delete", "-f", cid], capture_output=True)
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -368,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = loadavg()
     started = datetime.datetime.now().astimezone()
     root = tempfile.mkdtemp(prefix="minirt-bench-", dir="/run")
+    oci_states: list = []
     # The bridge cases get their own throwaway host namespace, so minirt0, the nft table and
     # ip_forward of the real host are never touched (and the tutorial's `ip netns` bind
     # mounts stay in the holder's private mount namespace).
@@ -410,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
             (EXEC, [MINIRT, "exec", "benchexec", "/bin/true"], run_env),
             (NSENTER, ["nsenter", "-a", "-t", exec_pid, "/bin/true"], base_env),
         ]
+        # runc and crun run outside the holder (it has its own /sys, without the host's cgroup
+        # mounts); their spec gives each container a new netns of its own.
+        rootfs = os.path.realpath(os.path.join(VENV, "share", "minirt", "rootfs"))
+        peer_cases, skipped, oci_states = oci_peers(root, rootfs, base_env, args.quick)
+        cases += peer_cases
+        skipped.update(engine_skip_reasons(args.peers))
         results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         phase_runs: list[dict[str, float]] = []
         offset_runs: dict[str, list[float]] = {}
@@ -448,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         # a failed run must not leave the exec case's detached container (and its supervisor)
         subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "-m", "--", MINIRT, "rm", "-f", "benchexec"],
                        env=dict(os.environ, MINIRT_ROOT=root), capture_output=True)  # fmt: skip
+        cleanup_oci(oci_states)
         holder.kill()
         holder.wait()
         shutil.rmtree(root, ignore_errors=True)
@@ -466,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
                   "minirt runs with MINIRT_TIMING=1 and a temporary MINIRT_ROOT under /run",
     }
     ends = {step: summarize(v)["median"] for step, v in offset_runs.items()}
-    report = render_report(meta, results, phase_runs, ends)
+    report = render_report(meta, results, phase_runs, ends, skipped)
     if results.get(EXEC) and results.get(NSENTER):
         e, n = summarize(results[EXEC])["median"], summarize(results[NSENTER])["median"]
         report += f"exec: minirt exec {fmt_ms(e)} ms vs nsenter -a {fmt_ms(n)} ms ({e / n:.2f}×)\n"
