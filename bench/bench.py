@@ -294,6 +294,25 @@ def engine_skip_reasons(requested: list[str]) -> dict[str, str]:
     return out
 
 
+SEQ_RM = "minirt run --rm -- /bin/true (bridge), one after the other"
+THROUGHPUT = "minirt run -d -- sleep 60, then rm -f (bridge), one after the other"
+BATCH_HEADER = ["batch", "containers", "total s", "mean ms per container", "median ms", "min ms", "max ms"]
+
+
+def batch_rows(batches: dict[str, list[float]]) -> list[list]:
+    """Rows of the sequential-batch table: per batch (ms per container, in order), the count,
+    the total in seconds, the mean, median, min and max per container."""
+    rows = []
+    for name, samples in batches.items():
+        if not samples:
+            continue
+        s = summarize(samples)
+        total = sum(samples)
+        rows.append([name, s["n"], f"{total / 1000:.2f}", fmt_ms(total / s["n"]), fmt_ms(s["median"]),
+                     fmt_ms(s["min"]), fmt_ms(s["max"])])
+    return rows
+
+
 CASE_HEADER = ["case", "median ms", "min ms", "max ms", "p10–p90 ms", "runs", "compared with minirt",
                "minirt ÷ case (medians)", "note"]
 PHASE_HEADER = ["phase", "what", "median ms", "p10–p90 ms", "ends at (median ms since spawn)"]
@@ -360,6 +379,8 @@ def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
     ap.add_argument("--throughput", type=int, default=None,
                     help="containers for the run -d + rm -f throughput (default 100; 2 with --quick)")
+    ap.add_argument("--sequential", type=int, default=None,
+                    help="containers for the sequential run --rm -- true batch (default 100; 2 with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke mode: no warm-ups, 3 runs, write nothing by default")
     ap.add_argument("--out",
@@ -383,6 +404,8 @@ def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     args.warmups = 0 if args.quick else WARMUPS
     if args.throughput is None:
         args.throughput = 2 if args.quick else 100
+    if args.sequential is None:
+        args.sequential = 2 if args.quick else 100
     if args.out is None and not args.quick:
         args.out = RESULTS
     return args
@@ -592,13 +615,18 @@ def main(argv: list[str] | None = None) -> int:
                         offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
         except (RunFailed, ValueError) as e:
             fail(f"a run failed: {e}")
-        # throughput: N x (run -d, then rm -f), sequentially, on the bridge
-        t0 = time.perf_counter()
-        for i in range(args.throughput):
-            subprocess.run(inside + [MINIRT, "run", "-d", "--name", f"tp{i}", "--", "sleep", "60"], env=run_env,
-                           check=True, capture_output=True)  # fmt: skip
-            subprocess.run(inside + [MINIRT, "rm", "-f", f"tp{i}"], env=run_env, check=True, capture_output=True)
-        throughput_s = time.perf_counter() - t0
+        # sequential batches on the bridge: N x `run --rm -- true`; N x (run -d, then rm -f)
+        batches: dict[str, list[float]] = {SEQ_RM: [], THROUGHPUT: []}
+        try:
+            for _ in range(args.sequential):
+                batches[SEQ_RM].append(run_once(inside + [MINIRT, "run", "--rm", "--", "/bin/true"], run_env)[0])
+            for i in range(args.throughput):
+                t0 = time.perf_counter()
+                run_once(inside + [MINIRT, "run", "-d", "--name", f"tp{i}", "--", "sleep", "60"], run_env)
+                run_once(inside + [MINIRT, "rm", "-f", f"tp{i}"], run_env)
+                batches[THROUGHPUT].append((time.perf_counter() - t0) * 1000)
+        except RunFailed as e:
+            fail(f"a sequential run failed: {e}")
         subprocess.run(inside + [MINIRT, "rm", "-f", "benchexec"], env=run_env, check=True, capture_output=True)
         records = os.path.join(root, "containers")
         leftover = os.listdir(records) if os.path.isdir(records) else []
@@ -636,10 +664,13 @@ def main(argv: list[str] | None = None) -> int:
     if ports.returncode != 0:
         fail(f"ports bench failed:\n{ports.stderr}")
     report += "\n## published ports (nft maps; a throwaway netns)\n\n" + ports.stdout + "\n"
-    if args.throughput:
-        report += (f"throughput: {args.throughput} × (run -d + rm -f) on the bridge in {throughput_s:.1f} s "
-                   f"({throughput_s / args.throughput * 1000:.0f} ms per container, "
-                   f"{args.throughput / throughput_s:.1f} containers/s)\n")
+    if any(batches.values()):
+        report += ("\n## sequential batches (inside the throwaway netns, after the interleaved cases)\n\n"
+                   + render_table(batch_rows(batches), BATCH_HEADER))
+        tp = batches[THROUGHPUT]
+        if tp:
+            report += (f"\nthroughput: {len(tp)} × (run -d + rm -f) in {sum(tp) / 1000:.1f} s: "
+                       f"{len(tp) / (sum(tp) / 1000):.1f} containers/s\n")
     sys.stdout.write(report)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -179,6 +179,12 @@ def test_parse_peers_and_engine_skip_reasons():
     assert asked[bench.PODMAN] == "set BENCH_PEERS=docker,podman"
 
 
+def test_batch_rows_total_mean_and_extremes():
+    rows = bench.batch_rows({bench.SEQ_RM: [30.0, 40.0, 35.0, 95.0], bench.THROUGHPUT: []})
+    assert rows == [[bench.SEQ_RM, 4, "0.20", "50.0", "37.5", "30.0", "95.0"]]
+    assert len(rows[0]) == len(bench.BATCH_HEADER)
+
+
 def test_goal_line():
     assert bench.goal_line(35.0) == "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)"
     assert bench.goal_line(35.04).endswith("missed (35.0 ms)")
@@ -213,5 +219,6 @@ def test_parse_args(monkeypatch):
     with pytest.raises(SystemExit):
         bench.parse_args([], environ={"BENCH_RUNS": "many"})
     assert bench.parse_args([], environ={"BENCH_PEERS": "docker"}).peers == ["docker"]
+    assert (a.sequential, a.throughput) == (100, 100) and (q.sequential, q.throughput) == (2, 2)
     with pytest.raises(SystemExit):
         bench.parse_args([], environ={"BENCH_PEERS": "lxd"})
