@@ -93,6 +93,9 @@ bench: deps
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	    || { echo "bench: installing $$missing failed" >&2; exit 1; }; \
 	fi
+	@$(VPY) -c 'import matplotlib' 2>/dev/null || { echo "bench: installing matplotlib into $(VENV) (chart only)"; \
+	  $(VPY) -m pip install -q --disable-pip-version-check matplotlib >/dev/null 2>&1 \
+	    || echo "bench: pip install matplotlib failed: the chart will be skipped" >&2; }
 	@$(VPY) bench/bench.py $(BENCH_ARGS)
 
 clean:

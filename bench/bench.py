@@ -374,6 +374,49 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     return "\n".join(out)
 
 
+def chart_data(results: dict[str, list[float]]) -> list[tuple[str, float, float, float, bool]]:
+    """(label, median, min, max, is_minirt) per measured case, in table order, for the chart."""
+    out = []
+    for name, samples in results.items():
+        if samples:
+            s = summarize(samples)
+            out.append((name, s["median"], s["min"], s["max"], name.startswith("minirt ")))
+    return out
+
+
+def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
+    """A PNG bar chart of the medians (whiskers: min and max) at path. matplotlib is a bench-only
+    extra: when it cannot be imported, nothing is written and the reason is returned."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # ImportError, or a broken install
+        return f"chart skipped: {type(e).__name__}: {e}"
+    data = chart_data(results)
+    if not data:
+        return "chart skipped: no measured case"
+    labels = [d[0] if len(d[0]) <= 60 else d[0][:57] + "..." for d in data]
+    med = [d[1] for d in data]
+    err = [[d[1] - d[2] for d in data], [d[3] - d[1] for d in data]]
+    colors = ["tab:blue" if d[4] else "tab:gray" for d in data]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(data) + 1.5))
+    ys = range(len(data))
+    ax.barh(ys, med, xerr=err, color=colors, capsize=3, ecolor="black")
+    ax.set_yticks(list(ys), labels, fontsize=8)
+    ax.invert_yaxis()
+    for y, d in zip(ys, data):  # the median's value, right of the max whisker
+        ax.text(d[3], y, f"  {d[1]:.1f}", va="center", ha="left", fontsize=8)
+    ax.set_xlim(0, max(d[3] for d in data) * 1.12)
+    ax.set_xlabel("median ms (whiskers: min–max); blue: minirt, grey: baselines and peers")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"chart written to {os.path.relpath(path)}"
+
+
 def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/bench.py", description="start-up latency of minirt vs unshare")
     ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
@@ -677,6 +720,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as f:
             f.write(report)
         sys.stdout.write(f"\n(written to {os.path.relpath(os.path.abspath(args.out))})\n")
+        png = os.path.splitext(os.path.abspath(args.out))[0] + ".png"
+        title = (f"minirt start-up vs baselines and peers: {args.runs} runs per case, "
+                 f"{started.isoformat(timespec='minutes')}, {os.cpu_count()} CPUs")
+        sys.stdout.write(write_chart(results, png, title) + "\n")
     return 0
 
 

@@ -185,6 +185,27 @@ def test_batch_rows_total_mean_and_extremes():
     assert len(rows[0]) == len(bench.BATCH_HEADER)
 
 
+def test_chart_data_in_table_order_and_marks_minirt():
+    results = {bench.NET_NONE: [30.0, 32.0, 40.0], bench.UNSHARE: [3.0], bench.CRUN: []}
+    assert bench.chart_data(results) == [(bench.NET_NONE, 32.0, 30.0, 40.0, True), (bench.UNSHARE, 3.0, 3.0, 3.0, False)]
+
+
+def test_write_chart_reports_a_missing_matplotlib(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mpl(name, *a, **kw):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    msg = bench.write_chart({bench.NET_NONE: [1.0]}, str(tmp_path / "x.png"), "t")
+    assert msg == "chart skipped: ImportError: No module named 'matplotlib'"
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_goal_line():
     assert bench.goal_line(35.0) == "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)"
     assert bench.goal_line(35.04).endswith("missed (35.0 ms)")
