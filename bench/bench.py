@@ -338,9 +338,11 @@ def goal_line(median_ms: float, goal_ms: float = GOAL_MS) -> str:
 
 
 def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[dict[str, float]],
-                  ends: dict[str, float], skipped: dict[str, str] | None = None) -> str:
+                  ends: dict[str, float], skipped: dict[str, str] | None = None, header: str = "") -> str:
     """The whole Markdown report."""
     out = ["# minirt start-up benchmark", ""]
+    if header:
+        out += [header, ""]
     out += [f"- {k}: {v}" for k, v in meta.items()]
     out += ["", render_table(case_rows(results, skipped=skipped), CASE_HEADER, "lrrrrrlrl")]
     if results.get(NET_NONE):
@@ -488,12 +490,34 @@ def run_once(argv: list[str], env: dict) -> tuple[float, float, float, str]:
     return (t1 - t0) * 1000, spawn_ms, end_ms, err
 
 
+def installed_package() -> str | None:
+    pkgs = glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages", "minirt"))
+    return pkgs[0] if pkgs and os.path.isdir(pkgs[0]) else None
+
+
+def compile_bytecode() -> str:
+    """`python -m compileall -q` on the installed minirt package, before anything is timed (the
+    environment sets PYTHONDONTWRITEBYTECODE, so imports alone never write the cache)."""
+    pkg = installed_package()
+    if not pkg:
+        return "compileall not run: minirt is not installed as a package in .venv"
+    p = subprocess.run([VPY, "-m", "compileall", "-q", pkg], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"compileall -q FAILED (exit {p.returncode}): {first_error_line(p.stdout + p.stderr, p.returncode)}"
+    return "compileall -q run on the installed package before timing"
+
+
+def header_line(bytecode: str, cpus: int | None, kernel: str, load: str) -> str:
+    """The one-line summary at the top of the report."""
+    return f"**{bytecode}** · CPUs: {cpus} · kernel: {kernel} · load average at start (1/5/15 min): {load}"
+
+
 def bytecode_state() -> str:
     """Whether the installed (non-editable) minirt package has cached bytecode for its modules."""
-    pkgs = glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages", "minirt"))
-    if not pkgs or not os.path.isdir(pkgs[0]):
+    pkg = installed_package()
+    if not pkg:
         return "minirt NOT installed as a package in .venv (editable?): bytecode state unknown"
-    sources = glob.glob(os.path.join(pkgs[0], "**", "*.py"), recursive=True)
+    sources = glob.glob(os.path.join(pkg, "**", "*.py"), recursive=True)
     def compiled(src: str) -> bool:  # any interpreter tag: the harness may not run under the venv's python
         d, f = os.path.split(src)
         return bool(glob.glob(os.path.join(d, "__pycache__", f[:-3] + ".*.pyc")))
@@ -584,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     if not unshare:
         fail("unshare not found (util-linux)")
 
+    compiled = compile_bytecode()
     load_start = loadavg()
     started = datetime.datetime.now().astimezone()
     root = tempfile.mkdtemp(prefix="minirt-bench-", dir="/run")
@@ -685,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
     u = os.uname()
+    bytecode = f"{compiled}; {bytecode_state()}"
+    header = header_line(bytecode, os.cpu_count(), f"{u.sysname} {u.release}", load_start)
     meta = {
         "date": started.isoformat(timespec="seconds"),
         "kernel": f"{u.sysname} {u.release} {u.version} {u.machine}",
@@ -692,13 +719,13 @@ def main(argv: list[str] | None = None) -> int:
         "load average (1/5/15 min)": f"start {load_start}, end {loadavg()}",
         "python": f"{platform.python_version()} ({VPY}); PYTHONDONTWRITEBYTECODE="
                   f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}",
-        "minirt": f"{MINIRT}; {bytecode_state()}",
+        "minirt": f"{MINIRT}; {bytecode}",
         "method": f"{args.runs} runs per case after {args.warmups} warm-up round(s), interleaved round-robin; "
                   "wall time by perf_counter around subprocess.run (stdout/stderr captured); "
                   "minirt runs with MINIRT_TIMING=1 and a temporary MINIRT_ROOT under /run",
     }
     ends = {step: summarize(v)["median"] for step, v in offset_runs.items()}
-    report = render_report(meta, results, phase_runs, ends, skipped)
+    report = render_report(meta, results, phase_runs, ends, skipped, header)
     if results.get(EXEC) and results.get(NSENTER):
         e, n = summarize(results[EXEC])["median"], summarize(results[NSENTER])["median"]
         report += f"exec: minirt exec {fmt_ms(e)} ms vs nsenter -a {fmt_ms(n)} ms ({e / n:.2f}×)\n"

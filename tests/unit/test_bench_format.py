@@ -206,6 +206,12 @@ def test_write_chart_reports_a_missing_matplotlib(monkeypatch, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_header_line():
+    line = bench.header_line("compileall -q run", 2, "Linux 6.1", "0.50 0.40 0.30")
+    assert line == ("**compileall -q run** · CPUs: 2 · kernel: Linux 6.1 · "
+                    "load average at start (1/5/15 min): 0.50 0.40 0.30")
+
+
 def test_goal_line():
     assert bench.goal_line(35.0) == "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)"
     assert bench.goal_line(35.04).endswith("missed (35.0 ms)")
@@ -216,7 +222,10 @@ def test_render_report_has_both_tables_and_the_goal():
     runs = [bench.phases(marks, 985.0 - d, 1020.5) for d in (0.0, 1.0, 2.0)]
     ends = bench.offsets(marks, 985.0)
     results = {bench.NET_NONE: [34.0, 35.0, 36.0], bench.UNSHARE: [4.0, 4.0, 4.0]}
-    text = bench.render_report({"date": "today", "kernel": "Linux"}, results, runs, ends)
+    text = bench.render_report({"date": "today", "kernel": "Linux"}, results, runs, ends,
+                               {bench.CRUN: "crun 1.8.1: no"}, "**bytecode compiled** · CPUs: 2")
+    assert text.splitlines()[2] == "**bytecode compiled** · CPUs: 2"
+    assert "skipped: crun 1.8.1: no" in text
     assert "- date: today" in text
     assert "| case " in text and "minirt ÷ case (medians)" in text and "| min ms |" in text
     assert "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)" in text
