@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""`make bench`: start-up latency of `minirt run` against a bare `unshare` of the same namespaces.
+"""`make bench`: start-up latency of `minirt run` against `unshare` of the same namespaces, the
+tutorial's steps as a script, and the OCI runtimes runc and crun, all in one run.
 
 Every case runs N times (default 20; BENCH_RUNS or --runs overrides) after 3 warm-up rounds,
 interleaved round-robin (the starting case rotates each round) so that noise hits all cases
 alike. Each run is timed with time.perf_counter around subprocess.run. The minirt runs have
 MINIRT_TIMING=1, and their "timing <monotonic ms> <pid> <step>" lines on stderr, together with
 the CLOCK_MONOTONIC time the harness takes right before spawning, give the "where the time goes"
-table. The report (Markdown) is printed and written to bench/results/latest.md.
+table. runc and crun share one OCI bundle (`runc spec`, /bin/true, the default rootfs
+read-only); each is tried once first and, if it fails, listed as skipped with its first error
+line (no work-around is applied). docker/podman rows say why they did not run (BENCH_PEERS).
+Then, one after the other: N x `run --rm -- /bin/true`, N x (`run -d` + `rm -f`), and the
+published-ports costs (ports_bench.py). Before anything is timed, `compileall -q` runs on the
+installed package. The report (Markdown) is printed and written to bench/results/latest.md,
+with a bar chart of the medians at bench/results/latest.png (matplotlib, a bench-only extra:
+without it the chart is skipped with the reason).
 
-Needs root (minirt and unshare create namespaces). Pure stdlib. The parsing and formatting
-helpers are pure functions, unit-tested in tests/unit/test_bench_format.py.
+Needs root (minirt and unshare create namespaces). Stdlib only, apart from the optional chart.
+The parsing and formatting helpers are pure functions, unit-tested in
+tests/unit/test_bench_format.py.
 
-    bench/bench.py [--runs N] [--quick] [--out PATH]
+    bench/bench.py [--runs N] [--sequential N] [--throughput N] [--quick] [--out PATH]
 
---quick is a smoke mode: no warm-ups, 3 runs unless --runs says otherwise, and nothing is
-written unless --out is given (so a smoke test does not overwrite latest.md).
+--quick is a smoke mode: no warm-ups, 3 runs unless --runs says otherwise, 2 containers per
+batch, minirt-only (runc/crun listed as skipped), and nothing is written unless --out is given
+(so a smoke test does not overwrite latest.md).
 """
 
 import argparse
