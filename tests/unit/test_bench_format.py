@@ -187,7 +187,10 @@ def test_batch_rows_total_mean_and_extremes():
 
 def test_chart_data_in_table_order_and_marks_minirt():
     results = {bench.NET_NONE: [30.0, 32.0, 40.0], bench.UNSHARE: [3.0], bench.CRUN: []}
-    assert bench.chart_data(results) == [(bench.NET_NONE, 32.0, 30.0, 40.0, True), (bench.UNSHARE, 3.0, 3.0, 3.0, False)]
+    assert bench.chart_data(results) == [
+        (bench.NET_NONE, 32.0, 30.0, 40.0, True),
+        (bench.UNSHARE, 3.0, 3.0, 3.0, False),
+    ]
 
 
 def test_write_chart_reports_a_missing_matplotlib(monkeypatch, tmp_path):
