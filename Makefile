@@ -19,7 +19,7 @@ SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
-	@echo "make bench  start-up latency of minirt against unshare (see bench/)"
+	@echo "make bench  start-up latency of minirt against unshare, runc, crun (see bench/; BENCH_RUNS=N, BENCH_ARGS=...)"
 	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
 
 deps: apt venv rootfs
@@ -81,8 +81,23 @@ unit: venv
 integration: deps
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/integration
 
+# Bench-only extras: the OCI peers (Debian's runc and crun), installed only when missing.
+BENCH_APT := runc crun
+
 bench: deps
-	@$(VPY) bench/bench.py
+	@missing=$$(for p in $(BENCH_APT); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "bench: installing $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+	    || { echo "bench: apt-get update failed" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "bench: installing $$missing failed" >&2; exit 1; }; \
+	fi
+	@$(VPY) -c 'import matplotlib' 2>/dev/null || { echo "bench: installing matplotlib into $(VENV) (chart only)"; \
+	  $(VPY) -m pip install -q --disable-pip-version-check matplotlib >/dev/null 2>&1 \
+	    || echo "bench: pip install matplotlib failed: the chart will be skipped" >&2; }
+	@$(VPY) bench/bench.py $(BENCH_ARGS)
 
 # compare: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
 # compare.py runs dockerd in a throwaway network + mount namespace of its own.

@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""`make bench`: start-up latency of `minirt run` against a bare `unshare` of the same namespaces.
+"""`make bench`: start-up latency of `minirt run` against `unshare` of the same namespaces, the
+tutorial's steps as a script, and the OCI runtimes runc and crun, all in one run.
 
 Every case runs N times (default 20; BENCH_RUNS or --runs overrides) after 3 warm-up rounds,
 interleaved round-robin (the starting case rotates each round) so that noise hits all cases
 alike. Each run is timed with time.perf_counter around subprocess.run. The minirt runs have
 MINIRT_TIMING=1, and their "timing <monotonic ms> <pid> <step>" lines on stderr, together with
 the CLOCK_MONOTONIC time the harness takes right before spawning, give the "where the time goes"
-table. The report (Markdown) is printed and written to bench/results/latest.md.
+table. runc and crun share one OCI bundle (`runc spec`, /bin/true, the default rootfs
+read-only); each is tried once first and, if it fails, listed as skipped with its first error
+line (no work-around is applied). docker/podman rows say why they did not run (BENCH_PEERS).
+Then, one after the other: N x `run --rm -- /bin/true`, N x (`run -d` + `rm -f`), and the
+published-ports costs (ports_bench.py). Before anything is timed, `compileall -q` runs on the
+installed package. The report (Markdown) is printed and written to bench/results/latest.md,
+with a bar chart of the medians at bench/results/latest.png (matplotlib, a bench-only extra:
+without it the chart is skipped with the reason).
 
-Needs root (minirt and unshare create namespaces). Pure stdlib. The parsing and formatting
-helpers are pure functions, unit-tested in tests/unit/test_bench_format.py.
+Needs root (minirt and unshare create namespaces). Stdlib only, apart from the optional chart.
+The parsing and formatting helpers are pure functions, unit-tested in
+tests/unit/test_bench_format.py.
 
-    bench/bench.py [--runs N] [--quick] [--out PATH]
+    bench/bench.py [--runs N] [--sequential N] [--throughput N] [--quick] [--out PATH]
 
---quick is a smoke mode: no warm-ups, 3 runs unless --runs says otherwise, and nothing is
-written unless --out is given (so a smoke test does not overwrite latest.md).
+--quick is a smoke mode: no warm-ups, 3 runs unless --runs says otherwise, 2 containers per
+batch, minirt-only (runc/crun listed as skipped), and nothing is written unless --out is given
+(so a smoke test does not overwrite latest.md).
 """
 
 import argparse
@@ -50,6 +60,26 @@ NET_PUBLISH = "minirt run --rm -p 18080:80 -- /bin/true"
 BRIDGE_GOAL_MS = 60.0
 EXEC = "minirt exec <running container> /bin/true"
 NSENTER = "nsenter -a -t <its init pid> /bin/true"
+RUNC = "runc run (OCI bundle: runc spec, /bin/true, read-only rootfs)"
+CRUN = "crun run (the same bundle)"
+DOCKER = "docker run --rm --net none <rootfs image> /bin/true"
+PODMAN = "podman run --rm --net none <rootfs image> /bin/true"
+OCI_PEERS = {"runc": RUNC, "crun": CRUN}
+ENGINE_PEERS = {"docker": DOCKER, "podman": PODMAN}
+
+# Each baseline or peer is compared with the minirt case that does the same work; the ratio
+# column is minirt's median divided by the peer's ("minirt is N× the peer").
+COMPARE = {
+    UNSHARE: NET_NONE,
+    BARE_PY: NET_NONE,
+    RUNC: NET_NONE,
+    CRUN: NET_NONE,
+    DOCKER: NET_NONE,
+    PODMAN: NET_NONE,
+    TUTORIAL: NET_BRIDGE,
+    NSENTER: EXEC,
+}
+SHORT = {NET_NONE: "run --net none", NET_BRIDGE: "run --net bridge", EXEC: "exec"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -197,19 +227,104 @@ def render_table(rows: list[list], header: list[str], align: str | None = None) 
     return "\n".join([line(body[0]), sep] + [line(r) for r in body[1:]]) + "\n"
 
 
-def case_rows(results: dict[str, list[float]], baseline: str) -> list[list[str]]:
-    """Rows of the main table: case, median, p10–p90, min, runs, ratio of medians vs baseline."""
-    base = summarize(results[baseline])["median"] if results.get(baseline) else None
+def ratio(minirt_samples, peer_samples) -> str:
+    """minirt's median divided by the peer's, as "2.50×"; "n/a" when either side has no samples."""
+    if not minirt_samples or not peer_samples:
+        return "n/a"
+    peer = summarize(peer_samples)["median"]
+    if peer <= 0:
+        return "n/a"
+    return f"{summarize(minirt_samples)['median'] / peer:.2f}×"
+
+
+def case_rows(results: dict[str, list[float]], compare: dict[str, str] | None = None,
+              skipped: dict[str, str] | None = None) -> list[list]:
+    """Rows of the main table: case, median, min, max, p10–p90, runs, the minirt case it is
+    compared with and minirt's median ÷ this case's (for baselines and peers; blank for minirt's
+    own cases). Then one row per skipped case: "skipped: <reason>" and blanks."""
+    compare = COMPARE if compare is None else compare
     rows = []
     for name, samples in results.items():
+        if not samples:
+            continue
         s = summarize(samples)
-        ratio = f"{s['median'] / base:.2f}×" if base else "n/a"
         spread = f"{fmt_ms(s['p10'])}–{fmt_ms(s['p90'])}"
-        rows.append([name, fmt_ms(s["median"]), spread, fmt_ms(s["min"]), s["n"], ratio])
+        mine = compare.get(name)
+        vs = SHORT.get(mine, mine or "")
+        r = ratio(results.get(mine), samples) if mine else ""
+        rows.append([name, fmt_ms(s["median"]), fmt_ms(s["min"]), fmt_ms(s["max"]), spread, s["n"], vs, r, ""])
+    rows += skipped_rows(skipped or {})
     return rows
 
 
-CASE_HEADER = ["case", "median ms", "p10–p90 ms (spread)", "min ms", "runs", "ratio vs unshare (median/median)"]
+def skipped_rows(skipped: dict[str, str]) -> list[list]:
+    """One table row per case that could not run here: the reason in the median column."""
+    return [[name, "skipped"] + [""] * (len(CASE_HEADER) - 3) + [f"skipped: {reason}"]
+            for name, reason in skipped.items()]
+
+
+def first_error_line(stderr: str, returncode: int) -> str:
+    """The first non-blank line of a failed peer's stderr (its reason for being skipped), or the
+    exit status when it printed nothing."""
+    for line in stderr.splitlines():
+        if line.strip():
+            return line.strip()
+    return f"exit status {returncode}, no message"
+
+
+def oci_config(spec: dict, rootfs: str, args: list[str]) -> dict:
+    """`runc spec`'s config with the bench's process and a read-only root at rootfs; everything
+    else (namespaces, mounts, rlimits) as the spec has it."""
+    cfg = json.loads(json.dumps(spec))
+    cfg["process"]["args"] = list(args)
+    cfg["process"]["terminal"] = False
+    cfg["root"] = {"path": rootfs, "readonly": True}
+    return cfg
+
+
+def parse_peers(value: str | None) -> list[str]:
+    """BENCH_PEERS ("docker,podman"): the engine peers asked for; an unknown name raises ValueError."""
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    bad = [n for n in names if n not in ENGINE_PEERS]
+    if bad:
+        raise ValueError(f"BENCH_PEERS: unknown peer(s) {', '.join(bad)} (known: {', '.join(ENGINE_PEERS)})")
+    return names
+
+
+def engine_skip_reasons(requested: list[str]) -> dict[str, str]:
+    """Why each of docker/podman is not in the table: not asked for, or asked for but this harness
+    does not drive an engine daemon yet."""
+    out = {}
+    for name, case in ENGINE_PEERS.items():
+        if name in requested:
+            out[case] = f"BENCH_PEERS={name} not run (needs {name}d; see make compare)" if name == "docker" \
+                else f"BENCH_PEERS={name} not run (not implemented in this harness yet)"
+        else:
+            out[case] = "set BENCH_PEERS=docker,podman"
+    return out
+
+
+SEQ_RM = "minirt run --rm -- /bin/true (bridge), one after the other"
+THROUGHPUT = "minirt run -d -- sleep 60, then rm -f (bridge), one after the other"
+BATCH_HEADER = ["batch", "containers", "total s", "mean ms per container", "median ms", "min ms", "max ms"]
+
+
+def batch_rows(batches: dict[str, list[float]]) -> list[list]:
+    """Rows of the sequential-batch table: per batch (ms per container, in order), the count,
+    the total in seconds, the mean, median, min and max per container."""
+    rows = []
+    for name, samples in batches.items():
+        if not samples:
+            continue
+        s = summarize(samples)
+        total = sum(samples)
+        rows.append([name, s["n"], f"{total / 1000:.2f}", fmt_ms(total / s["n"]), fmt_ms(s["median"]),
+                     fmt_ms(s["min"]), fmt_ms(s["max"])])
+    return rows
+
+
+CASE_HEADER = ["case", "median ms", "min ms", "max ms", "p10–p90 ms", "runs", "compared with minirt",
+               "minirt ÷ case (medians)", "note"]
 PHASE_HEADER = ["phase", "what", "median ms", "p10–p90 ms", "ends at (median ms since spawn)"]
 
 
@@ -233,11 +348,13 @@ def goal_line(median_ms: float, goal_ms: float = GOAL_MS) -> str:
 
 
 def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[dict[str, float]],
-                  ends: dict[str, float]) -> str:
+                  ends: dict[str, float], skipped: dict[str, str] | None = None, header: str = "") -> str:
     """The whole Markdown report."""
     out = ["# minirt start-up benchmark", ""]
+    if header:
+        out += [header, ""]
     out += [f"- {k}: {v}" for k, v in meta.items()]
-    out += ["", render_table(case_rows(results, UNSHARE), CASE_HEADER)]
+    out += ["", render_table(case_rows(results, skipped=skipped), CASE_HEADER, "lrrrrrlrl")]
     if results.get(NET_NONE):
         out.append(goal_line(summarize(results[NET_NONE])["median"]))
     if results.get(NET_BRIDGE) and results.get(TUTORIAL):
@@ -269,11 +386,56 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     return "\n".join(out)
 
 
+def chart_data(results: dict[str, list[float]]) -> list[tuple[str, float, float, float, bool]]:
+    """(label, median, min, max, is_minirt) per measured case, in table order, for the chart."""
+    out = []
+    for name, samples in results.items():
+        if samples:
+            s = summarize(samples)
+            out.append((name, s["median"], s["min"], s["max"], name.startswith("minirt ")))
+    return out
+
+
+def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
+    """A PNG bar chart of the medians (whiskers: min and max) at path. matplotlib is a bench-only
+    extra: when it cannot be imported, nothing is written and the reason is returned."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # ImportError, or a broken install
+        return f"chart skipped: {type(e).__name__}: {e}"
+    data = chart_data(results)
+    if not data:
+        return "chart skipped: no measured case"
+    labels = [d[0] if len(d[0]) <= 60 else d[0][:57] + "..." for d in data]
+    med = [d[1] for d in data]
+    err = [[d[1] - d[2] for d in data], [d[3] - d[1] for d in data]]
+    colors = ["tab:blue" if d[4] else "tab:gray" for d in data]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(data) + 1.5))
+    ys = range(len(data))
+    ax.barh(ys, med, xerr=err, color=colors, capsize=3, ecolor="black")
+    ax.set_yticks(list(ys), labels, fontsize=8)
+    ax.invert_yaxis()
+    for y, d in zip(ys, data):  # the median's value, right of the max whisker
+        ax.text(d[3], y, f"  {d[1]:.1f}", va="center", ha="left", fontsize=8)
+    ax.set_xlim(0, max(d[3] for d in data) * 1.12)
+    ax.set_xlabel("median ms (whiskers: min–max); blue: minirt, grey: baselines and peers")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"chart written to {os.path.relpath(path)}"
+
+
 def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/bench.py", description="start-up latency of minirt vs unshare")
     ap.add_argument("--runs", type=int, help=f"measured runs per case (default BENCH_RUNS or {DEFAULT_RUNS})")
     ap.add_argument("--throughput", type=int, default=None,
                     help="containers for the run -d + rm -f throughput (default 100; 2 with --quick)")
+    ap.add_argument("--sequential", type=int, default=None,
+                    help="containers for the sequential run --rm -- true batch (default 100; 2 with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke mode: no warm-ups, 3 runs, write nothing by default")
     ap.add_argument("--out",
@@ -290,9 +452,15 @@ def parse_args(argv: list[str], environ=os.environ) -> argparse.Namespace:
             args.runs = 3 if args.quick else DEFAULT_RUNS
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    try:
+        args.peers = parse_peers(environ.get("BENCH_PEERS"))
+    except ValueError as e:
+        ap.error(str(e))
     args.warmups = 0 if args.quick else WARMUPS
     if args.throughput is None:
         args.throughput = 2 if args.quick else 100
+    if args.sequential is None:
+        args.sequential = 2 if args.quick else 100
     if args.out is None and not args.quick:
         args.out = RESULTS
     return args
@@ -311,7 +479,10 @@ def _now_ms() -> float:
 
 
 def run_once(argv: list[str], env: dict) -> tuple[float, float, float, str]:
-    """(wall ms by perf_counter, spawn ms and end ms by CLOCK_MONOTONIC, stderr) of one run."""
+    """(wall ms by perf_counter, spawn ms and end ms by CLOCK_MONOTONIC, stderr) of one run.
+    argv may be a callable that returns it (a fresh container name per run)."""
+    if callable(argv):
+        argv = argv()
     spawn_ms = _now_ms()
     t0 = time.perf_counter()
     try:
@@ -329,12 +500,34 @@ def run_once(argv: list[str], env: dict) -> tuple[float, float, float, str]:
     return (t1 - t0) * 1000, spawn_ms, end_ms, err
 
 
+def installed_package() -> str | None:
+    pkgs = glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages", "minirt"))
+    return pkgs[0] if pkgs and os.path.isdir(pkgs[0]) else None
+
+
+def compile_bytecode() -> str:
+    """`python -m compileall -q` on the installed minirt package, before anything is timed (the
+    environment sets PYTHONDONTWRITEBYTECODE, so imports alone never write the cache)."""
+    pkg = installed_package()
+    if not pkg:
+        return "compileall not run: minirt is not installed as a package in .venv"
+    p = subprocess.run([VPY, "-m", "compileall", "-q", pkg], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"compileall -q FAILED (exit {p.returncode}): {first_error_line(p.stdout + p.stderr, p.returncode)}"
+    return "compileall -q run on the installed package before timing"
+
+
+def header_line(bytecode: str, cpus: int | None, kernel: str, load: str) -> str:
+    """The one-line summary at the top of the report."""
+    return f"**{bytecode}** · CPUs: {cpus} · kernel: {kernel} · load average at start (1/5/15 min): {load}"
+
+
 def bytecode_state() -> str:
     """Whether the installed (non-editable) minirt package has cached bytecode for its modules."""
-    pkgs = glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages", "minirt"))
-    if not pkgs or not os.path.isdir(pkgs[0]):
+    pkg = installed_package()
+    if not pkg:
         return "minirt NOT installed as a package in .venv (editable?): bytecode state unknown"
-    sources = glob.glob(os.path.join(pkgs[0], "**", "*.py"), recursive=True)
+    sources = glob.glob(os.path.join(pkg, "**", "*.py"), recursive=True)
     def compiled(src: str) -> bool:  # any interpreter tag: the harness may not run under the venv's python
         d, f = os.path.split(src)
         return bool(glob.glob(os.path.join(d, "__pycache__", f[:-3] + ".*.pyc")))
@@ -343,6 +536,66 @@ def bytecode_state() -> str:
     if missing:
         return f"bytecode MISSING for {len(missing)}/{len(sources)} modules of the installed package"
     return "bytecode compiled (installed, non-editable package)"
+
+
+def oci_peers(root: str, rootfs: str, env: dict, quick: bool) -> tuple[list, dict[str, str], list[str]]:
+    """The runc/crun cases that run here, the skipped ones with their reason, and the state
+    directories to clean up. One OCI bundle (runc spec + oci_config) under root serves both; each
+    peer is tried once first, and its first error line is the reason when it fails (crun 1.8
+    refuses hybrid cgroups: no cgroup work-around is applied). The containers get the spec's own
+    new namespaces (pid, net, ipc, uts, mount): nothing is created in the host's netns."""
+    cases, skipped, states = [], {}, []
+    if quick:
+        return cases, {case: "--quick (minirt-only smoke run)" for case in OCI_PEERS.values()}, states
+    runc = shutil.which("runc")
+    if not runc:
+        return cases, {case: "runc not installed (`make bench` installs runc and crun)"
+                       for case in OCI_PEERS.values()}, states  # fmt: skip
+    bundle = os.path.join(root, "oci-bundle")
+    os.makedirs(bundle)
+    subprocess.run([runc, "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(oci_config(spec, rootfs, ["/bin/true"]), f, indent=2)
+    for peer, case in OCI_PEERS.items():
+        exe = shutil.which(peer)
+        if not exe:
+            skipped[case] = f"{peer} not installed (`make bench` installs it)"
+            continue
+        state = os.path.join(root, f"{peer}-state")
+        states.append((exe, state))
+        counter = iter(range(1, 1 << 30))
+
+        def argv(exe=exe, state=state, peer=peer, counter=counter):
+            return [exe, "--root", state, "run", "--bundle", bundle, f"bench-{peer}-{next(counter)}"]
+
+        p = subprocess.run(argv(), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=RUN_TIMEOUT_S)  # fmt: skip
+        if p.returncode != 0:
+            skipped[case] = f"{peer} {version_of(exe)}: {first_error_line(p.stderr, p.returncode)}"
+            continue
+        cases.append((case, argv, env))
+    return cases, skipped, states
+
+
+def version_of(exe: str) -> str:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "(version unknown)"
+    words = out.split()
+    return words[2] if len(words) > 2 and words[1] == "version" else "(version unknown)"
+
+
+def cleanup_oci(states) -> None:
+    """Delete any container a failed run left in the runc/crun state directories."""
+    for exe, state in states:
+        if not os.path.isdir(state):
+            continue
+        ids = subprocess.run([exe, "--root", state, "list", "-q"], capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            subprocess.run([exe, "--root", state, "delete", "-f", cid], capture_output=True)
 
 
 def loadavg() -> str:
@@ -365,9 +618,11 @@ def main(argv: list[str] | None = None) -> int:
     if not unshare:
         fail("unshare not found (util-linux)")
 
+    compiled = compile_bytecode()
     load_start = loadavg()
     started = datetime.datetime.now().astimezone()
     root = tempfile.mkdtemp(prefix="minirt-bench-", dir="/run")
+    oci_states: list = []
     # The bridge cases get their own throwaway host namespace, so minirt0, the nft table and
     # ip_forward of the real host are never touched (and the tutorial's `ip netns` bind
     # mounts stay in the holder's private mount namespace).
@@ -410,6 +665,12 @@ def main(argv: list[str] | None = None) -> int:
             (EXEC, [MINIRT, "exec", "benchexec", "/bin/true"], run_env),
             (NSENTER, ["nsenter", "-a", "-t", exec_pid, "/bin/true"], base_env),
         ]
+        # runc and crun run outside the holder (it has its own /sys, without the host's cgroup
+        # mounts); their spec gives each container a new netns of its own.
+        rootfs = os.path.realpath(os.path.join(VENV, "share", "minirt", "rootfs"))
+        peer_cases, skipped, oci_states = oci_peers(root, rootfs, base_env, args.quick)
+        cases += peer_cases
+        skipped.update(engine_skip_reasons(args.peers))
         results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         phase_runs: list[dict[str, float]] = []
         offset_runs: dict[str, list[float]] = {}
@@ -432,13 +693,18 @@ def main(argv: list[str] | None = None) -> int:
                         offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
         except (RunFailed, ValueError) as e:
             fail(f"a run failed: {e}")
-        # throughput: N x (run -d, then rm -f), sequentially, on the bridge
-        t0 = time.perf_counter()
-        for i in range(args.throughput):
-            subprocess.run(inside + [MINIRT, "run", "-d", "--name", f"tp{i}", "--", "sleep", "60"], env=run_env,
-                           check=True, capture_output=True)  # fmt: skip
-            subprocess.run(inside + [MINIRT, "rm", "-f", f"tp{i}"], env=run_env, check=True, capture_output=True)
-        throughput_s = time.perf_counter() - t0
+        # sequential batches on the bridge: N x `run --rm -- true`; N x (run -d, then rm -f)
+        batches: dict[str, list[float]] = {SEQ_RM: [], THROUGHPUT: []}
+        try:
+            for _ in range(args.sequential):
+                batches[SEQ_RM].append(run_once(inside + [MINIRT, "run", "--rm", "--", "/bin/true"], run_env)[0])
+            for i in range(args.throughput):
+                t0 = time.perf_counter()
+                run_once(inside + [MINIRT, "run", "-d", "--name", f"tp{i}", "--", "sleep", "60"], run_env)
+                run_once(inside + [MINIRT, "rm", "-f", f"tp{i}"], run_env)
+                batches[THROUGHPUT].append((time.perf_counter() - t0) * 1000)
+        except RunFailed as e:
+            fail(f"a sequential run failed: {e}")
         subprocess.run(inside + [MINIRT, "rm", "-f", "benchexec"], env=run_env, check=True, capture_output=True)
         records = os.path.join(root, "containers")
         leftover = os.listdir(records) if os.path.isdir(records) else []
@@ -448,11 +714,14 @@ def main(argv: list[str] | None = None) -> int:
         # a failed run must not leave the exec case's detached container (and its supervisor)
         subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "-m", "--", MINIRT, "rm", "-f", "benchexec"],
                        env=dict(os.environ, MINIRT_ROOT=root), capture_output=True)  # fmt: skip
+        cleanup_oci(oci_states)
         holder.kill()
         holder.wait()
         shutil.rmtree(root, ignore_errors=True)
 
     u = os.uname()
+    bytecode = f"{compiled}; {bytecode_state()}"
+    header = header_line(bytecode, os.cpu_count(), f"{u.sysname} {u.release}", load_start)
     meta = {
         "date": started.isoformat(timespec="seconds"),
         "kernel": f"{u.sysname} {u.release} {u.version} {u.machine}",
@@ -460,13 +729,13 @@ def main(argv: list[str] | None = None) -> int:
         "load average (1/5/15 min)": f"start {load_start}, end {loadavg()}",
         "python": f"{platform.python_version()} ({VPY}); PYTHONDONTWRITEBYTECODE="
                   f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}",
-        "minirt": f"{MINIRT}; {bytecode_state()}",
+        "minirt": f"{MINIRT}; {bytecode}",
         "method": f"{args.runs} runs per case after {args.warmups} warm-up round(s), interleaved round-robin; "
                   "wall time by perf_counter around subprocess.run (stdout/stderr captured); "
                   "minirt runs with MINIRT_TIMING=1 and a temporary MINIRT_ROOT under /run",
     }
     ends = {step: summarize(v)["median"] for step, v in offset_runs.items()}
-    report = render_report(meta, results, phase_runs, ends)
+    report = render_report(meta, results, phase_runs, ends, skipped, header)
     if results.get(EXEC) and results.get(NSENTER):
         e, n = summarize(results[EXEC])["median"], summarize(results[NSENTER])["median"]
         report += f"exec: minirt exec {fmt_ms(e)} ms vs nsenter -a {fmt_ms(n)} ms ({e / n:.2f}×)\n"
@@ -475,16 +744,23 @@ def main(argv: list[str] | None = None) -> int:
     if ports.returncode != 0:
         fail(f"ports bench failed:\n{ports.stderr}")
     report += "\n## published ports (nft maps; a throwaway netns)\n\n" + ports.stdout + "\n"
-    if args.throughput:
-        report += (f"throughput: {args.throughput} × (run -d + rm -f) on the bridge in {throughput_s:.1f} s "
-                   f"({throughput_s / args.throughput * 1000:.0f} ms per container, "
-                   f"{args.throughput / throughput_s:.1f} containers/s)\n")
+    if any(batches.values()):
+        report += ("\n## sequential batches (inside the throwaway netns, after the interleaved cases)\n\n"
+                   + render_table(batch_rows(batches), BATCH_HEADER))
+        tp = batches[THROUGHPUT]
+        if tp:
+            report += (f"\nthroughput: {len(tp)} × (run -d + rm -f) in {sum(tp) / 1000:.1f} s: "
+                       f"{len(tp) / (sum(tp) / 1000):.1f} containers/s\n")
     sys.stdout.write(report)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             f.write(report)
         sys.stdout.write(f"\n(written to {os.path.relpath(os.path.abspath(args.out))})\n")
+        png = os.path.splitext(os.path.abspath(args.out))[0] + ".png"
+        title = (f"minirt start-up vs baselines and peers: {args.runs} runs per case, "
+                 f"{started.isoformat(timespec='minutes')}, {os.cpu_count()} CPUs")
+        sys.stdout.write(write_chart(results, png, title) + "\n")
     return 0
 
 

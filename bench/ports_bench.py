@@ -1,6 +1,7 @@
 """Published-port costs, run by bench.py inside a throwaway network namespace (`unshare -n`).
 
-- publish / unpublish one port with 0, 100 and 1000 ports already published (medians of 20);
+- publish / unpublish one port with 0, 100 and 1000 ports already published (20 alternating
+  publish/unpublish pairs: median, min and max);
 - TCP connection setup to a published port with 1 vs 1000 published (median of 200):
   a client connects to 127.0.0.1:<port>, the output-hook DNAT sends it to a server on a local
   address of this namespace, so the path measured is nft's map lookup plus TCP setup.
@@ -35,13 +36,22 @@ def serve() -> None:
         c.close()
 
 
-def median_ms(fn, n: int) -> float:
+def times_ms(fn, n: int) -> list[float]:
     times = []
     for _ in range(n):
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn, n: int) -> float:
+    return statistics.median(times_ms(fn, n))
+
+
+def cell(times: list[float]) -> str:
+    """"median (min–max)" of a list of ms, two decimals."""
+    return f"{statistics.median(times):.2f} ({min(times):.2f}–{max(times):.2f})"
 
 
 def main() -> None:
@@ -57,13 +67,15 @@ def main() -> None:
         if extra:
             fwports.publish(extra, "10.98.0.9")
             published += extra
-        pub = median_ms(lambda: fwports.publish(one, SERVER), 20)
-        unpub = median_ms(lambda: fwports.unpublish(one, SERVER), 20)
+        pub, unpub = [], []
+        for _ in range(20):  # alternate, so every publish starts from the same state
+            pub += times_ms(lambda: fwports.publish(one, SERVER), 1)
+            unpub += times_ms(lambda: fwports.unpublish(one, SERVER), 1)
         rows.append((target, pub, unpub))
-    print("| already published | publish one (ms) | unpublish one (ms) |")
-    print("|--:|--:|--:|")
+    print("| already published | publish one, median (min–max) ms | unpublish one, median (min–max) ms | runs |")
+    print("|--:|--:|--:|--:|")
     for target, pub, unpub in rows:
-        print(f"| {target} | {pub:.2f} | {unpub:.2f} |")
+        print(f"| {target} | {cell(pub)} | {cell(unpub)} | {len(pub)} |")
     fwports.publish(one, SERVER)
 
     def connect() -> None:

@@ -14,3 +14,7 @@ def test_bench_runs_and_reports():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "goal:" in r.stdout
     assert "| minirt run --rm --net none -- /bin/true " in r.stdout
+    # minirt-only: the OCI peers are listed as skipped, not run (no runc/crun/matplotlib needed)
+    assert "skipped: --quick (minirt-only smoke run)" in r.stdout
+    assert "skipped: set BENCH_PEERS=docker,podman" in r.stdout
+    assert "## sequential batches" in r.stdout and "compileall -q" in r.stdout

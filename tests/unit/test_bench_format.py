@@ -126,12 +126,93 @@ def test_render_table_escapes_pipes_and_checks_shape():
         bench.render_table([], ["x", "y"], align="l")
 
 
-def test_case_rows_ratio_of_medians_vs_baseline():
-    results = {bench.NET_NONE: [30.0, 32.0, 34.0], bench.UNSHARE: [3.0, 4.0, 5.0]}
-    rows = bench.case_rows(results, bench.UNSHARE)
-    assert rows[0] == [bench.NET_NONE, "32.0", "30.4–33.6", "30.0", 3, "8.00×"]
-    assert rows[1][-1] == "1.00×"
-    assert bench.case_rows({"x": [1.0]}, bench.UNSHARE)[0][-1] == "n/a"
+def test_case_rows_min_max_and_ratio_vs_the_paired_minirt_case():
+    results = {bench.NET_NONE: [30.0, 32.0, 34.0], bench.UNSHARE: [3.0, 4.0, 5.0], bench.RUNC: [16.0, 20.0]}
+    rows = bench.case_rows(results)
+    assert rows[0] == [bench.NET_NONE, "32.0", "30.0", "34.0", "30.4–33.6", 3, "", "", ""]
+    assert rows[1] == [bench.UNSHARE, "4.0", "3.0", "5.0", "3.2–4.8", 3, "run --net none", "8.00×", ""]
+    assert rows[2][-3:] == ["run --net none", "1.78×", ""]
+    # the paired minirt case did not run: no ratio
+    assert bench.case_rows({bench.TUTORIAL: [70.0]})[0][-3:] == ["run --net bridge", "n/a", ""]
+    # a case without samples is left out (it is reported as skipped instead)
+    assert bench.case_rows({bench.CRUN: []}) == []
+
+
+def test_ratio():
+    assert bench.ratio([10.0, 30.0], [5.0]) == "4.00×"
+    assert bench.ratio([], [5.0]) == "n/a" and bench.ratio([1.0], None) == "n/a"
+    assert bench.ratio([1.0], [0.0]) == "n/a"
+
+
+def test_skipped_rows_follow_the_measured_ones():
+    rows = bench.case_rows({bench.NET_NONE: [30.0]}, skipped={bench.CRUN: "crun 1.8.1: no"})
+    assert rows[1] == [bench.CRUN, "skipped", "", "", "", "", "", "", "skipped: crun 1.8.1: no"]
+    assert len(rows[1]) == len(bench.CASE_HEADER)
+
+
+def test_first_error_line():
+    err = "\n  cgroups in hybrid mode not supported, drop all controllers from cgroupv2\nmore\n"
+    assert bench.first_error_line(err, 1) == "cgroups in hybrid mode not supported, drop all controllers from cgroupv2"
+    assert bench.first_error_line("", 3) == "exit status 3, no message"
+
+
+def test_oci_config_keeps_the_spec_and_sets_process_and_root():
+    spec = {"process": {"args": ["sh"], "terminal": True, "rlimits": [{"type": "RLIMIT_NOFILE"}]},
+            "root": {"path": "rootfs", "readonly": True},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}}
+    cfg = bench.oci_config(spec, "/abs/rootfs", ["/bin/true"])
+    assert cfg["process"]["args"] == ["/bin/true"] and cfg["process"]["terminal"] is False
+    assert cfg["root"] == {"path": "/abs/rootfs", "readonly": True}
+    assert cfg["linux"] == spec["linux"] and cfg["process"]["rlimits"] == spec["process"]["rlimits"]
+    assert spec["process"]["args"] == ["sh"]  # the input is not modified
+
+
+def test_parse_peers_and_engine_skip_reasons():
+    assert bench.parse_peers(None) == [] and bench.parse_peers("") == []
+    assert bench.parse_peers("docker, podman") == ["docker", "podman"]
+    with pytest.raises(ValueError):
+        bench.parse_peers("docker,lxc")
+    none = bench.engine_skip_reasons([])
+    assert none == {bench.DOCKER: "set BENCH_PEERS=docker,podman", bench.PODMAN: "set BENCH_PEERS=docker,podman"}
+    asked = bench.engine_skip_reasons(["docker"])
+    assert asked[bench.DOCKER].startswith("BENCH_PEERS=docker not run (needs dockerd")
+    assert asked[bench.PODMAN] == "set BENCH_PEERS=docker,podman"
+
+
+def test_batch_rows_total_mean_and_extremes():
+    rows = bench.batch_rows({bench.SEQ_RM: [30.0, 40.0, 35.0, 95.0], bench.THROUGHPUT: []})
+    assert rows == [[bench.SEQ_RM, 4, "0.20", "50.0", "37.5", "30.0", "95.0"]]
+    assert len(rows[0]) == len(bench.BATCH_HEADER)
+
+
+def test_chart_data_in_table_order_and_marks_minirt():
+    results = {bench.NET_NONE: [30.0, 32.0, 40.0], bench.UNSHARE: [3.0], bench.CRUN: []}
+    assert bench.chart_data(results) == [
+        (bench.NET_NONE, 32.0, 30.0, 40.0, True),
+        (bench.UNSHARE, 3.0, 3.0, 3.0, False),
+    ]
+
+
+def test_write_chart_reports_a_missing_matplotlib(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mpl(name, *a, **kw):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    msg = bench.write_chart({bench.NET_NONE: [1.0]}, str(tmp_path / "x.png"), "t")
+    assert msg == "chart skipped: ImportError: No module named 'matplotlib'"
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_header_line():
+    line = bench.header_line("compileall -q run", 2, "Linux 6.1", "0.50 0.40 0.30")
+    assert line == ("**compileall -q run** · CPUs: 2 · kernel: Linux 6.1 · "
+                    "load average at start (1/5/15 min): 0.50 0.40 0.30")
 
 
 def test_goal_line():
@@ -144,9 +225,12 @@ def test_render_report_has_both_tables_and_the_goal():
     runs = [bench.phases(marks, 985.0 - d, 1020.5) for d in (0.0, 1.0, 2.0)]
     ends = bench.offsets(marks, 985.0)
     results = {bench.NET_NONE: [34.0, 35.0, 36.0], bench.UNSHARE: [4.0, 4.0, 4.0]}
-    text = bench.render_report({"date": "today", "kernel": "Linux"}, results, runs, ends)
+    text = bench.render_report({"date": "today", "kernel": "Linux"}, results, runs, ends,
+                               {bench.CRUN: "crun 1.8.1: no"}, "**bytecode compiled** · CPUs: 2")
+    assert text.splitlines()[2] == "**bytecode compiled** · CPUs: 2"
+    assert "skipped: crun 1.8.1: no" in text
     assert "- date: today" in text
-    assert "| case " in text and "ratio vs unshare" in text
+    assert "| case " in text and "minirt ÷ case (medians)" in text and "| min ms |" in text
     assert "goal: minirt --net none median ≤ 35 ms: met (35.0 ms)" in text
     assert "## where the time goes" in text
     assert "| spawn→main " in text and "interpreter start + cli import" in text
@@ -167,3 +251,7 @@ def test_parse_args(monkeypatch):
         bench.parse_args(["--runs", "0"], environ={})
     with pytest.raises(SystemExit):
         bench.parse_args([], environ={"BENCH_RUNS": "many"})
+    assert bench.parse_args([], environ={"BENCH_PEERS": "docker"}).peers == ["docker"]
+    assert (a.sequential, a.throughput) == (100, 100) and (q.sequential, q.throughput) == (2, 2)
+    with pytest.raises(SystemExit):
+        bench.parse_args([], environ={"BENCH_PEERS": "lxd"})
