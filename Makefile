@@ -14,7 +14,7 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs run test unit integration bench compare clean
+.PHONY: help deps apt venv rootfs run test unit integration bench compare docker-io clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
@@ -97,19 +97,23 @@ bench: deps
 	@$(VPY) -c 'import matplotlib' 2>/dev/null || { echo "bench: installing matplotlib into $(VENV) (chart only)"; \
 	  $(VPY) -m pip install -q --disable-pip-version-check matplotlib >/dev/null 2>&1 \
 	    || echo "bench: pip install matplotlib failed: the chart will be skipped" >&2; }
+	@case ",$(BENCH_PEERS)," in *,docker,*) $(MAKE) -s docker-io ;; esac
 	@$(VPY) bench/bench.py $(BENCH_ARGS)
 
-# compare: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
-# compare.py runs dockerd in a throwaway network + mount namespace of its own.
-compare: deps
+# docker-io: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
+# compare.py (and bench.py with BENCH_PEERS=docker) run dockerd in a throwaway network + mount
+# namespace of their own.
+docker-io:
 	@if ! dpkg-query -W -f='$${Status}\n' docker.io 2>/dev/null | grep -q '^install ok installed'; then \
-	  echo "compare: installing docker.io"; \
+	  echo "docker-io: installing docker.io"; \
 	  own=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; }; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null \
-	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "compare: installing docker.io failed" >&2; exit 1; }; \
+	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "docker-io: installing docker.io failed" >&2; exit 1; }; \
 	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
 	fi
+
+compare: deps docker-io
 	@$(VPY) compare/compare.py
 
 clean:

@@ -63,6 +63,8 @@ NSENTER = "nsenter -a -t <its init pid> /bin/true"
 RUNC = "runc run (OCI bundle: runc spec, /bin/true, read-only rootfs)"
 CRUN = "crun run (the same bundle)"
 DOCKER = "docker run --rm --net none <rootfs image> /bin/true"
+DOCKER_BRIDGE = "docker run --rm <rootfs image> /bin/true (bridge)"
+DOCKER_PUBLISH = "docker run --rm -p 18081:80 <rootfs image> /bin/true"
 PODMAN = "podman run --rm --net none <rootfs image> /bin/true"
 OCI_PEERS = {"runc": RUNC, "crun": CRUN}
 ENGINE_PEERS = {"docker": DOCKER, "podman": PODMAN}
@@ -75,11 +77,13 @@ COMPARE = {
     RUNC: NET_NONE,
     CRUN: NET_NONE,
     DOCKER: NET_NONE,
+    DOCKER_BRIDGE: NET_BRIDGE,
+    DOCKER_PUBLISH: NET_PUBLISH,
     PODMAN: NET_NONE,
     TUTORIAL: NET_BRIDGE,
     NSENTER: EXEC,
 }
-SHORT = {NET_NONE: "run --net none", NET_BRIDGE: "run --net bridge", EXEC: "exec"}
+SHORT = {NET_NONE: "run --net none", NET_BRIDGE: "run --net bridge", NET_PUBLISH: "run -p", EXEC: "exec"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -296,9 +300,10 @@ def engine_skip_reasons(requested: list[str]) -> dict[str, str]:
     does not drive an engine daemon yet."""
     out = {}
     for name, case in ENGINE_PEERS.items():
+        if name == "docker" and name in requested:
+            continue  # measured (engine_docker); a failure to start dockerd ends the bench
         if name in requested:
-            out[case] = f"BENCH_PEERS={name} not run (needs {name}d; see make compare)" if name == "docker" \
-                else f"BENCH_PEERS={name} not run (not implemented in this harness yet)"
+            out[case] = f"BENCH_PEERS={name} not run (not implemented in this harness yet)"
         else:
             out[case] = "set BENCH_PEERS=docker,podman"
     return out
@@ -579,6 +584,32 @@ def oci_peers(root: str, rootfs: str, env: dict, quick: bool) -> tuple[list, dic
     return cases, skipped, states
 
 
+def engine_docker():
+    """Debian's dockerd, started in make compare's throwaway namespace (compare/compare.py Env:
+    its own data/exec roots and socket, tmpfs over Docker's default paths, a wan namespace as
+    its uplink), with the default rootfs imported as an image; stopped in main's finally."""
+    sys.path.insert(0, REPO)
+    from compare import compare as cmp
+
+    if not os.access(cmp.DOCKER, os.X_OK):
+        fail("BENCH_PEERS=docker: docker.io is not installed (`BENCH_PEERS=docker make bench` installs it)")
+    if cmp.daemons_in_this_netns():
+        fail("BENCH_PEERS=docker: a Docker daemon runs in the host's network namespace; stop it first")
+    env = cmp.Env()
+    try:
+        env.setup()
+        env.start_dockerd()
+    except BaseException:
+        env.stop()
+        raise
+    docker = [*env.host.prefix(), cmp.DOCKER, "-H", env.sock, "run", "--rm"]
+    plain = dict(os.environ)
+    cases = [(DOCKER, docker + ["--net", "none", cmp.IMAGE, "/bin/true"], plain),
+             (DOCKER_BRIDGE, docker + [cmp.IMAGE, "/bin/true"], plain),
+             (DOCKER_PUBLISH, docker + ["-p", "18081:80", cmp.IMAGE, "/bin/true"], plain)]
+    return env, cases
+
+
 def version_of(exe: str) -> str:
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
@@ -623,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now().astimezone()
     root = tempfile.mkdtemp(prefix="minirt-bench-", dir="/run")
     oci_states: list = []
+    docker_env = None
     # The bridge cases get their own throwaway host namespace, so minirt0, the nft table and
     # ip_forward of the real host are never touched (and the tutorial's `ip netns` bind
     # mounts stay in the holder's private mount namespace).
@@ -671,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
         peer_cases, skipped, oci_states = oci_peers(root, rootfs, base_env, args.quick)
         cases += peer_cases
         skipped.update(engine_skip_reasons(args.peers))
+        if "docker" in args.peers and not args.quick:
+            docker_env, docker_cases = engine_docker()
+            cases += docker_cases
         results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         phase_runs: list[dict[str, float]] = []
         offset_runs: dict[str, list[float]] = {}
@@ -715,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "-m", "--", MINIRT, "rm", "-f", "benchexec"],
                        env=dict(os.environ, MINIRT_ROOT=root), capture_output=True)  # fmt: skip
         cleanup_oci(oci_states)
+        if docker_env is not None:
+            for note in docker_env.stop():
+                print(f"bench: docker: {note}", file=sys.stderr)
         holder.kill()
         holder.wait()
         shutil.rmtree(root, ignore_errors=True)
