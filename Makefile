@@ -14,7 +14,7 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs run test unit integration bench compare docker-io clean
+.PHONY: help deps apt venv rootfs run test unit integration bench compare docker-io podman clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
@@ -98,6 +98,7 @@ bench: deps
 	  $(VPY) -m pip install -q --disable-pip-version-check matplotlib >/dev/null 2>&1 \
 	    || echo "bench: pip install matplotlib failed: the chart will be skipped" >&2; }
 	@case ",$(BENCH_PEERS)," in *,docker,*) $(MAKE) -s docker-io ;; esac
+	@case ",$(BENCH_PEERS)," in *,podman,*) $(MAKE) -s podman ;; esac
 	@$(VPY) bench/bench.py $(BENCH_ARGS)
 
 # docker-io: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
@@ -114,6 +115,17 @@ docker-io:
 	fi
 
 compare: deps docker-io
+
+# podman (BENCH_PEERS=podman only), its services kept from starting the same way
+podman:
+	@if ! dpkg-query -W -f='$${Status}\n' podman 2>/dev/null | grep -q '^install ok installed'; then \
+	  echo "podman: installing podman"; \
+	  own=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >/dev/null \
+	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "podman: installing podman failed" >&2; exit 1; }; \
+	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
+	fi
 	@$(VPY) compare/compare.py
 
 clean:
