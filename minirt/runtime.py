@@ -80,6 +80,16 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             rb.add(*release)
             c.undo.append(release)
             c.record["config"] = cfg.to_dict()  # ephemeral host ports are now known
+            if cfg.net == "bridge":
+                # the nftables bindings' import (~20 ms) runs in a helper on the other core
+                # while the container and its network are built (net/firewall/nfthelper.py)
+                from minirt.net.firewall import nfthelper
+                from minirt.net.firewall import ports as fwports
+
+                fwports.helper = nfthelper.start()
+                stop = ("# stop the nft helper", fwports.helper.close)
+                rb.add(*stop)
+                c.undo.append(stop)
         if c.restarting:
             cdir = store.container_dir(cfg.id)
         else:
@@ -130,6 +140,13 @@ def start(c: Container) -> None:
         c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid), started_at=now())
         c.store.save(c.record)
         rb.release()
+    if c.cfg.detach and c.cfg.ports:
+        # a detached container may run for days: no idle helper beside it (its unpublish at
+        # `rm`/`stop` opens its own nft context, off anyone's start-up path)
+        from minirt.net.firewall import ports as fwports
+
+        if fwports.helper is not None:
+            fwports.helper.close()
 
 
 def wait_and_teardown(c: Container) -> int:

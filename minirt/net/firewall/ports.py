@@ -103,13 +103,22 @@ def unpublish_script(mappings, address: str, address6: str | None = None) -> str
     return "\n".join(lines)
 
 
+# set by runtime.create for `run -p`: a process with the nftables bindings already imported
+# (nfthelper.py); None, or a helper another process started, means "use our own context"
+helper = None
+
+
 def apply(script: str, step: str) -> None:
     from minirt.net.firewall import FirewallError
-    from minirt.net.firewall.nftables import context
 
     for line in script.splitlines():
         explain.cmd(f"nft '{line}'" if "{" in line or "@" in line else f"nft {line}")
-    rc, _out, err = context().cmd(script)
+    result = helper.cmd(script) if helper is not None else None
+    if result is None:
+        from minirt.net.firewall.nftables import context
+
+        result = context().cmd(script)
+    rc, _out, err = result
     if rc != 0:
         first = next((x.strip() for x in err.splitlines() if "Error" in x), err.strip())
         raise FirewallError(f"nft {step}: {first}", script)
