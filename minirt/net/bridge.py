@@ -202,6 +202,11 @@ def _delete_veth(c, ifname: str) -> None:
         # The container's netns dies with its last process: the kernel deletes the pair.
         explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
         return
+    delete_host_link(ifname)
+
+
+def delete_host_link(ifname: str) -> None:
+    """`ip link del IFNAME` in the host netns; a link already gone is fine (netlink.delete_link)."""
     explain.cmd(f"ip link del {ifname}")
     host = Rtnl.host()
     try:

@@ -213,11 +213,6 @@ def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, n
 
 
 def _delete(hostif: str) -> None:
-    from minirt.net.netlink import Rtnl
+    from minirt.net.bridge import delete_host_link
 
-    explain.cmd(f"ip link del {hostif}")
-    host = Rtnl.host()
-    try:
-        host.delete_link(hostif)
-    finally:
-        host.close()
+    delete_host_link(hostif)

@@ -91,22 +91,30 @@ def mac_for(ip: str) -> str:
 
 
 class Allocator:
-    """The usable host addresses of an IPv4 subnet, in round-robin order (pure, no I/O)."""
+    """The usable host addresses of an IPv4 subnet, in round-robin order (pure, no I/O).
+    Allocator6 is the same walk over IPv6 integers; only the bounds and conversions differ."""
+
+    _to_int = staticmethod(_ip_to_int)
+    _to_ip = staticmethod(_int_to_ip)
 
     def __init__(self, subnet: str, reserved: set[str]):
+        self.first, self.last = self._bounds(subnet)
+        self.reserved = {self._to_int(r) for r in reserved}
+
+    @staticmethod
+    def _bounds(subnet: str) -> tuple[int, int]:
         net, _, plen = subnet.partition("/")
         if not plen.isdigit() or int(plen) > 32:
             raise ValueError(f"not an IPv4 subnet: {subnet!r}")
         size = 1 << (32 - int(plen))
         base = _ip_to_int(net) & ~(size - 1) & 0xFFFFFFFF
-        self.first = base + 1  # not the network address
-        self.last = base + size - 2  # nor the broadcast address; /31 and /32 have no hosts
-        self.reserved = {_ip_to_int(r) for r in reserved}
+        # not the network address, nor the broadcast address; /31 and /32 have no hosts
+        return base + 1, base + size - 2
 
     def usable(self, addr: str) -> bool:
         """addr is a host address of the subnet and not reserved (the gateway)."""
         try:
-            n = _ip_to_int(addr)
+            n = self._to_int(addr)
         except ValueError:
             return False
         return self.first <= n <= self.last and n not in self.reserved
@@ -114,6 +122,7 @@ class Allocator:
     def next_candidates(self, last: str | None):
         """Every usable address once, starting after `last` and wrapping round; from the first
         host when `last` is None or not a host of this subnet (a record of another subnet).
+        Lazy: a /64 is never walked in full, the first free address ends the walk.
 
         Round-robin as CNI host-local (allocator.go): "a crash-looping container will not see
         the same IP until the entire range has been run through", so a peer that still holds
@@ -122,7 +131,7 @@ class Allocator:
         start = self.first
         if last is not None:
             try:
-                n = _ip_to_int(last)
+                n = self._to_int(last)
             except ValueError:
                 n = -1
             if self.first <= n <= self.last:
@@ -130,7 +139,7 @@ class Allocator:
         for i in range(count):
             a = self.first + (start - self.first + i) % count
             if a not in self.reserved:
-                yield _int_to_ip(a)
+                yield self._to_ip(a)
 
 
 def _alive(owner: dict) -> bool:
@@ -151,37 +160,17 @@ class Allocator6(Allocator):
     """The usable addresses of an IPv6 subnet (no broadcast: every address after the
     subnet-router anycast one, up to the last), in the same round-robin order."""
 
-    def __init__(self, subnet: str, reserved: set[str]):
+    _to_int = staticmethod(_ip6_to_int)
+    _to_ip = staticmethod(_int_to_ip6)
+
+    @staticmethod
+    def _bounds(subnet: str) -> tuple[int, int]:
         net, _, plen = subnet.partition("/")
         if not plen.isdigit() or not 64 <= int(plen) <= 126:
             raise ValueError(f"not an IPv6 subnet of /64../126: {subnet!r}")
         size = 1 << (128 - int(plen))
         base = _ip6_to_int(net) & ~(size - 1)
-        self.first = base + 1
-        self.last = base + size - 1
-        self.reserved = {_ip6_to_int(r) for r in reserved}
-
-    def usable(self, addr: str) -> bool:
-        try:
-            n = _ip6_to_int(addr)
-        except ValueError:
-            return False
-        return self.first <= n <= self.last and n not in self.reserved
-
-    def next_candidates(self, last: str | None):
-        start = self.first
-        if last is not None:
-            try:
-                n = _ip6_to_int(last)
-            except ValueError:
-                n = -1
-            if self.first <= n < self.last:
-                start = n + 1
-        a = start  # a /64 is never walked in full: the first free address ends the walk
-        for _ in range(self.last - self.first + 1):
-            if a not in self.reserved:
-                yield _int_to_ip6(a)
-            a = a + 1 if a < self.last else self.first
+        return base + 1, base + size - 1
 
 
 class LeaseStore:

@@ -20,16 +20,21 @@ from minirt.errors import ConfigError
 DEFAULT_POOL = [f"172.{n}.0.0/16" for n in range(17, 32)] + [f"192.168.{n}.0/20" for n in range(0, 256, 16)]
 
 
-def parse_subnet(s: str) -> tuple[str, int]:
-    """'10.88.0.0/24' -> ('10.88.0.0', 24); ConfigError for anything that is not an IPv4
-    network with room for a gateway and a container (/30 at most) or has host bits set."""
+def _network(s: str, family: str, example: str):
+    """The ipaddress network named by s (host bits clear), or one ConfigError line."""
     try:
-        net = ipaddress.ip_network(s, strict=True)
+        return ipaddress.ip_network(s, strict=True)
     except (ValueError, TypeError) as e:
         if "host bits set" in str(e):
             meant = ipaddress.ip_interface(s).network
             raise ConfigError(f"subnet {s}: host bits set (did you mean {meant}?)") from None
-        raise ConfigError(f"subnet {s}: not a valid IPv4 subnet (expected CIDR such as 10.88.0.0/24)") from None
+        raise ConfigError(f"subnet {s}: not a valid {family} subnet (expected CIDR such as {example})") from None
+
+
+def parse_subnet(s: str) -> tuple[str, int]:
+    """'10.88.0.0/24' -> ('10.88.0.0', 24); ConfigError for anything that is not an IPv4
+    network with room for a gateway and a container (/30 at most) or has host bits set."""
+    net = _network(s, "IPv4", "10.88.0.0/24")
     if net.version != 4:
         raise ConfigError(f"subnet {s}: only IPv4 subnets are supported")
     if net.prefixlen > 30:
@@ -40,13 +45,7 @@ def parse_subnet(s: str) -> tuple[str, int]:
 def parse_subnet6(s: str) -> tuple[str, int]:
     """'fd00:77::/64' -> ('fd00:77::', 64); ConfigError unless an IPv6 network of /64 to /120
     with host bits clear. (Docker accepts larger prefixes too; /64 is what SLAAC-free ULAs use.)"""
-    try:
-        net = ipaddress.ip_network(s, strict=True)
-    except (ValueError, TypeError) as e:
-        if "host bits set" in str(e):
-            meant = ipaddress.ip_interface(s).network
-            raise ConfigError(f"subnet {s}: host bits set (did you mean {meant}?)") from None
-        raise ConfigError(f"subnet {s}: not a valid IPv6 subnet (expected CIDR such as fd00:77::/64)") from None
+    net = _network(s, "IPv6", "fd00:77::/64")
     if net.version != 6:
         raise ConfigError(f"subnet {s}: not an IPv6 subnet")
     if not 64 <= net.prefixlen <= 120:
