@@ -339,18 +339,7 @@ def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: s
     the first free one after last_reserved. Under the network's lock."""
     fd = _lock(network_dir, create=True)
     try:
-        store = LeaseStore(f"{network_dir}/leases")
-        alloc = Allocator(subnet, {gateway})
-        if prefer and alloc.usable(prefer) and store.reserve(prefer, owner):
-            return prefer
-        for addr in alloc.next_candidates(store.last_reserved()):
-            if store.reserve(addr, owner):
-                store.set_last_reserved(addr)
-                return addr
-        raise ConflictError(
-            f"no free address in {subnet} (every address is leased to a running container; "
-            "remove one, or use a network with a larger subnet)"
-        )
+        return _allocate_in(LeaseStore(f"{network_dir}/leases"), Allocator(subnet, {gateway}), subnet, owner, prefer)
     finally:
         os.close(fd)
 

@@ -17,21 +17,13 @@ import pytest
 
 from tests.conftest import REPO, HostNS
 from tests.integration.test_lifecycle import inspect, ok, wait_for
+from tests.integration.test_ports import GET
 
 WAN6_HOST, WAN6_PEER = "2001:db8:1::1", "2001:db8:1::2"
 WAN4_HOST, WAN4_PEER = "198.51.100.1", "198.51.100.2"
 SUBNET6 = "fd00:77::/64"
 HTTP = "httpd -f -p 80 -h /var/www"
 
-GET = """
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-data = b""
-while chunk := s.recv(4096):
-    data += chunk
-print("ok" if b"minirt" in data else "bad")
-"""
 UDP6 = """
 import socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
