@@ -115,6 +115,7 @@ docker-io:
 	fi
 
 compare: deps docker-io
+	@$(VPY) compare/compare.py
 
 # podman (BENCH_PEERS=podman only), its services kept from starting the same way
 podman:
@@ -126,7 +127,6 @@ podman:
 	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "podman: installing podman failed" >&2; exit 1; }; \
 	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
 	fi
-	@$(VPY) compare/compare.py
 
 clean:
 	rm -rf $(VENV) $(BUILD)

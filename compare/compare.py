@@ -27,6 +27,7 @@ DOCKER = "/usr/bin/docker"  # the packaged 20.10 client (a 28.x CLI sits in /usr
 MINIRT = f"{REPO}/.venv/bin/minirt"
 ROOTFS = f"{REPO}/build/rootfs"
 IMAGE = "minirt-bb"
+STATE_DIRS = ("/run/docker", "/var/lib/docker", "/run/containerd", "/var/lib/containerd", "/etc/docker")
 WAN_HOST, WAN_PEER = "198.51.100.1", "198.51.100.2"
 
 
@@ -47,6 +48,7 @@ def host_snapshot() -> dict:
         "netns": out("ip", "netns", "list"),
         "daemons": sorted(daemons_in_this_netns()),
         "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/docker") + glob.glob("/sys/fs/cgroup/*/minirt-compare-*")),
+        "state dirs": [d for d in STATE_DIRS if os.path.exists(d)],
     }
 
 
@@ -117,6 +119,7 @@ class Env:
         self.wan = NS()
         self.dockerd = None
         self.servers = []
+        self.made: list[str] = []  # mount points this run created on the host's filesystem
         self.menv = {**os.environ, "MINIRT_ROOT": f"{self.tmp}/minirt-root", "MINIRT_ROOTFS": ROOTFS,
                      "MINIRT_CONFIG": f"{self.tmp}/no-config"}
         self.menv.pop("MINIRT_FAULT", None)
@@ -133,7 +136,9 @@ class Env:
         h.run("sh", "-c", f"mount --rbind /sys/fs/cgroup {t}/cg && mount -t sysfs sysfs /sys && "
                           f"mount --move {t}/cg /sys/fs/cgroup")
         # anything dockerd/containerd might write at a default path lands in a tmpfs of this ns
-        for d in ("/run/docker", "/var/lib/docker", "/run/containerd", "/var/lib/containerd", "/etc/docker"):
+        for d in STATE_DIRS:
+            if not os.path.exists(d):  # the mount point is made on the real disk: removed in stop()
+                self.made.append(d)
             h.run("sh", "-c", f"mkdir -p {d} && mount -t tmpfs tmpfs {d}")
         h.run("ip", "link", "add", "wanh", "mtu", "1400", "type", "veth", "peer", "name", "wanp", "mtu", "1400",
               "netns", str(w.pid))
@@ -212,6 +217,11 @@ class Env:
                 except OSError as e:
                     notes.append(f"cgroup {d} left: {e.strerror}")
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for d in reversed(self.made):
+            try:
+                os.rmdir(d)  # empty: everything went to the namespace's tmpfs
+            except OSError as e:
+                notes.append(f"{d} left: {e.strerror}")
         return notes
 
 
@@ -306,7 +316,7 @@ def main() -> int:
     md, status = report.table(rows)
     md += "\n" + "".join(f"- {n}\n" for n in notes)
     notes = []
-    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns, Docker daemons, cgroups)"
+    host_line = ("host unchanged (links, nft ruleset, ip_forward, mounts, netns, Docker daemons, cgroups, state dirs)"
                  if not changed else f"HOST CHANGED: {', '.join(changed)}")
     out = (f"# minirt vs Docker 20.10 (`make compare`)\n\n{md}\n{host_line}\n"
            + "".join(f"{n}\n" for n in notes) + f"\nruntime {time.monotonic() - t0:.0f} s\n")
