@@ -27,3 +27,14 @@ def is_alive(pid: int, started: int | None) -> bool:
         return False
     fields = _stat_fields(pid)
     return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == started
+
+
+def read_pid_file(path: str) -> tuple[int, int | None]:
+    """A "<pid> <start time>" file (a container's owner, a DNS responder): (pid, start_time),
+    or (0, None) when it is missing or damaged, which callers treat as "nobody"."""
+    try:
+        with open(path) as f:
+            pid, started = f.read().split()
+        return int(pid), int(started)
+    except (OSError, ValueError):
+        return 0, None

@@ -110,12 +110,7 @@ class Store:
         return d
 
     def dir_owner(self, cid: str) -> tuple[int, int | None]:
-        try:
-            with open(f"{self.container_dir(cid)}/owner") as f:
-                pid, started = f.read().split()
-            return int(pid), int(started)
-        except (OSError, ValueError):
-            return 0, None
+        return procfs.read_pid_file(f"{self.container_dir(cid)}/owner")
 
     def register(self, record: dict) -> None:
         """Reserve the name (O_EXCL file, like CNI host-local's lease files), then write the record."""
@@ -146,11 +141,25 @@ class Store:
     def save(self, record: dict) -> None:
         """Atomic, and under an exclusive flock of the container's directory, so the supervisor,
         `stop`, `gc` and friends write one at a time (flock works on a directory fd)."""
-        d = self.container_dir(record["id"])
+        self._locked(record["id"], lambda path: atomic_write_json(path, record))
+
+    def update(self, cid: str, change) -> None:
+        """Read-modify-write of the record under the same lock as save(): `change(record)`
+        edits the record on disk, not a copy a process may hold (network connect)."""
+
+        def rewrite(path: str) -> None:
+            rec = read_json(path)
+            change(rec)
+            atomic_write_json(path, rec)
+
+        self._locked(cid, rewrite)
+
+    def _locked(self, cid: str, fn) -> None:
+        d = self.container_dir(cid)
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(dfd, fcntl.LOCK_EX)
-            atomic_write_json(f"{d}/state.json", record)
+            fn(f"{d}/state.json")
         finally:
             os.close(dfd)
 

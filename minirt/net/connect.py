@@ -128,7 +128,7 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
                     "aliases": aliases}  # fmt: skip
         if address6:
             endpoint.update(address6=address6, prefixlen6=net.prefixlen6, gateway6=net.gateway6)
-        _update_record(store, cid, lambda r: r.setdefault("connected", []).append(endpoint))
+        store.update(cid, lambda r: r.setdefault("connected", []).append(endpoint))
         # success: keep the lease and the veth; only the sockets and fds are closed
         rb.release()
     for fn in (host.close, ctr.close):
@@ -157,7 +157,7 @@ def disconnect(store, net_name: str, ref: str, force: bool) -> None:
         ipam.release_owner(net.dir, cid)
     elif not force:
         raise NoSuchObject(f"network {net_name!r}: no such network")
-    _update_record(store, cid, lambda r: r.__setitem__(
+    store.update(cid, lambda r: r.__setitem__(
         "connected", [e for e in r.get("connected") or [] if e["network"] != net_name]))  # fmt: skip
 
 
@@ -170,23 +170,6 @@ def release_connected(root: str, cid: str, rec: dict) -> None:
         net = network.load(root, e["network"])
         if net is not None:
             ipam.release_owner(net.dir, cid)
-
-
-def _update_record(store, cid: str, change) -> None:
-    """Read-modify-write of the record under its directory lock (Store.save's lock)."""
-    import fcntl
-
-    from minirt.state import atomic_write_json, read_json
-
-    d = store.container_dir(cid)
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(dfd, fcntl.LOCK_EX)
-        rec = read_json(f"{d}/state.json")
-        change(rec)
-        atomic_write_json(f"{d}/state.json", rec)
-    finally:
-        os.close(dfd)
 
 
 def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:

@@ -420,12 +420,7 @@ def main(argv: list[str]) -> None:
 
 
 def read_pid(netdir: str) -> tuple[int, int | None]:
-    try:
-        with open(f"{netdir}/dns.pid") as f:
-            pid, started = f.read().split()
-        return int(pid), int(started)
-    except (OSError, ValueError):
-        return 0, None
+    return procfs.read_pid_file(f"{netdir}/dns.pid")
 
 
 def running(netdir: str) -> int | None:

@@ -111,6 +111,15 @@ class Rtnl:
                         raise OSError(code, f"{what}: {os.strerror(code)}")
                     return
 
+    def change(self, msg, msg_type: int, flags: int, what: str, done_errno: int | None = None) -> None:
+        """request(), with errno turned into one NetworkError line naming `what`; `done_errno`
+        (EEXIST for an add, ENODEV for a delete) means the change is already there."""
+        try:
+            self.request(msg, msg_type, flags, what)
+        except OSError as e:
+            if e.errno != done_errno:
+                raise NetworkError(f"{what}: {e.strerror}") from None
+
     def dump(self, msg, msg_type: int, cls, flags: int = NLM_F_DUMP) -> list:
         seq = self._send(msg, msg_type, flags | NLM_F_REQUEST)
         out = []
@@ -160,11 +169,7 @@ class Rtnl:
         m["flags"] = IFF_UP
         m["change"] = IFF_UP
         m["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
-        try:
-            self.request(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create bridge {name}")
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise NetworkError(f"create bridge {name}: {e.strerror}") from None
+        self.change(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create bridge {name}", errno.EEXIST)
         link = self.link(name)
         if link is None:
             raise NetworkError(f"create bridge {name}: vanished right after creation")
@@ -183,10 +188,7 @@ class Rtnl:
         m["index"] = index
         m["flags"] = IFF_UP
         m["change"] = IFF_UP
-        try:
-            self.request(m, RTM_NEWLINK, 0, f"set {ifname} up")
-        except OSError as e:
-            raise NetworkError(f"set {ifname} up: {e.strerror}") from None
+        self.change(m, RTM_NEWLINK, 0, f"set {ifname} up")
 
     def set_hairpin(self, ifname: str) -> None:
         """`ip link set IFNAME type bridge_slave hairpin on`, as bridge port slave data."""
@@ -198,10 +200,7 @@ class Rtnl:
         m["index"] = index
         m["attrs"] = [("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_SLAVE_KIND", "bridge"),
                                                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]})]  # fmt: skip
-        try:
-            self.request(m, RTM_NEWLINK, 0, f"set hairpin on {ifname}")
-        except OSError as e:
-            raise NetworkError(f"set hairpin on {ifname}: {e.strerror}") from None
+        self.change(m, RTM_NEWLINK, 0, f"set hairpin on {ifname}")
 
     def delete_link(self, ifname: str) -> None:
         """Idempotent: a missing link (ENODEV) is already deleted. Costs ~25 ms of kernel time
@@ -209,45 +208,32 @@ class Rtnl:
         ifinfmsg = messages()[0]
         m = ifinfmsg()
         m["attrs"] = [("IFLA_IFNAME", ifname)]
-        try:
-            self.request(m, RTM_DELLINK, 0, f"delete link {ifname}")
-        except OSError as e:
-            if e.errno != errno.ENODEV:
-                raise NetworkError(f"delete link {ifname}: {e.strerror}") from None
+        self.change(m, RTM_DELLINK, 0, f"delete link {ifname}", errno.ENODEV)
 
     # -- addresses and routes ---------------------------------------------------------------
 
     def add_address(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
         """Idempotent: EEXIST (the address is already there) is success."""
-        ifaddrmsg = messages()[1]
         explain.cmd(f"ip addr add {address}/{prefixlen} dev {ifname}")
-        m = ifaddrmsg()
-        m["family"] = AF_INET
-        m["prefixlen"] = prefixlen
-        m["index"] = index
-        m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
-        try:
-            self.request(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address} to {ifname}")
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise NetworkError(f"add address {address}/{prefixlen} to {ifname}: {e.strerror}") from None
+        self._add_address(AF_INET, 0, index, ifname, address, prefixlen, [("IFA_LOCAL", address)])
 
     def add_address6(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
         """An IPv6 address with IFA_F_NODAD (no duplicate address detection: usable at once,
         as netavark and Docker add theirs); idempotent like add_address."""
-        ifaddrmsg = messages()[1]
         explain.cmd(f"ip -6 addr add {address}/{prefixlen} dev {ifname} nodad")
-        m = ifaddrmsg()
-        m["family"] = AF_INET6
+        self._add_address(AF_INET6, IFA_F_NODAD, index, ifname, address, prefixlen, [])
+
+    def _add_address(self, family: int, flags: int, index: int, ifname: str, address: str, prefixlen: int,
+                     extra: list) -> None:  # fmt: skip
+        m = messages()[1]()
+        m["family"] = family
         m["prefixlen"] = prefixlen
-        m["flags"] = IFA_F_NODAD
+        if flags:
+            m["flags"] = flags
         m["index"] = index
-        m["attrs"] = [("IFA_ADDRESS", address)]
-        try:
-            self.request(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address} to {ifname}")
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise NetworkError(f"add address {address}/{prefixlen} to {ifname}: {e.strerror}") from None
+        m["attrs"] = extra + [("IFA_ADDRESS", address)]
+        self.change(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address}/{prefixlen} to {ifname}",
+                    errno.EEXIST)  # fmt: skip
 
     def routes(self) -> list[tuple[str, int, int]]:
         """IPv4 routes of the main table as (destination, prefixlen, oif)."""

@@ -198,19 +198,13 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
     from minirt.net import subnets
 
     others = list_networks(root)
-    if subnet:
-        net_addr, plen = subnets.parse_subnet(subnet)
-        subnet = f"{net_addr}/{plen}"
-        clash = [n.name for n in others if not _disjoint(n.subnet, subnet)]
-        if clash:
-            raise ConflictError(f"subnet {subnet}: overlaps network {clash[0]!r}")
-    else:
+
+    def pick() -> str:
         taken = [f"{dst}/{plen}" for dst, plen, _oif in host.routes() if plen > 0]
-        subnet = subnets.pick_subnet(subnets.DEFAULT_POOL, taken + [n.subnet for n in others])
-    if gateway is None:
-        gateway = subnets.gateway_of(subnet)
-    elif not subnets.contains(subnet, gateway):
-        raise ConfigError(f"gateway {gateway}: not inside subnet {subnet}")
+        return subnets.pick_subnet(subnets.DEFAULT_POOL, taken + [n.subnet for n in others])
+
+    subnet, gateway = _subnet_and_gateway(subnet, gateway, subnets.parse_subnet,
+                                          {n.name: n.subnet for n in others}, pick)  # fmt: skip
     record = {
         "name": name,
         "driver": "bridge",
@@ -236,19 +230,9 @@ def _record_ipv6(root: str, net: Network, subnet6: str | None, gateway6: str | N
     given. Called under the networks lock, before the host side exists."""
     from minirt.net import subnets
 
-    others = [n for n in list_networks(root) if n.subnet6 and n.name != net.name]
-    if subnet6:
-        addr, plen = subnets.parse_subnet6(subnet6)
-        subnet6 = f"{addr}/{plen}"
-        clash = [n.name for n in others if not _disjoint(n.subnet6, subnet6)]
-        if clash:
-            raise ConflictError(f"subnet {subnet6}: overlaps network {clash[0]!r}")
-    else:
-        subnet6 = subnets.ula_for(net.name, [n.subnet6 for n in others])
-    if gateway6 is None:
-        gateway6 = subnets.gateway_of(subnet6)
-    elif not subnets.contains(subnet6, gateway6):
-        raise ConfigError(f"gateway {gateway6}: not inside subnet {subnet6}")
+    others = {n.name: n.subnet6 for n in list_networks(root) if n.subnet6 and n.name != net.name}
+    subnet6, gateway6 = _subnet_and_gateway(subnet6, gateway6, subnets.parse_subnet6, others,
+                                            lambda: subnets.ula_for(net.name, list(others.values())))  # fmt: skip
     import ipaddress
 
     gateway6 = str(ipaddress.ip_address(gateway6))  # canonical: it names no lease, but is compared
@@ -273,6 +257,27 @@ def _setup_ipv6_host_side(net: Network, host, index: int) -> None:
     sysctl.ensure(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0")
     host.add_address6(index, net.bridge, net.gateway6, net.prefixlen6)
     sysctl.ensure("net.ipv6.conf.all.forwarding", "1")
+
+
+def _subnet_and_gateway(subnet: str | None, gateway: str | None, parse, others: dict[str, str],
+                        pick) -> tuple[str, str]:  # fmt: skip
+    """The given subnet (normalised, refused if it overlaps another network's) or pick()'s, and
+    the given gateway (refused outside the subnet) or the subnet's first address; IPv4 and IPv6."""
+    from minirt.net import subnets
+
+    if subnet:
+        addr, plen = parse(subnet)
+        subnet = f"{addr}/{plen}"
+        clash = [name for name, other in others.items() if not _disjoint(other, subnet)]
+        if clash:
+            raise ConflictError(f"subnet {subnet}: overlaps network {clash[0]!r}")
+    else:
+        subnet = pick()
+    if gateway is None:
+        gateway = subnets.gateway_of(subnet)
+    elif not subnets.contains(subnet, gateway):
+        raise ConfigError(f"gateway {gateway}: not inside subnet {subnet}")
+    return subnet, gateway
 
 
 def _disjoint(a: str, b: str) -> bool:
