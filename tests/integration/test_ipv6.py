@@ -15,12 +15,12 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, HostNS
+from tests.conftest import REPO
 from tests.integration.test_lifecycle import inspect, ok, wait_for
+from tests.integration.test_nat_wan import WAN6_HOST, WAN6_PEER, WAN_HOST, WAN_PEER, fake_wan
 from tests.integration.test_ports import GET
 
-WAN6_HOST, WAN6_PEER = "2001:db8:1::1", "2001:db8:1::2"
-WAN4_HOST, WAN4_PEER = "198.51.100.1", "198.51.100.2"
+WAN4_HOST, WAN4_PEER = WAN_HOST, WAN_PEER
 SUBNET6 = "fd00:77::/64"
 HTTP = "httpd -f -p 80 -h /var/www"
 
@@ -42,31 +42,8 @@ def fetch(ns, host: str, port: int, proto: str = "tcp") -> str:
 @pytest.fixture
 def wan6(minirt):
     """The fake upstream, dual-stack; servers on :: answer with the source address they saw."""
-    w = HostNS()
-    servers = []
-    try:
-        h = minirt.host
-        h.run("ip", "link", "add", "wanh", "mtu", "1400", "type", "veth", "peer", "name", "wanp", "mtu", "1400",
-              "netns", str(w.pid))  # fmt: skip
-        h.run("ip", "addr", "add", f"{WAN4_HOST}/24", "dev", "wanh")
-        h.run("ip", "-6", "addr", "add", f"{WAN6_HOST}/64", "dev", "wanh", "nodad")
-        h.run("ip", "link", "set", "wanh", "up")
-        h.run("ip", "route", "add", "default", "via", WAN4_PEER, "dev", "wanh")
-        h.run("ip", "-6", "route", "add", "default", "via", WAN6_PEER, "dev", "wanh")
-        w.run("ip", "addr", "add", f"{WAN4_PEER}/24", "dev", "wanp")
-        w.run("ip", "-6", "addr", "add", f"{WAN6_PEER}/64", "dev", "wanp", "nodad")
-        w.run("ip", "link", "set", "wanp", "up")
-        for proto, port in (("tcp", 8080), ("udp", 9090)):
-            p = subprocess.Popen([*w.prefix(), sys.executable, f"{REPO}/tests/helpers/servers.py", proto, str(port), "6"],
-                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
-            servers.append(p)
-            assert p.stdout.readline().strip() == "listening"
+    with fake_wan(minirt, v6=True) as w:
         yield w
-    finally:
-        for p in servers:
-            p.kill()
-            p.wait()
-        w.close()
 
 
 def _net(minirt, name: str) -> dict:

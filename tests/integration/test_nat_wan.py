@@ -10,6 +10,7 @@ Servers in `wan` answer each client with the source address they saw, so the tes
 masquerade result from the far side, as the tutorial's tcpdump would.
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -21,8 +22,14 @@ from tests.conftest import REPO, HostNS
 WAN_HOST, WAN_PEER = "198.51.100.1", "198.51.100.2"
 
 
-@pytest.fixture
-def wan(minirt):
+WAN6_HOST, WAN6_PEER = "2001:db8:1::1", "2001:db8:1::2"
+
+
+@contextlib.contextmanager
+def fake_wan(minirt, v6: bool = False):
+    """The `wan` namespace joined to the test's host by a veth (MTU 1400), the host's default
+    route through it, and TCP 8080 / UDP 9090 servers there; with v6, dual-stack (2001:db8:1::/64,
+    servers on ::)."""
     w = HostNS()  # the wan "internet" namespace
     servers = []
     try:
@@ -30,13 +37,19 @@ def wan(minirt):
         h.run("ip", "link", "add", "wanh", "mtu", "1400", "type", "veth", "peer", "name", "wanp", "mtu", "1400",
               "netns", str(w.pid))  # fmt: skip
         h.run("ip", "addr", "add", f"{WAN_HOST}/24", "dev", "wanh")
-        h.run("ip", "link", "set", "wanh", "up")
-        h.run("ip", "route", "add", "default", "via", WAN_PEER, "dev", "wanh")
         w.run("ip", "addr", "add", f"{WAN_PEER}/24", "dev", "wanp")
+        if v6:
+            h.run("ip", "-6", "addr", "add", f"{WAN6_HOST}/64", "dev", "wanh", "nodad")
+            w.run("ip", "-6", "addr", "add", f"{WAN6_PEER}/64", "dev", "wanp", "nodad")
+        h.run("ip", "link", "set", "wanh", "up")
         w.run("ip", "link", "set", "wanp", "up")
+        h.run("ip", "route", "add", "default", "via", WAN_PEER, "dev", "wanh")
+        if v6:
+            h.run("ip", "-6", "route", "add", "default", "via", WAN6_PEER, "dev", "wanh")
+        family = ["6"] if v6 else []
         for proto, port in (("tcp", 8080), ("udp", 9090)):
             p = subprocess.Popen(
-                [*w.prefix(), sys.executable, f"{REPO}/tests/helpers/servers.py", proto, str(port)],
+                [*w.prefix(), sys.executable, f"{REPO}/tests/helpers/servers.py", proto, str(port), *family],
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             servers.append(p)
@@ -47,6 +60,12 @@ def wan(minirt):
             p.kill()
             p.wait()
         w.close()
+
+
+@pytest.fixture
+def wan(minirt):
+    with fake_wan(minirt) as w:
+        yield w
 
 
 def ask(minirt, proto: str) -> str:
