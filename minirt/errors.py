@@ -32,6 +32,22 @@ class NetworkError(MinirtError):
     """A netlink step failed; the message names the step and the object."""
 
 
+class FirewallError(NetworkError):
+    """The packet filter refused a change (libnftables rc != 0); nothing was changed.
+
+    str() is one line: `nft <step> for network <name>: <libnftables' error>`. batch_text holds
+    the rendered batch (`nft ...` lines a person can replay) and is attached as a note, which
+    cli.main prints under the error line (libnftables' JSON errors say neither which command
+    failed nor where: moby logs its generated input for the same reason).
+    """
+
+    def __init__(self, message: str, batch_text: str = ""):
+        super().__init__(message)
+        self.batch_text = batch_text
+        if batch_text:
+            self.add_note("the refused batch (one transaction, nothing was applied), as nft commands:\n" + batch_text)
+
+
 class StateError(MinirtError):
     """The state directory is unreadable or inconsistent."""
 

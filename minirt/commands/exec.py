@@ -15,7 +15,7 @@ OPTIONS = [
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import liveness
     from minirt.process.execin import exec_in
 
     opts, rest = parse(OPTIONS, args)
@@ -26,6 +26,6 @@ def main(args: list[str]) -> int:
     store = Store()
     cid = store.resolve(rest[0])
     rec = store.load(cid)
-    if not lifecycle.init_alive(rec):
+    if not liveness.init_alive(rec):
         raise ConflictError(f"container {rest[0]} is not running")
     return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"])

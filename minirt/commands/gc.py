@@ -7,10 +7,10 @@ OPTIONS = [Option(("--explain",), FLAG, "print each host change")]
 
 
 def main(args: list[str]) -> int:
-    from minirt import explain, lifecycle
+    from minirt import control, explain
 
     opts, _ = parse(OPTIONS, args, stop_at_operand=False)
     explain.enabled = opts["explain"]
-    for cid in lifecycle.gc(Store()):
+    for cid in control.gc(Store()):
         print(cid[:12])
     return 0

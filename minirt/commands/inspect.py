@@ -71,7 +71,7 @@ def _networks(rec: dict, cfg: dict, net: dict) -> dict:
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import liveness
 
     if not args:
         raise ConfigError("inspect: give at least one container")
@@ -79,7 +79,7 @@ def main(args: list[str]) -> int:
     out = []
     for ref in args:
         rec = store.load(store.resolve(ref))
-        out.append(document(rec, lifecycle.status(rec)))
+        out.append(document(rec, liveness.status(rec)))
     print(json.dumps(out, indent=4))
     return 0
 

@@ -9,7 +9,7 @@ OPTIONS = [Option(("-s", "--signal"), VALUE, "signal (default KILL)", "SIG")]
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import control
 
     opts, refs = parse(OPTIONS, args, stop_at_operand=False)
     if not refs:
@@ -20,6 +20,6 @@ def main(args: list[str]) -> int:
         cid = store.resolve(ref)
         if sig == 9:
             open(store.container_dir(cid) + "/stop-requested", "w").close()
-        lifecycle.send_signal(store.load(cid), sig)
+        control.send_signal(store.load(cid), sig)
         print(ref)
     return 0

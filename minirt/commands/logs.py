@@ -15,7 +15,7 @@ OPTIONS = [Option(("-f", "--follow"), FLAG, "keep printing until the container e
 def main(args: list[str]) -> int:
     import json
 
-    from minirt import lifecycle
+    from minirt import liveness
 
     opts, refs = parse(OPTIONS, args, stop_at_operand=False)
     if len(refs) != 1:
@@ -46,7 +46,7 @@ def main(args: list[str]) -> int:
             rec = store.load(cid)
         except FileNotFoundError:
             return 0
-        if lifecycle.status(rec) != "running" and not lines:
+        if liveness.status(rec) != "running" and not lines:
             return 0
         time.sleep(0.1)
         if not os.path.isdir(store.container_dir(cid)):

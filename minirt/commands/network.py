@@ -165,7 +165,7 @@ def _republish(root: str) -> None:
     """The published ports of every running container, from their records (netavark's reload
     re-adds port forwarding too). Adding an element that is already there with the same value
     changes nothing, so this is safe on a table that was not flushed."""
-    from minirt import lifecycle
+    from minirt import liveness
     from minirt.net.firewall import ports as fwports
     from minirt.net.ports import PortMapping
     from minirt.state import Store
@@ -177,6 +177,6 @@ def _republish(root: str) -> None:
         except (FileNotFoundError, ValueError):
             continue
         net = rec.get("network") or {}
-        if lifecycle.status(rec) != "running" or not net.get("ports") or not net.get("address"):
+        if liveness.status(rec) != "running" or not net.get("ports") or not net.get("address"):
             continue
         fwports.publish([PortMapping.from_dict(p) for p in net["ports"]], net["address"], net.get("address6"))

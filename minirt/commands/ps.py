@@ -7,7 +7,7 @@ OPTIONS = [Option(("-a", "--all"), FLAG, "also stopped containers"), Option(("-q
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import liveness
 
     opts, _ = parse(OPTIONS, args, stop_at_operand=False)
     store = Store()
@@ -17,7 +17,7 @@ def main(args: list[str]) -> int:
             rec = store.load(cid)
         except (OSError, ValueError):
             continue
-        st = lifecycle.status(rec)
+        st = liveness.status(rec)
         if st != "running" and not opts["all"]:
             continue
         if opts["quiet"]:

@@ -8,13 +8,13 @@ OPTIONS = [Option(("-f", "--force"), FLAG, "kill a running container first")]
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import control
 
     opts, refs = parse(OPTIONS, args, stop_at_operand=False)
     if not refs:
         raise ConfigError("rm: give at least one container")
     store = Store()
     for ref in refs:
-        lifecycle.remove(store, store.resolve(ref), opts["force"])
+        control.remove(store, store.resolve(ref), opts["force"])
         print(ref)
     return 0

@@ -61,7 +61,7 @@ def build_config(args: list[str]) -> ContainerConfig:
     if net.startswith("container:"):
         # Docker's rules for --net container:NAME: the other container's network namespace,
         # hostname and /etc files; --hostname and --dns conflict with it.
-        from minirt import lifecycle
+        from minirt import liveness
         from minirt.state import Store
 
         if opts["hostname"]:
@@ -72,7 +72,7 @@ def build_config(args: list[str]) -> ContainerConfig:
             raise ConfigError("conflicting options: port publishing and the container type network mode")
         store = Store()
         target = store.load(store.resolve(net.split(":", 1)[1]))
-        if not lifecycle.init_alive(target):
+        if not liveness.init_alive(target):
             raise ConfigError(f"cannot join the network of container {target['name']}: it is not running")
         net, net_pid = "container", target["pid"]
         opts["hostname"] = target["config"]["hostname"]

@@ -8,7 +8,7 @@ from minirt.state import Store
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import control, liveness
     from minirt.config import ContainerConfig
     from minirt.process.supervisor import run_detached
 
@@ -18,12 +18,12 @@ def main(args: list[str]) -> int:
     for ref in args:
         cid = store.resolve(ref)
         rec = store.load(cid)
-        st = lifecycle.status(rec)
+        st = liveness.status(rec)
         if st == "running":
             print(ref)
             continue
         if st == "dead":
-            lifecycle.cleanup_dead(store, cid, rec)
+            control.cleanup_dead(store, cid, rec)
         cfg = ContainerConfig.from_dict(rec["config"])
         cfg.detach = True
         try:

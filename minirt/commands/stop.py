@@ -21,7 +21,7 @@ def parse_signal(name: str) -> int:
 
 
 def main(args: list[str]) -> int:
-    from minirt import lifecycle
+    from minirt import control
 
     opts, refs = parse(OPTIONS, args, stop_at_operand=False)
     if not refs:
@@ -33,6 +33,6 @@ def main(args: list[str]) -> int:
     store = Store()
     for ref in refs:
         cid = store.resolve(ref)
-        lifecycle.stop(store, cid, float(t), sig)
+        control.stop(store, cid, float(t), sig)
         print(ref)
     return 0

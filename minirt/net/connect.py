@@ -21,7 +21,7 @@ messages through netlink.Rtnl rather than the precompiled per-container ones (wh
 State: the record's "connected" list holds one entry per added network, written under the
 record's lock. The owning process releases those leases when the container exits
 (runtime.finish reads the list back from disk), `rm`/`gc` of a crashed container do it in
-lifecycle.cleanup_dead, and the veths go with the container's network namespace. Connections
+control.cleanup_dead, and the veths go with the container's network namespace. Connections
 last for one run: a restarted container comes back on its first network only (Docker
 re-attaches every endpoint; documented in the README).
 
@@ -43,11 +43,11 @@ def host_ifname(cid: str, n: int) -> str:
 
 
 def _running(store, ref: str) -> tuple[str, dict]:
-    from minirt import lifecycle
+    from minirt import liveness
 
     cid = store.resolve(ref)
     rec = store.load(cid)
-    if lifecycle.status(rec) != "running":
+    if liveness.status(rec) != "running":
         raise ConflictError(f"container {ref}: is not running")
     cfg = rec.get("config", {})
     if cfg.get("net") != "bridge":

@@ -234,7 +234,7 @@ class Responder:
     def __init__(self, root: str, network: str, udp, tcp, upstreams: list[str]):
         import threading
 
-        from minirt.net.network import load
+        from minirt.net.netrecord import load
 
         self.net = load(root, network)
         self.root, self.network = root, network

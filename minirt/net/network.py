@@ -32,45 +32,10 @@ import time
 
 from minirt import explain
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
+from minirt.net.netrecord import DEFAULT_BRIDGE, DEFAULT_NETWORK, Network, list_networks, load, load_existing, networks_dir
 from minirt.state import atomic_write_json, read_json, rmtree
 
-DEFAULT_NETWORK = "minirt"
-DEFAULT_BRIDGE = "minirt0"
 DEFAULT_CONFIG = "/etc/minirt/config.json"
-
-
-class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
-                 "dir", "subnet6", "prefixlen6", "gateway6")  # fmt: skip
-
-    def __init__(self, record: dict, directory: str):
-        self.name = record["name"]
-        self.bridge = record["bridge"]
-        self.subnet = record["subnet"]
-        self.prefixlen = int(self.subnet.rsplit("/", 1)[1])
-        self.gateway = record["gateway"]
-        self.mtu = record["mtu"]
-        self.firewall = record["firewall"]
-        self.internal = record.get("internal", False)
-        self.icc = record.get("icc", True)
-        self.dns = record.get("dns", self.name != DEFAULT_NETWORK)
-        self.dir = directory
-        # dual-stack (network create --ipv6): None on IPv4-only networks
-        self.subnet6 = record.get("subnet6")
-        self.prefixlen6 = int(self.subnet6.rsplit("/", 1)[1]) if self.subnet6 else None
-        self.gateway6 = record.get("gateway6")
-
-    def spec(self):
-        from minirt.net.firewall import NetworkSpec
-
-        spec = NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal, self.icc)
-        if self.subnet6:
-            spec.subnet6, spec.gateway6 = self.subnet6, self.gateway6
-        return spec
-
-
-def networks_dir(root: str) -> str:
-    return f"{root}/networks"
 
 
 def _lock(root: str) -> int:
@@ -79,22 +44,6 @@ def _lock(root: str) -> int:
     fd = os.open(f"{d}/lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
-
-
-def load(root: str, name: str) -> Network | None:
-    d = f"{networks_dir(root)}/{name}"
-    try:
-        return Network(read_json(f"{d}/network.json"), d)
-    except FileNotFoundError:
-        return None
-
-
-def list_networks(root: str) -> list[Network]:
-    try:
-        names = sorted(os.listdir(networks_dir(root)))
-    except FileNotFoundError:
-        return []
-    return [n for n in (load(root, name) for name in names if name != "lock") if n is not None]
 
 
 def pinned_subnet() -> str | None:
@@ -131,13 +80,6 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         return net, _setup_host_side(net, host)
     finally:
         os.close(fd)
-
-
-def load_existing(root: str, name: str) -> Network:
-    net = load(root, name)
-    if net is None:
-        raise NoSuchObject(f"network {name!r}: no such network")
-    return net
 
 
 def ensure_host_side(root: str, name: str, host) -> int:

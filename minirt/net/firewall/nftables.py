@@ -39,7 +39,8 @@ batch, and a hint where the cause is known.
 """
 
 from minirt import explain
-from minirt.net.firewall import FirewallError, ruleset
+from minirt.errors import FirewallError
+from minirt.net.firewall import ruleset
 from minirt.net.firewall.render import render
 
 _ctx = None

@@ -109,7 +109,7 @@ helper = None
 
 
 def apply(script: str, step: str) -> None:
-    from minirt.net.firewall import FirewallError
+    from minirt.errors import FirewallError
 
     for line in script.splitlines():
         explain.cmd(f"nft '{line}'" if "{" in line or "@" in line else f"nft {line}")

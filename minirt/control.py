@@ -1,4 +1,4 @@
-"""Operations on existing containers: liveness, signals, stop, removal, garbage collection.
+"""Control of existing containers: signals, stop, removal, garbage collection.
 
 Runs in: any minirt command, host namespaces. The kernel is the source of truth: a record
 says "running" but its process is checked by pid + start time (runc: a pid alone can be
@@ -11,28 +11,9 @@ import os
 import time
 
 from minirt import explain, procfs
+from minirt.liveness import init_alive, owner_alive, status
 from minirt.errors import ConflictError
 from minirt.state import Store
-
-
-def init_alive(rec: dict) -> bool:
-    return bool(rec.get("pid")) and procfs.is_alive(rec["pid"], rec.get("start_time"))
-
-
-def owner_alive(rec: dict) -> bool:
-    for key in ("supervisor", "owner"):
-        o = rec.get(key)
-        if o and procfs.is_alive(o.get("pid", 0), o.get("start_time")):
-            return True
-    return False
-
-
-def status(rec: dict) -> str:
-    if rec.get("status") in ("running", "created") and init_alive(rec):
-        return "running"
-    if rec.get("status") in ("running", "created") and not owner_alive(rec):
-        return "dead"  # a crash left it: `minirt gc` cleans it
-    return rec.get("status", "unknown")
 
 
 def send_signal(rec: dict, sig: int) -> None:
