@@ -65,25 +65,25 @@ def main() -> None:
     for target in (0, 100, 1000):
         extra = [PortMapping("0.0.0.0", 20000 + i, 80, "tcp") for i in range(len(published), target)]
         if extra:
-            fwports.publish(extra, "10.98.0.9")
+            fwports.publish(fwports.elements(extra, "10.98.0.9"))
             published += extra
         pub, unpub = [], []
         for _ in range(20):  # alternate, so every publish starts from the same state
-            pub += times_ms(lambda: fwports.publish(one, SERVER), 1)
-            unpub += times_ms(lambda: fwports.unpublish(one, SERVER), 1)
+            pub += times_ms(lambda: fwports.publish(fwports.elements(one, SERVER)), 1)
+            unpub += times_ms(lambda: fwports.unpublish(fwports.elements(one, SERVER)), 1)
         rows.append((target, pub, unpub))
     print("| already published | publish one, median (min–max) ms | unpublish one, median (min–max) ms | runs |")
     print("|--:|--:|--:|--:|")
     for target, pub, unpub in rows:
         print(f"| {target} | {cell(pub)} | {cell(unpub)} | {len(pub)} |")
-    fwports.publish(one, SERVER)
+    fwports.publish(fwports.elements(one, SERVER))
 
     def connect() -> None:
         c = socket.create_connection(("127.0.0.1", 18080), timeout=2)
         c.close()
 
     with_1000 = median_ms(connect, 200)
-    fwports.unpublish(published, "10.98.0.9")
+    fwports.unpublish(fwports.elements(published, "10.98.0.9"))
     with_1 = median_ms(connect, 200)
     print()
     print("| published ports | TCP connect to a published port, median (ms) |")

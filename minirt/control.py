@@ -1,18 +1,16 @@
-"""Control of existing containers: signals, stop, removal, garbage collection.
+"""Control of existing containers: signals, stop and removal.
 
-Runs in: any minirt command, host namespaces. The kernel is the source of truth: a record
-says "running" but its process is checked by pid + start time (runc: a pid alone can be
-reused), and a container whose owner (the foreground minirt or the supervisor) is gone while
-its record says created/running was left by a crash: `gc` (and `rm`) clean it from the record
-with the same idempotent steps teardown uses.
+Runs in: `minirt kill`, `stop`, `rm`, host namespaces. Liveness is liveness.py's (pid + start
+time, runc's check); undoing the host side is teardown.py's: `rm` of a container that a crash
+left "dead" carries out its plan as `gc` does.
 """
 
 import os
 import time
 
-from minirt import explain, procfs
-from minirt.liveness import init_alive, owner_alive, status
+from minirt import procfs
 from minirt.errors import ConflictError
+from minirt.liveness import init_alive, owner_alive
 from minirt.state import Store
 
 
@@ -70,45 +68,6 @@ def stop(store: Store, cid: str, timeout: float, sig: int) -> None:
         wait_exited(store, cid, 30)
 
 
-def cleanup_dead(store: Store, cid: str, rec: dict) -> None:
-    """Undo what a crashed owner left: the network side (lease, veth) and the record's state."""
-    cfg = rec.get("config", {})
-    if cfg.get("net") == "bridge":
-        from minirt.net import ipam, network
-        from minirt.net.bridge import host_ifname
-
-        net = network.load(store.root, cfg.get("network") or network.DEFAULT_NETWORK)
-        ports = (rec.get("network") or {}).get("ports") or []
-        address = (rec.get("network") or {}).get("address")
-        address6 = (rec.get("network") or {}).get("address6")  # dual-stack networks
-        if ports and address:
-            from minirt.net.firewall import ports as fwports
-            from minirt.net.ports import PortMapping
-
-            try:
-                fwports.unpublish([PortMapping.from_dict(p) for p in ports], address, address6)
-            except Exception:  # noqa: BLE001 - another container may own the key now; not ours to delete
-                pass
-        if net is not None:
-            ipam.release_owner(net.dir, cid)
-        if rec.get("connected"):  # networks added by `minirt network connect`
-            from minirt.net import connect
-
-            connect.release_connected(store.root, cid, rec)
-        ifname = host_ifname(cid)
-        try:
-            import _socket
-
-            _socket.if_nametoindex(ifname)
-        except OSError:
-            pass
-        else:
-            from minirt.net.netlink import Rtnl
-
-            explain.cmd(f"ip link del {ifname}")
-            Rtnl.host().delete_link(ifname)
-
-
 def remove(store: Store, cid: str, force: bool) -> None:
     rec = store.load(cid)
     if init_alive(rec):
@@ -122,46 +81,18 @@ def remove(store: Store, cid: str, force: bool) -> None:
         wait_exited(store, cid, 10)
     if not os.path.isdir(store.container_dir(cid)):
         return
-    cleanup_dead(store, cid, rec)
+    from minirt import teardown
+
+    teardown.finalize_dead(store, cid)  # a crash left it "dead": its plan first (idempotent)
+    try:
+        rec = store.load(cid)
+    except FileNotFoundError:
+        return  # it was a --rm container: finalizing removed it
+    left, failures = teardown.carry_out(store.root, cid, teardown.plan_of(rec))
+    if failures:
+        from minirt.errors import CleanupError
+
+        store.update(cid, lambda r: r.__setitem__("teardown", left))
+        raise CleanupError(failures)
     store.release_name(rec.get("name", ""), cid)
     store.remove(cid)
-
-
-def gc(store: Store) -> list[str]:
-    """Clean every container a crash left behind; healthy ones are not touched."""
-    cleaned = []
-    for cid in store.ids():
-        if not os.path.isdir(store.container_dir(cid)):
-            continue  # removed meanwhile
-        try:
-            rec = store.load(cid)
-        except (FileNotFoundError, ValueError):
-            rec = None
-        if rec is None:
-            # no readable record: a run killed before it wrote one; the owner file says whose
-            pid, started = store.dir_owner(cid)
-            if not procfs.is_alive(pid, started):
-                store.remove(cid)
-                cleaned.append(cid)
-            continue
-        if status(rec) != "dead":
-            continue
-        cleanup_dead(store, cid, rec)
-        if rec.get("config", {}).get("rm"):
-            store.release_name(rec.get("name", ""), cid)
-            store.remove(cid)
-        else:
-            rec.update(status="exited", exit_code=rec.get("exit_code") if rec.get("exit_code") is not None else 137, pid=0)
-            store.save(rec)
-        cleaned.append(cid)
-    # names whose container is gone
-    try:
-        names = os.listdir(f"{store.root}/names")
-    except FileNotFoundError:
-        names = []
-    for name in names:
-        owner = store.name_owner(name)
-        if owner and not os.path.isdir(store.container_dir(owner)):
-            store.release_name(name, owner)
-    return cleaned
-

@@ -7,14 +7,21 @@ Runs in: the minirt parent, host namespaces.
 
 `run` is create + start: create() leaves the container process parked at the NET_READY
 barrier with every undo registered; start() releases it. This is the seam for the OCI-style
-create/start/state/kill/delete verbs. Each step registers its undo before it acts (STYLE 2.4),
-and the same idempotent undo list serves rollback on failure and teardown after exit.
+create/start/state/kill/delete verbs.
+
+Two kinds of undo, kept apart on purpose:
+- host changes (leases, veths, published ports) are the record's teardown plan, persisted
+  before each change and carried out by teardown.py, whoever ends the container: this
+  process, the sentinel, `rm` or `gc` (runc: persist before the point of no return);
+- what only this process holds (the child, sockets, fds, the reserved ports, the nft helper,
+  the sentinel's pipe) is an in-memory undo list (rollback.py), which dies with the process
+  and needs nobody after it. Its entry "carry out the teardown plan" connects the two.
 """
 
 import os
 import time
 
-from minirt import faults, ids, procfs, timing
+from minirt import faults, ids, procfs, teardown, timing
 from minirt.errors import CleanupError
 from minirt.process import signals
 from minirt.process.spawn import Child, spawn
@@ -33,9 +40,15 @@ class Container:
         self.undo: list = []
         self.net: dict = {}  # the NET_READY payload: address, gateway, mac, resolv.conf (bridge)
         self.restarting = record is not None
+        self.firewall = None  # `run -p` on a bridge: the backend holding the nft helper
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
+        # The teardown plan (teardown.py) starts with what the network steps will change; it is
+        # in the record written before the first host change, so it costs no extra write.
+        steps = teardown.bridge_steps(cfg.id, cfg.network) if cfg.net == "bridge" else []
         if record is not None:  # start / restart: same id, name, writable layer
-            self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None)
+            left = [s for s in record.get("teardown") or [] if s not in steps]  # a failed step is retried
+            self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None,
+                               teardown=left + steps)  # fmt: skip
             return
         self.record = {
             "id": cfg.id,
@@ -48,7 +61,26 @@ class Container:
             "start_time": None,
             "exit_code": None,
             "restart_count": 0,
+            "teardown": steps,
         }
+
+    def add_step(self, step: dict) -> None:
+        """Persist one more teardown step, under the record's lock, before its change is made."""
+        self.store.update(self.cfg.id, lambda r: r.setdefault("teardown", []).append(step))
+        self.record["teardown"].append(step)
+
+    def carry_out_plan(self) -> None:
+        """Undo every host change of this run (rollback, exit). The plan on disk is the one to
+        follow: `network connect` adds its steps there while the container runs."""
+        try:
+            steps = teardown.plan_of(self.store.load(self.cfg.id))
+        except (FileNotFoundError, ValueError):
+            steps = self.record.get("teardown", [])
+        left, failures = teardown.carry_out(self.store.root, self.cfg.id, steps, netns_gone=self.child.reaped)
+        self.record["teardown"] = left
+        self.record.pop("connected", None)  # connections last one run; their veths went with the netns
+        if failures:
+            raise CleanupError(failures)
 
 
 def now() -> str:
@@ -83,11 +115,11 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             if cfg.net == "bridge":
                 # the nftables bindings' import (~20 ms) runs in a helper on the other core
                 # while the container and its network are built (net/firewall/nfthelper.py)
-                from minirt.net.firewall import nfthelper
-                from minirt.net.firewall import ports as fwports
+                from minirt.net.firewall import get_backend
 
-                fwports.helper = nfthelper.start()
-                stop = ("# stop the nft helper", fwports.helper.close)
+                c.firewall = get_backend("nftables")
+                c.firewall.start_helper()
+                stop = ("# stop the nft helper", c.firewall.stop_helper)
                 rb.add(*stop)
                 c.undo.append(stop)
         if c.restarting:
@@ -140,13 +172,10 @@ def start(c: Container) -> None:
         c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid), started_at=now())
         c.store.save(c.record)
         rb.release()
-    if c.cfg.detach and c.cfg.ports:
+    if c.cfg.detach and c.firewall is not None:
         # a detached container may run for days: no idle helper beside it (its unpublish at
         # `rm`/`stop` opens its own nft context, off anyone's start-up path)
-        from minirt.net.firewall import ports as fwports
-
-        if fwports.helper is not None:
-            fwports.helper.close()
+        c.firewall.stop_helper()
 
 
 def wait_and_teardown(c: Container) -> int:
@@ -163,9 +192,7 @@ def finish(c: Container, code: int, remove: bool) -> None:
     exit or remove the container."""
     failures = run_undo(c.undo)
     c.undo = []
-    if c.cfg.net == "bridge":
-        _release_connected(c)
-    if remove:
+    if remove and not c.record.get("teardown"):
         _remove_record(c)
     else:
         c.record.update(status="exited", exit_code=code, pid=0, finished_at=now())
@@ -178,20 +205,6 @@ def run(cfg, store: Store) -> int:
     c = create(cfg, store)
     start(c)
     return wait_and_teardown(c)
-
-
-def _release_connected(c: Container) -> None:
-    """Leases of networks added by `minirt network connect` while it ran (another process wrote
-    them into the record on disk, not into c.record): give them back, and forget them."""
-    try:
-        on_disk = c.store.load(c.cfg.id)
-    except FileNotFoundError:
-        return
-    if on_disk.get("connected"):
-        from minirt.net import connect
-
-        connect.release_connected(c.store.root, c.cfg.id, on_disk)
-    c.record.pop("connected", None)
 
 
 def _undo_record(rb: Rollback, c: Container) -> None:

@@ -117,17 +117,22 @@ class Store:
         name, cid = record["name"], record["id"]
         os.makedirs(f"{self.root}/names", mode=0o700, exist_ok=True)
         path = f"{self.root}/names/{name}"
+        # The id goes into a file of the container's own directory first, which is then link()ed
+        # into place: link() fails with EEXIST as O_EXCL does, and a name is never seen empty
+        # (a run killed between create and write would leave a name nobody could reclaim).
+        tmp = f"{self.container_dir(cid)}/name"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.write(fd, cid.encode())
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
         except FileExistsError:
             owner = self.name_owner(name) or "?"
             raise ConflictError(
                 f"name {name!r}: already in use by container {owner[:12]} (remove it or choose another name)"
             ) from None
-        try:
-            os.write(fd, cid.encode())
-        finally:
-            os.close(fd)
         self.save(record)
 
     def release_name(self, name: str, cid: str) -> None:

@@ -1,16 +1,21 @@
-"""minirt gc: reclaim what a crash left behind (leases, veths, records); healthy containers stay."""
+"""minirt gc [--dry-run] [--explain]: finalize containers a crash left behind, then remove what
+no live container owns (leases, published elements, veths, DNS responders, directories,
+names); healthy containers are not touched. See minirt/reconcile.py."""
 
 from minirt.cliparse import FLAG, Option, parse
 from minirt.state import Store
 
-OPTIONS = [Option(("--explain",), FLAG, "print each host change")]
+OPTIONS = [
+    Option(("--dry-run",), FLAG, "list what would be removed; change nothing"),
+    Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command"),
+]
 
 
 def main(args: list[str]) -> int:
-    from minirt import control, explain
+    from minirt import explain, reconcile
 
     opts, _ = parse(OPTIONS, args, stop_at_operand=False)
     explain.enabled = opts["explain"]
-    for cid in control.gc(Store()):
-        print(cid[:12])
+    for line in reconcile.gc(Store(), dry_run=opts["dry_run"]):
+        print(line)
     return 0

@@ -90,11 +90,18 @@ def main(args: list[str]) -> int:
             raise ConfigError("must run as root")
         from minirt.net.netlink import Rtnl
 
+        from minirt import reconcile
+        from minirt.state import Store
+
         host = Rtnl.host()
         for n in network.list_networks(root):
             network.ensure_host_side(root, n.name, host)
             print(n.name)
-        _republish(root)
+        # then the live records' published ports, and away with what no live container owns
+        store = Store(root)
+        reconcile.republish(store)
+        for f in reconcile.findings(store):
+            f.fix()
         return 0
     if sub == "create":
         if len(operands) != 1:
@@ -159,24 +166,3 @@ def _inspect_ipv6(entry: dict, n) -> None:
     entry["IPAM"]["Config"].append({"Subnet": n.subnet6, "Gateway": n.gateway6})
     for a, o in ipam.LeaseStore(f"{n.dir}/leases6").leases().items():
         entry["Containers"].setdefault(o["container"], {})["IPv6Address"] = f"{a}/{n.prefixlen6}"
-
-
-def _republish(root: str) -> None:
-    """The published ports of every running container, from their records (netavark's reload
-    re-adds port forwarding too). Adding an element that is already there with the same value
-    changes nothing, so this is safe on a table that was not flushed."""
-    from minirt import liveness
-    from minirt.net.firewall import ports as fwports
-    from minirt.net.ports import PortMapping
-    from minirt.state import Store
-
-    store = Store(root)
-    for cid in store.ids():
-        try:
-            rec = store.load(cid)
-        except (FileNotFoundError, ValueError):
-            continue
-        net = rec.get("network") or {}
-        if liveness.status(rec) != "running" or not net.get("ports") or not net.get("address"):
-            continue
-        fwports.publish([PortMapping.from_dict(p) for p in net["ports"]], net["address"], net.get("address6"))

@@ -8,7 +8,7 @@ from minirt.state import Store
 
 
 def main(args: list[str]) -> int:
-    from minirt import control, liveness
+    from minirt import liveness, teardown
     from minirt.config import ContainerConfig
     from minirt.process.supervisor import run_detached
 
@@ -22,8 +22,9 @@ def main(args: list[str]) -> int:
         if st == "running":
             print(ref)
             continue
-        if st == "dead":
-            control.cleanup_dead(store, cid, rec)
+        if st == "dead":  # a crash left it: its teardown plan first, as `gc` would
+            teardown.finalize_dead(store, cid)
+            rec = store.load(cid)
         cfg = ContainerConfig.from_dict(rec["config"])
         cfg.detach = True
         try:

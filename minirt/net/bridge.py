@@ -14,10 +14,14 @@ The veth is created in one RTM_NEWLINK with its peer already inside the containe
 fd), up, with ifindex 2, and its host end already enslaved and up. The four messages are
 pyroute2's, compiled once and filled in per container (net/linkmsgs.py: importing pyroute2
 would cost more than the rest of the start together). `lo` is brought up by the container itself
-(net/loopback.py, an ioctl). Detaching does not delete the veth: when the container's last
-process exits its netns is destroyed and the kernel removes the pair (~26 ms later, off the
-user's path; python-stack.md). Only a rollback, where the container is still alive, deletes it
-explicitly. No per-container nft change is needed: forwarding and masquerade are per network.
+(net/loopback.py, an ioctl). Forwarding and masquerade are per network; the only per-container
+nft change is a published port's map element.
+
+Undoing: the lease and the veth are steps of the container's teardown plan from the start
+(written with its record), and the published elements are added to the plan before they are
+published (teardown.py). After the exit the kernel removes the pair with the container's
+netns (~26 ms later, off the user's path: see docs/performance.md); a rollback, where the
+container is still alive, deletes it explicitly.
 """
 
 import _socket
@@ -27,11 +31,7 @@ from minirt import explain, faults, ids, timing
 from minirt.errors import ConfigError
 from minirt.net import network, sentinel
 from minirt.net.netlink import Rtnl, socket_in
-
-
-def host_ifname(cid: str) -> str:
-    """mr + short id: 14 bytes, under IFNAMSIZ, and maps back to the container."""
-    return "mr" + ids.short(cid)
+from minirt.teardown import host_ifname
 
 
 def attach(c, rb, root: str) -> dict:
@@ -54,11 +54,13 @@ def attach(c, rb, root: str) -> dict:
 
     ifname = host_ifname(cfg.id)
     # Registered first, so it runs last: by then rollback or teardown has done everything.
-    w = sentinel.start(net.dir, cfg.id, ifname, cfg.ports)
+    w = sentinel.start(root, cfg.id, c.record["owner"])
     rb.add("# dismiss the sentinel", sentinel.dismiss, w)
+    # The lease and veth steps of the plan are in the record already (runtime.Container); from
+    # here on every host change is undone by carrying the plan out.
+    rb.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
 
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
-    rb.add(f"# release the address of {ids.short(cfg.id)} in {net.name}", ipam.release_owner, net.dir, cfg.id)
     previous = (c.record.get("network") or {}).get("address") if c.restarting else None
     address6 = None
     if net.subnet6:  # dual-stack: both leases under one hold of the network lock
@@ -79,7 +81,6 @@ def attach(c, rb, root: str) -> dict:
     mac = ipam.mac_for(address)
     host_tx = linkmsgs.Sender(msgs, _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0))
     rb.add("# close the host netlink socket", host_tx.close)
-    rb.add(f"# delete veth {ifname}", _delete_veth, c, ifname)
     explain.cmd(
         f"ip link add {ifname} mtu {net.mtu} master {net.bridge} up type veth "
         f"peer name eth0 mtu {net.mtu} address {mac} netns {pid}"
@@ -106,10 +107,14 @@ def attach(c, rb, root: str) -> dict:
         ctr_tx.close()
     timing.mark("container-side")
     if cfg.ports:
+        from minirt import teardown
+        from minirt.net.firewall import get_backend
         from minirt.net.firewall import ports as fwports
 
-        rb.add("# unpublish the ports", fwports.unpublish, cfg.ports, address, address6)
-        fwports.publish(cfg.ports, address, address6)
+        fw = c.firewall if c.firewall is not None and c.firewall.name == net.firewall else get_backend(net.firewall)
+        elements = fwports.elements(cfg.ports, address, address6)
+        c.add_step(teardown.ports_step(net.name, fw.name, elements))  # written down, then made
+        fw.publish(elements)
         # A container reaching its own published port through a host address: with
         # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
         # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
@@ -195,21 +200,3 @@ def _index_of(ifname: str) -> int | None:
         return _socket.if_nametoindex(ifname)
     except OSError:
         return None
-
-
-def _delete_veth(c, ifname: str) -> None:
-    if c.child.reaped:
-        # The container's netns dies with its last process: the kernel deletes the pair.
-        explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
-        return
-    delete_host_link(ifname)
-
-
-def delete_host_link(ifname: str) -> None:
-    """`ip link del IFNAME` in the host netns; a link already gone is fine (netlink.delete_link)."""
-    explain.cmd(f"ip link del {ifname}")
-    host = Rtnl.host()
-    try:
-        host.delete_link(ifname)
-    finally:
-        host.close()

@@ -19,19 +19,19 @@ the first endpoint). This runs once per connect, off the start-up path, so it us
 messages through netlink.Rtnl rather than the precompiled per-container ones (which name eth0).
 
 State: the record's "connected" list holds one entry per added network, written under the
-record's lock. The owning process releases those leases when the container exits
-(runtime.finish reads the list back from disk), `rm`/`gc` of a crashed container do it in
-control.cleanup_dead, and the veths go with the container's network namespace. Connections
-last for one run: a restarted container comes back on its first network only (Docker
-re-attaches every endpoint; documented in the README).
+record's lock. The lease and the veth of each are steps of the container's teardown plan
+(teardown.py), written there before they exist: whoever ends the container (its owner at exit,
+the sentinel, `rm`, `gc`) undoes them with the rest, and `disconnect` carries out just that
+network's steps. Connections last for one run: a restarted container comes back on its first
+network only (Docker re-attaches every endpoint; see docs/networking.md).
 
-Every step registers its undo before it acts (minirt/rollback.py), so a failed connect leaves
+A failed connect carries out its own steps (minirt/rollback.py holds that undo), so it leaves
 no lease, veth or record change; MINIRT_FAULT=fail:connect-after-veth proves it.
 """
 
 import os
 
-from minirt import explain, faults, ids
+from minirt import explain, faults, ids, teardown
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.rollback import Rollback
 
@@ -58,9 +58,9 @@ def _running(store, ref: str) -> tuple[str, dict]:
 def _lease_owner(root: str, cid: str, rec: dict) -> dict:
     """The owner of the container's first lease (the process that tears it down), so that the
     new lease is reclaimed exactly when that one is."""
-    from minirt.net import ipam, network
+    from minirt.net import ipam, netrecord
 
-    first = network.load_existing(root, networks_of(rec)[0])
+    first = netrecord.load_existing(root, networks_of(rec)[0])
     for owner in ipam.LeaseStore(f"{first.dir}/leases").leases().values():
         if owner.get("container") == cid:
             return {"container": cid, "pid": owner["pid"], "start_time": owner.get("start_time")}
@@ -69,9 +69,9 @@ def _lease_owner(root: str, cid: str, rec: dict) -> dict:
 
 def networks_of(rec: dict) -> list[str]:
     """Every network a container is on: its first, then the connected ones in order."""
-    from minirt.net import network
+    from minirt.net import netrecord
 
-    first = (rec.get("config") or {}).get("network") or network.DEFAULT_NETWORK
+    first = (rec.get("config") or {}).get("network") or netrecord.DEFAULT_NETWORK
     return [first] + [e["network"] for e in rec.get("connected") or []]
 
 
@@ -96,7 +96,11 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
         eth, hostif = f"eth{n}", host_ifname(cid, n)
         pid = rec["pid"]
         owner = _lease_owner(store.root, cid, rec)
-        rb.add(f"# release the address of {ids.short(cid)} in {net.name}", ipam.release_owner, net.dir, cid)
+        # the lease and the veth go into the container's teardown plan before they exist, so
+        # whoever ends the container (its owner, the sentinel, rm, gc) undoes them too
+        steps = teardown.connected_steps(net.name, hostif)
+        store.update(cid, lambda r: r.setdefault("teardown", teardown.plan_of(r)).extend(steps))
+        rb.add(f"# carry out the plan's steps for network {net.name}", _undo_steps, store, cid, steps)
         if net.subnet6:
             address, address6 = ipam.allocate6(net.dir, net.subnet, net.gateway, net.subnet6, net.gateway6, owner)
         else:
@@ -109,7 +113,6 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
         mac = ipam.mac_for(address)
         netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         rb.add("# close the container netns fd", os.close, netns_fd)
-        rb.add(f"# delete veth {hostif}", _delete, hostif)
         explain.cmd(f"ip link add {hostif} mtu {net.mtu} master {net.bridge} up type veth "
                     f"peer name {eth} mtu {net.mtu} address {mac} netns {pid}")  # fmt: skip
         _create_veth(host, hostif, eth, net.mtu, bridge_index, mac, netns_fd)
@@ -140,7 +143,7 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
 def disconnect(store, net_name: str, ref: str, force: bool) -> None:
     """Remove the interface `connect` added (the first network cannot be disconnected: that
     would leave the container without its default route; Docker allows it, minirt refuses)."""
-    from minirt.net import ipam, network
+    from minirt.net import netrecord
 
     cid = store.resolve(ref)
     rec = store.load(cid)
@@ -150,26 +153,24 @@ def disconnect(store, net_name: str, ref: str, force: bool) -> None:
     if net_name == nets[0]:
         raise ConfigError(f"container {ref}: {net_name!r} is its first network; only networks added with "
                           "`network connect` can be disconnected")  # fmt: skip
-    endpoint = next(e for e in rec["connected"] if e["network"] == net_name)
-    _delete(endpoint["host_ifname"])
-    net = network.load(store.root, net_name)
-    if net is not None:
-        ipam.release_owner(net.dir, cid)
-    elif not force:
+    if netrecord.load(store.root, net_name) is None and not force:
         raise NoSuchObject(f"network {net_name!r}: no such network")
+    steps = [st for st in teardown.plan_of(rec) if st.get("network") == net_name]
+    _undo_steps(store, cid, steps)
     store.update(cid, lambda r: r.__setitem__(
         "connected", [e for e in r.get("connected") or [] if e["network"] != net_name]))  # fmt: skip
 
 
-def release_connected(root: str, cid: str, rec: dict) -> None:
-    """The container has exited: give back the leases of its connected networks (their veths
-    went with its network namespace). Idempotent."""
-    from minirt.net import ipam, network
+def _undo_steps(store, cid: str, steps: list[dict]) -> None:
+    """Carry out `steps` of the container's plan now (the container runs: its veth is deleted
+    explicitly), then drop the ones that are done from the plan on disk."""
+    from minirt.errors import CleanupError
 
-    for e in rec.get("connected") or []:
-        net = network.load(root, e["network"])
-        if net is not None:
-            ipam.release_owner(net.dir, cid)
+    left, failures = teardown.carry_out(store.root, cid, steps)
+    done = [st for st in steps if st not in left]
+    store.update(cid, lambda r: r.__setitem__("teardown", [st for st in teardown.plan_of(r) if st not in done]))
+    if failures:
+        raise CleanupError(failures)
 
 
 def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:
@@ -193,9 +194,3 @@ def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, n
         if e.errno == errno.EEXIST:
             raise ConflictError(f"create veth {hostif}: interface already exists (try `minirt gc`)") from None
         raise NetworkError(f"create veth {hostif}: {e.strerror}") from None
-
-
-def _delete(hostif: str) -> None:
-    from minirt.net.bridge import delete_host_link
-
-    delete_host_link(hostif)

@@ -1,12 +1,16 @@
-"""A watchdog that detaches a container from its network if minirt itself dies.
+"""A watchdog that carries out a container's teardown plan if minirt itself dies.
 
-Runs in: a small process forked from minirt after the network is known and before anything is
-allocated in it. It blocks on a pipe whose only write end minirt holds (close-on-exec, so the
-container never has it). minirt writes "d" (done) once it has torn down or rolled back
-itself; EOF without "d" means minirt was killed (kill -9, OOM), and the sentinel does the
-teardown from what it knows: the container id, the network, the host veth name. Every step is
-idempotent, so racing the kernel's own veth removal is harmless. This is sshuttle's firewall
-helper idea (undo on stdin EOF); the container itself dies through PR_SET_PDEATHSIG.
+Runs in: a small process forked from the process that owns the container (the foreground
+`minirt run` or the detached supervisor), after the container's record and plan are written
+and before anything is allocated in the network. It blocks on a pipe whose only write end the
+owner holds (close-on-exec, so the container never has it). The owner writes "d" (done) once it
+has torn down or rolled back itself; EOF without "d" means the owner was killed (kill -9, OOM),
+and the sentinel finalizes the container exactly as `gc` would (teardown.finalize_dead): the
+plan in the record, then the record itself. It waits for the container's init first, which
+PR_SET_PDEATHSIG kills together with the owner, and acts only while the dead process is still
+the record's owner, so a container restarted meanwhile is left to its new owner. Every step is
+idempotent, so racing `gc` or the kernel's own veth removal is harmless. This is sshuttle's
+firewall helper idea (undo on stdin EOF).
 """
 
 import os
@@ -14,7 +18,7 @@ import os
 from minirt import explain
 
 
-def start(network_dir: str, cid: str, host_ifname: str, ports: list | None = None) -> int:
+def start(root: str, cid: str, owner: dict) -> int:
     """Fork the sentinel; returns the write end to pass to dismiss()."""
     r, w = os.pipe()
     pid = os.fork()
@@ -30,27 +34,35 @@ def start(network_dir: str, cid: str, host_ifname: str, ports: list | None = Non
             os.setsid()  # out of minirt's process group: the terminal's ^C is not for us
             explain.enabled = False
             if os.read(r, 1) != b"d":
-                from minirt.net import ipam
-                from minirt.net.netlink import Rtnl
-
-                leases = ipam.LeaseStore(f"{network_dir}/leases").leases()
-                address = next((a for a, o in leases.items() if o.get("container") == cid), None)
-                leases6 = ipam.LeaseStore(f"{network_dir}/leases6").leases()  # dual-stack only
-                address6 = next((a for a, o in leases6.items() if o.get("container") == cid), None)
-                try:
-                    if ports and address:
-                        from minirt.net.firewall import ports as fwports
-
-                        fwports.unpublish(ports, address, address6)
-                    Rtnl.host().delete_link(host_ifname)
-                finally:
-                    ipam.release_owner(network_dir, cid)
-        except BaseException:  # noqa: BLE001 - a watchdog never returns into minirt's code
+                _owner_died(root, cid, owner)
+        except BaseException as e:  # noqa: BLE001 - a watchdog never returns into minirt's code
             code = 1
+            _log(root, f"sentinel of {cid[:12]}: {e!r}")
         finally:
             os._exit(code)
     os.close(r)
     return w
+
+
+def _owner_died(root: str, cid: str, owner: dict) -> None:
+    import time
+
+    from minirt import liveness, procfs, teardown
+    from minirt.state import Store
+
+    store = Store(root)
+    deadline = time.monotonic() + 10
+    # EOF comes as the owner's files are closed, early in its exit: it still counts as alive
+    # for a moment after that, and its init dies by PDEATHSIG a moment later still
+    while time.monotonic() < deadline:
+        try:
+            rec = store.load(cid)
+        except (FileNotFoundError, ValueError):
+            return
+        if not liveness.init_alive(rec) and not procfs.is_alive(owner["pid"], owner["start_time"]):
+            break
+        time.sleep(0.005)
+    teardown.finalize_dead(store, cid, expect_owner=owner)
 
 
 def dismiss(w: int) -> None:
@@ -60,3 +72,13 @@ def dismiss(w: int) -> None:
     except OSError:
         pass
     os.close(w)
+
+
+def _log(root: str, message: str) -> None:
+    """A sentinel has no terminal: what went wrong goes to $MINIRT_ROOT/sentinel.log."""
+    try:
+        fd = os.open(f"{root}/sentinel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.write(fd, f"{message}\n".encode())
+        os.close(fd)
+    except OSError:
+        pass

@@ -23,9 +23,9 @@ def test_parse_v6_host_address():
 
 def test_v4_only_scripts_are_unchanged_and_dual_stack_adds_v6():
     maps = ports.parse("8080:80") + ports.parse("127.0.0.1:9090:80") + ports.parse("[2001:db8::1]:8082:80")
-    v4 = fwports.publish_script(maps, "10.0.0.2")
+    v4 = fwports.publish_script(fwports.elements(maps, "10.0.0.2"))
     assert "ports6" not in v4 and v4.startswith(fwports.DECLARE + "\n")
-    dual = fwports.publish_script(maps, "10.0.0.2", "fd00:77::2").splitlines()
+    dual = fwports.publish_script(fwports.elements(maps, "10.0.0.2", "fd00:77::2")).splitlines()
     elements = [line for line in dual if line.startswith("add element")]
     assert elements == [
         "add element inet minirt ports_any { tcp . 8080 : 10.0.0.2 . 80 }",
@@ -33,7 +33,7 @@ def test_v4_only_scripts_are_unchanged_and_dual_stack_adds_v6():
         "add element inet minirt ports_ip { 127.0.0.1 . tcp . 9090 : 10.0.0.2 . 80 }",
         "add element inet minirt ports6_ip { 2001:db8::1 . tcp . 8082 : fd00:77::2 . 80 }",
     ]
-    undo = fwports.unpublish_script(maps, "10.0.0.2", "fd00:77::2")
+    undo = fwports.unpublish_script(fwports.elements(maps, "10.0.0.2", "fd00:77::2"))
     assert "delete element inet minirt ports6_any { tcp . 8080 }" in undo
 
 

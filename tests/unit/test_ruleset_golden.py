@@ -17,6 +17,7 @@ import pytest
 from minirt import explain
 from minirt.errors import ConfigError, MinirtError, NetworkError
 from minirt.net.firewall import FirewallError, NetworkSpec, get_backend, ruleset
+from minirt.net.firewall import libnft
 from minirt.net.firewall import nftables as nft_backend
 from minirt.net.firewall.none import NoFirewall
 from minirt.net.firewall.render import render, script
@@ -212,7 +213,7 @@ class FakeContext:
 
 def test_backend_sends_one_transaction_and_explains_it(monkeypatch, capfd):
     fake = FakeContext()
-    monkeypatch.setattr(nft_backend, "_ctx", fake)
+    monkeypatch.setattr(libnft, "_ctx", fake)
     monkeypatch.setattr(explain, "enabled", True)
     nft_backend.NftablesBackend().setup_network(NET)
     assert fake.sent == [{"nftables": ruleset.setup_network_batch(NET)}]
@@ -222,7 +223,7 @@ def test_backend_sends_one_transaction_and_explains_it(monkeypatch, capfd):
 
 def test_backend_turns_a_refusal_into_a_firewall_error_with_context(monkeypatch, capfd):
     fake = FakeContext(-1, "internal:0:0-0: Error: Could not process rule: File exists\n\n")
-    monkeypatch.setattr(nft_backend, "_ctx", fake)
+    monkeypatch.setattr(libnft, "_ctx", fake)
     with pytest.raises(FirewallError) as info:
         nft_backend.NftablesBackend().setup_network(NET)
     msg = str(info.value)
@@ -243,7 +244,7 @@ def test_backend_turns_a_refusal_into_a_firewall_error_with_context(monkeypatch,
 
 def test_a_bad_spec_never_reaches_libnftables(monkeypatch):
     fake = FakeContext()
-    monkeypatch.setattr(nft_backend, "_ctx", fake)
+    monkeypatch.setattr(libnft, "_ctx", fake)
     with pytest.raises(ConfigError):
         nft_backend.NftablesBackend().setup_network(NetworkSpec("q", 'br"0', "10.0.0.0/24", "10.0.0.1"))
     assert fake.sent == []

@@ -11,6 +11,16 @@ no typing.Protocol, to keep the import free:
     teardown_network(net: NetworkSpec) -> None  one atomic change; idempotent (a network that
                                                 is already gone is not an error)
     delete_table() -> None                      remove everything the backend made (tests, gc)
+    publish(elements) -> None                   add published-port elements, (map, key, value)
+                                                triples from firewall/ports.elements(); one
+                                                transaction; idempotent
+    unpublish(elements) -> None                 delete the elements that still map to our
+                                                values (value-checked: another container's are
+                                                left alone); idempotent
+    published() -> dict                         {(map, key): value} in the kernel (gc, reload)
+    start_helper() / stop_helper()              `run -p` only: load the packet filter's library
+                                                in a helper process on the other core while the
+                                                container is built (nfthelper.py)
 
 They raise FirewallError when the packet filter refuses the change, and then nothing changed,
 or ConfigError for a spec that cannot be expressed (checked before anything is sent).

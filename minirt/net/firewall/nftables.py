@@ -40,24 +40,14 @@ batch, and a hint where the cause is known.
 
 from minirt import explain
 from minirt.errors import FirewallError
-from minirt.net.firewall import ruleset
-from minirt.net.firewall.render import render
 
-_ctx = None
-
-
-def context():
-    """The process's libnftables context, created on first use (import included)."""
-    global _ctx
-    if _ctx is None:
-        import nftables  # lazy: only network setup and removal pay for it
-
-        _ctx = nftables.Nftables()
-    return _ctx
+from minirt.net.firewall.libnft import context
 
 
 def apply(batch: list[dict], what: str, hint: str = "") -> None:
     """Send `batch` as one transaction; on refusal raise FirewallError("nft <what>: <error>")."""
+    from minirt.net.firewall.render import render
+
     lines = render(batch)
     for line in lines:
         explain.cmd(line)
@@ -84,12 +74,47 @@ def _error_text(err: str) -> str:
 
 
 class NftablesBackend:
-    """nft equivalents: render(ruleset.setup_network_batch(net)) and friends."""
+    """nft equivalents: render(ruleset.setup_network_batch(net)) and friends. Published ports
+    go through firewall/ports.py's text scripts (the 1.0.6 JSON bug), through the helper
+    process when `run -p` started one (nfthelper.py)."""
 
     name = "nftables"
 
+    def __init__(self) -> None:
+        self.helper = None
+
+    def start_helper(self) -> None:
+        """Import the bindings in a helper on the other core while the container is built."""
+        from minirt.net.firewall import nfthelper
+
+        self.helper = nfthelper.start()
+
+    def stop_helper(self) -> None:
+        if self.helper is not None:
+            self.helper.close()
+
+    def publish(self, elements) -> None:
+        """Add (map, key, value) elements; one transaction; adding what is there is a no-op."""
+        from minirt.net.firewall import ports
+
+        ports.publish(elements, self.helper)
+
+    def unpublish(self, elements) -> None:
+        """Delete the elements that still map to our values (value-checked); idempotent."""
+        from minirt.net.firewall import ports
+
+        ports.unpublish(elements, self.helper)
+
+    def published(self) -> dict:
+        """{(map, key): value} of every published element in the kernel (gc, reload)."""
+        from minirt.net.firewall import ports
+
+        return ports.listed()
+
     def setup_network(self, net) -> None:
         """Table, maps, base chains and the network's chains and elements; idempotent."""
+        from minirt.net.firewall import ruleset
+
         apply(
             ruleset.setup_network_batch(net),
             f"setup for network {net.name}",
@@ -98,6 +123,8 @@ class NftablesBackend:
 
     def teardown_network(self, net) -> None:
         """The network's elements and chains; a network already gone is fine."""
+        from minirt.net.firewall import ruleset
+
         apply(
             ruleset.teardown_network_batch(net),
             f"teardown for network {net.name}",
@@ -106,4 +133,6 @@ class NftablesBackend:
 
     def delete_table(self) -> None:
         """The whole `inet minirt` table (tests, gc after the last network); idempotent."""
+        from minirt.net.firewall import ruleset
+
         apply(ruleset.delete_table_batch(), "delete table inet minirt")

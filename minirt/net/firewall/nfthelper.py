@@ -97,7 +97,7 @@ def start() -> NftHelper:
 
 
 def _serve(r: int, w: int) -> None:
-    from minirt.net.firewall.nftables import context
+    from minirt.net.firewall.libnft import context
 
     ctx = context()  # the import this helper exists for
     while True:

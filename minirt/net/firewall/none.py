@@ -17,3 +17,18 @@ class NoFirewall:
 
     def delete_table(self) -> None:
         pass
+
+    def start_helper(self) -> None:
+        pass
+
+    def stop_helper(self) -> None:
+        pass
+
+    def publish(self, elements) -> None:
+        pass
+
+    def unpublish(self, elements) -> None:
+        pass
+
+    def published(self) -> dict:
+        return {}

@@ -71,51 +71,55 @@ def _element(m, address: str) -> tuple[str, str, str]:
     return "ports_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address} . {m.container_port}"
 
 
-def _elements(mappings, address: str, address6: str | None):
-    """(map, key, value) of each mapping: v4 as before; on a dual-stack container (address6)
-    a mapping on all addresses is published on the IPv6 ones too (Docker: 0.0.0.0 and ::),
-    and one bound to an IPv6 host address goes to ports6_ip only."""
+def elements(mappings, address: str, address6: str | None = None) -> list[tuple[str, str, str]]:
+    """(map, key, value) of each mapping, exactly as nft takes them: v4 as before; on a
+    dual-stack container (address6) a mapping on all addresses is published on the IPv6 ones
+    too (Docker: 0.0.0.0 and ::), and one bound to an IPv6 host address goes to ports6_ip only.
+    These triples are what a container's teardown plan records (teardown.py)."""
+    out = []
     for m in mappings:
         if ":" in m.host_ip:
             if address6:
-                yield "ports6_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address6} . {m.container_port}"
+                out.append(("ports6_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address6} . {m.container_port}"))
             continue
-        yield _element(m, address)
+        out.append(_element(m, address))
         if address6 and m.host_ip == "0.0.0.0":
-            yield "ports6_any", f"{m.proto} . {m.host_port}", f"{address6} . {m.container_port}"
+            out.append(("ports6_any", f"{m.proto} . {m.host_port}", f"{address6} . {m.container_port}"))
+    return out
 
 
-def publish_script(mappings, address: str, address6: str | None = None) -> str:
-    lines = [DECLARE, DECLARE6] if address6 else [DECLARE]
-    for name, key, value in _elements(mappings, address, address6):
+def _declare(elems) -> list[str]:
+    return [DECLARE, DECLARE6] if any(name.startswith("ports6") for name, _k, _v in elems) else [DECLARE]
+
+
+def publish_script(elems) -> str:
+    lines = _declare(elems)
+    for name, key, value in elems:
         lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
     return "\n".join(lines)
 
 
-def unpublish_script(mappings, address: str, address6: str | None = None) -> str:
+def unpublish_script(elems) -> str:
     """Declare each element with our value before deleting it: if another container owns the
-    key now, the add conflicts and the transaction changes nothing (moby checks the old value
-    before deleting a map element for the same reason)."""
-    lines = [DECLARE, DECLARE6] if address6 else [DECLARE]
-    for name, key, value in _elements(mappings, address, address6):
+    key now, the add conflicts (EEXIST) and the transaction changes nothing (moby checks the
+    old value before deleting a map element for the same reason)."""
+    lines = _declare(elems)
+    for name, key, value in elems:
         lines.append(f"add element inet minirt {name} {{ {key} : {value} }}")
         lines.append(f"delete element inet minirt {name} {{ {key} }}")
     return "\n".join(lines)
 
 
-# set by runtime.create for `run -p`: a process with the nftables bindings already imported
-# (nfthelper.py); None, or a helper another process started, means "use our own context"
-helper = None
-
-
-def apply(script: str, step: str) -> None:
+def apply(script: str, step: str, helper=None) -> None:
+    """One nft transaction: through `helper` (a process with the bindings imported,
+    nfthelper.py) when it can, else through this process's own context."""
     from minirt.errors import FirewallError
 
     for line in script.splitlines():
         explain.cmd(f"nft '{line}'" if "{" in line or "@" in line else f"nft {line}")
     result = helper.cmd(script) if helper is not None else None
     if result is None:
-        from minirt.net.firewall.nftables import context
+        from minirt.net.firewall.libnft import context
 
         result = context().cmd(script)
     rc, _out, err = result
@@ -124,11 +128,74 @@ def apply(script: str, step: str) -> None:
         raise FirewallError(f"nft {step}: {first}", script)
 
 
-def publish(mappings, address: str, address6: str | None = None) -> None:
-    if mappings:
-        apply(publish_script(mappings, address, address6), "publish ports")
+def publish(elems, helper=None) -> None:
+    if elems:
+        apply(publish_script(elems), "publish ports", helper)
 
 
-def unpublish(mappings, address: str, address6: str | None = None) -> None:
-    if mappings:
-        apply(unpublish_script(mappings, address, address6), "unpublish ports")
+def unpublish(elems, helper=None) -> None:
+    """Delete the elements that still map to our values. One transaction; if it is refused
+    (some key now maps to another container), each element on its own, so that the keys
+    still ours are deleted and the others are left to their new owner."""
+    if not elems:
+        return
+    from minirt.errors import FirewallError
+
+    try:
+        apply(unpublish_script(elems), "unpublish ports", helper)
+        return
+    except FirewallError:
+        if len(elems) == 1:
+            _not_ours_or_raise(elems, helper)
+            return
+    for e in elems:
+        try:
+            apply(unpublish_script([e]), "unpublish port", helper)
+        except FirewallError:
+            _not_ours_or_raise([e], helper)
+
+
+def _not_ours_or_raise(elems, helper) -> None:
+    """A refused value-checked delete: fine when the key maps elsewhere now (not ours to
+    delete); any other refusal is an error."""
+    name, key, value = elems[0]
+    current = listed().get((name, key))
+    if current is not None and current != value:
+        explain.cmd(f"# {name} {{ {key} }} maps to {current} now, not {value}: not ours, left alone")
+        return
+    apply(unpublish_script(elems), "unpublish ports", helper)
+
+
+MAPS = ("ports_any", "ports_ip", "ports6_any", "ports6_ip")
+
+
+def listed() -> dict[tuple[str, str], str]:
+    """Every published element in the kernel: {(map, key): value}, keys and values rendered as
+    nft takes them ("tcp . 8080", "10.88.0.2 . 80"). Read as JSON (listing is one of the
+    things libnftables 1.0.6's JSON gets right; the maps are declared in text, see above)."""
+    from minirt.net.firewall.libnft import context
+
+    ctx = context()
+    ctx.set_json_output(True)
+    try:
+        rc, out, _err = ctx.cmd("list table inet minirt")
+    finally:
+        ctx.set_json_output(False)
+    if rc != 0:
+        return {}  # no table: nothing is published
+    import json
+
+    found = {}
+    for obj in json.loads(out).get("nftables", []):
+        m = obj.get("map")
+        if not m or m.get("name") not in MAPS:
+            continue
+        for key, value in m.get("elem") or []:
+            found[(m["name"], _render(key))] = _render(value)
+    return found
+
+
+def _render(v) -> str:
+    if isinstance(v, dict) and "concat" in v:
+        return " . ".join(_render(x) for x in v["concat"])
+    return str(v)

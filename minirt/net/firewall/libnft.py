@@ -1,0 +1,18 @@
+"""The process's one libnftables context (the nftables Python bindings), made on first use.
+
+Runs in: whichever minirt process first changes or lists the packet filter: network setup and
+removal, publishing without a helper, the nft helper itself (nfthelper.py), gc and reload.
+A leaf: the backend, the port scripts and the helper all reach libnftables through it.
+"""
+
+_ctx = None
+
+
+def context():
+    """The process's libnftables context, created on first use (import included)."""
+    global _ctx
+    if _ctx is None:
+        import nftables  # lazy: only network setup and removal pay for it
+
+        _ctx = nftables.Nftables()
+    return _ctx

@@ -1,0 +1,213 @@
+"""The teardown plan: every host change of a container, written down before it is made, and the
+one executor that undoes it.
+
+Runs in: every process that ends a container's hold on the host. The minirt parent (rollback of
+a failed start, and the normal exit), the supervisor (exit, restart), the sentinel (minirt was
+killed), `rm`, `gc`, `start` of a dead container and `network disconnect`. They all call
+carry_out(); none of them knows how to undo a step by itself.
+
+runc's rule, "persist before the point of no return" (libcontainer/process_linux.go: the state
+is stored before procRun): a step is appended to the record, under the record's lock, before
+the change it undoes is made. A process killed at any instant therefore leaves a record that
+names everything it may have changed, and whoever finds the owner dead carries the plan out.
+
+    state.json "teardown": [                       appended in the order the changes are made
+      {"undo": "lease", "network": "minirt"}       release this container's leases in the network
+      {"undo": "veth", "network": "minirt",        delete the host end of the pair
+       "ifname": "mr3f2a9c1e0d4f"}
+      {"undo": "ports", "network": "minirt",       delete each published element that still
+       "firewall": "nftables",                     maps to this container
+       "elements": [["ports_any", "tcp . 8080", "10.88.0.2 . 80"], ...]}
+    ]
+
+Steps are carried out newest first. Each is idempotent and deletes only what is still its own:
+- a lease is released only while it names this container (ipam.release_owner: under the
+  network's lock, inode-checked);
+- an element is deleted only while its value is ours: the transaction declares it with our
+  value first, which the kernel refuses (EEXIST) when the key now maps to someone else, as
+  moby checks the old value before deleting a map element;
+- a veth is named after the container id (`mr` + 12 hex, or `mr` + 11 hex + `x` + N for a
+  connected network), a name no other container can have.
+
+What is not a host change is not in the plan: the overlay and every other mount live in the
+container's own mount namespace; the port reservation sockets and the nft helper die with the
+process holding them; the DNS responder counts live leases, so the lease step is its
+reference. Later resources (cgroups) add a step kind here and nowhere else.
+"""
+
+import os
+
+from minirt import explain, ids
+
+# A plan's steps of one network: the first network's are written with the record; those of a
+# connected network by `network connect`, and removed again by `network disconnect`.
+
+
+def bridge_steps(cid: str, network: str) -> list[dict]:
+    """The steps of a container on a bridge network, known before anything is allocated: its
+    lease and its veth. They go into the record that is written before the first host change."""
+    return [
+        {"undo": "lease", "network": network},
+        {"undo": "veth", "network": network, "ifname": host_ifname(cid)},
+    ]
+
+
+def connected_steps(network: str, ifname: str) -> list[dict]:
+    return [{"undo": "lease", "network": network}, {"undo": "veth", "network": network, "ifname": ifname}]
+
+
+def ports_step(network: str, firewall: str, elements: list) -> dict:
+    return {"undo": "ports", "network": network, "firewall": firewall, "elements": [list(e) for e in elements]}
+
+
+def host_ifname(cid: str) -> str:
+    """mr + short id: 14 bytes, under IFNAMSIZ, and maps back to the container."""
+    return "mr" + ids.short(cid)
+
+
+def plan_of(rec: dict) -> list[dict]:
+    """The record's plan. A record written before plans existed (a container started by an
+    older minirt) gets the plan its network fields imply."""
+    if "teardown" in rec:
+        return rec["teardown"]
+    net = rec.get("network") or {}
+    if (rec.get("config") or {}).get("net") != "bridge" or not net.get("network"):
+        return []
+    steps = bridge_steps(rec["id"], net["network"])
+    if net.get("ports") and net.get("address"):
+        from minirt.net.firewall import ports as fwports
+        from minirt.net.ports import PortMapping
+
+        mappings = [PortMapping.from_dict(p) for p in net["ports"]]
+        steps.append(ports_step(net["network"], "nftables", fwports.elements(mappings, net["address"], net.get("address6"))))
+    for e in rec.get("connected") or []:
+        steps += connected_steps(e["network"], e["host_ifname"])
+    return steps
+
+
+def carry_out(root: str, cid: str, steps: list[dict], netns_gone: bool = False) -> tuple[list[dict], list[str]]:
+    """Undo `steps` newest first; returns (the steps that failed, their messages). Keeps going
+    past a failure, so one refused step never leaves the others undone (netavark's
+    NetavarkErrorList). netns_gone: the container's init has been reaped, so its network
+    namespace is on its way out and the kernel deletes its veths (about 26 ms later, off the
+    user's path); the caller that needs them gone at once (rollback, disconnect) says False."""
+    failed, failures = [], []
+    for step in reversed(steps):
+        try:
+            _UNDO[step["undo"]](root, cid, step, netns_gone)
+        except Exception as e:  # noqa: BLE001 - collect and keep going: teardown does all it can
+            failed.insert(0, step)
+            failures.append(f"{describe(step, cid)}: {e}")
+    return failed, failures
+
+
+def describe(step: dict, cid: str) -> str:
+    kind = step["undo"]
+    if kind == "lease":
+        return f"release the lease of {ids.short(cid)} in network {step['network']}"
+    if kind == "veth":
+        return f"delete veth {step['ifname']}"
+    if kind == "ports":
+        return f"unpublish {len(step['elements'])} port element(s) of {ids.short(cid)}"
+    return f"undo {kind}"
+
+
+def _undo_lease(root: str, cid: str, step: dict, _netns_gone: bool) -> None:
+    from minirt.net import ipam, netrecord
+
+    net = netrecord.load(root, step["network"])
+    if net is not None:  # a removed network took its leases with it
+        ipam.release_owner(net.dir, cid)
+
+
+def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool) -> None:
+    ifname = step["ifname"]
+    if link_exists(ifname):
+        if netns_gone:
+            explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
+            return
+        delete_host_link(ifname)
+
+
+def _undo_ports(_root: str, _cid: str, step: dict, _netns_gone: bool) -> None:
+    from minirt.net.firewall import get_backend
+
+    get_backend(step.get("firewall") or "nftables").unpublish([tuple(e) for e in step["elements"]])
+
+
+_UNDO = {"lease": _undo_lease, "veth": _undo_veth, "ports": _undo_ports}
+
+
+def link_exists(ifname: str) -> bool:
+    import _socket
+
+    try:
+        _socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    return True
+
+
+def delete_host_link(ifname: str) -> None:
+    """`ip link del IFNAME` in the host netns; a link already gone is fine (netlink.delete_link)."""
+    from minirt.net.netlink import Rtnl
+
+    explain.cmd(f"ip link del {ifname}")
+    host = Rtnl.host()
+    try:
+        host.delete_link(ifname)
+    finally:
+        host.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A container whose owner is gone: carry out its plan, then record the exit (or remove it)
+
+
+def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
+    """The container's owner died without tearing down (kill -9, OOM): carry out its plan and
+    keep the record as "exited" (137 unless an exit was recorded), or remove it (--rm).
+    Serves `gc`, `rm`, `start` and the sentinel; under the record's lock, so two of them never
+    finalize one container twice. With expect_owner (the sentinel), only if that process is
+    still the record's owner: a container restarted meanwhile belongs to its new owner.
+    Returns False if there was nothing to do (not dead, gone, or owned by another process)."""
+    import fcntl
+
+    from minirt import liveness
+    from minirt.state import atomic_write_json, read_json
+
+    d = store.container_dir(cid)
+    try:
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        try:
+            rec = read_json(f"{d}/state.json")
+        except (FileNotFoundError, ValueError):
+            return False
+        if expect_owner is not None and _owner_key(rec.get("supervisor") or rec.get("owner")) != _owner_key(expect_owner):
+            return False
+        if liveness.status(rec) != "dead":
+            return False
+        left, failures = carry_out(store.root, cid, plan_of(rec))
+        if (rec.get("config") or {}).get("rm") and not left:
+            store.release_name(rec.get("name", ""), cid)
+            store.remove(cid)
+            return True
+        code = rec.get("exit_code")
+        rec.update(status="exited", exit_code=137 if code is None else code, pid=0, teardown=left)
+        rec.pop("connected", None)
+        atomic_write_json(f"{d}/state.json", rec)
+        if failures:
+            from minirt.errors import CleanupError
+
+            raise CleanupError(failures)
+        return True
+    finally:
+        os.close(dfd)
+
+
+def _owner_key(o: dict | None) -> tuple:
+    return (o or {}).get("pid"), (o or {}).get("start_time")
