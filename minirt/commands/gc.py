@@ -1,4 +1,5 @@
-"""minirt gc: reclaim what a crash left behind (leases, veths, records); healthy containers stay."""
+"""minirt gc: reclaim what a crash left behind (published ports, leases, veths, records, names);
+healthy containers stay."""
 
 from minirt.cliparse import FLAG, Option, parse
 from minirt.state import Store
