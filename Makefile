@@ -47,7 +47,8 @@ $(VENV)/.created:
 	@touch $@
 
 # Non-editable on purpose: users run an installed package, and PYTHONDONTWRITEBYTECODE in this
-# environment would keep an editable install from ever caching bytecode (python-stack.md).
+# environment would keep an editable install from ever caching bytecode (docs/performance.md,
+# "Measured costs").
 # Debian's nftables bindings match the system libnftables; a link makes just that package
 # importable in the venv (the whole dist-packages would drag in Python 3.11 modules).
 $(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt

@@ -611,7 +611,7 @@ def engine_docker():
 def engine_podman(root: str):
     """Debian's podman 4.3 with --net none only (its bridge is CNI's, programmed in the host's
     namespace, which the bench never touches), storage under the bench's temp root, cgroups under
-    a parent of our own, the rlimits this VM needs (docker-behaviour.md, "Failures")."""
+    a parent of our own, the rlimits this VM needs (docs/performance.md, "Peers on this machine")."""
     exe = shutil.which("podman")
     if not exe:
         fail("BENCH_PEERS=podman: podman is not installed (`BENCH_PEERS=podman make bench` installs it)")

@@ -7,7 +7,7 @@ import re
 
 # scenario -> one line: why minirt differs from Docker 20.10 on purpose (README, "Where minirt
 # differs from Docker"), or what Docker 28+ does where 20.10 is the odd one out
-# (../shared/reference/peers-and-rulesets.md).
+# (docs/networking.md, "Docker's behaviour").
 # scenario -> (reason, the value minirt is meant to show or None when it depends on the host).
 INTENDED = {
     "mtu": ("MTU follows the uplink (1400 here); Docker uses 1500 whatever the uplink", None),

@@ -93,8 +93,9 @@ def apply(caps: frozenset[str], no_new_privs: bool) -> None:
 
     After execve as uid 0 the kernel gives permitted = effective = bounding (capabilities(7),
     "root" rules), capped by the old permitted set when no_new_privs is on; so the bounding
-    set is what decides, and permitted must still hold the set at exec time. Lowering
-    effective before permitted avoids EPERM (python-stack.md). Ambient capabilities must be
+    set is what decides, and permitted must still hold the set at exec time. Effective is
+    lowered before permitted: the other order fails with EPERM (checked with python-prctl 1.8.1,
+    docs/performance.md, "Measured costs"). Ambient capabilities must be
     in both permitted and inheritable, so emptying inheritable clears them (capabilities(7)).
     """
     import prctl

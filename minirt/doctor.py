@@ -5,7 +5,9 @@ Runs in: the host network namespace; reads only (nft -j through libnftables, /pr
 The trap it looks for first: in nftables an `accept` ends only its own base chain. Another
 table with a base chain on the same hook (forward, or postrouting) whose policy is drop, or
 that drops at its end (iptables-nft's `FORWARD DROP` left by an iptables Docker, ufw,
-firewalld), still drops what minirt's table accepted (peers-and-rulesets.md section 0, item 4).
+firewalld), still drops what minirt's table accepted (docs/networking.md, "Coexistence with
+other firewalls"). Only chains whose policy is drop are found; a drop rule at a chain's end is not
+detected yet.
 """
 
 import os

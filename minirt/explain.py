@@ -1,7 +1,8 @@
 """--explain: print each host change as the `ip`/`nft`/`sysctl`/`mount` line a person would type.
 
 The line is printed by the same function that makes the change, from the same data, so the
-two cannot drift (STYLE 2.10). Off by default: one attribute check per call.
+two cannot drift (the idea of CNI's knftables Fake/Dump: one model, two renderings). Off by
+default: one attribute check per call.
 """
 
 import os

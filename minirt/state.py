@@ -2,10 +2,15 @@
 
     $MINIRT_ROOT/
       names/<name>                  the id owning <name>; created O_EXCL, so a name has one owner
+      containers/<id>/owner         "<pid> <start time>" of the creating process, written first
+                                    (gc attributes a directory without a record by it)
       containers/<id>/state.json    one record per container, only written by atomic_write_json
       containers/<id>/upper, work   overlay layers: the container's writable layer
       containers/<id>/merged        mount point of the overlay (mounted only inside the container's
                                     own mount namespace, so it vanishes with it)
+      containers/<id>/container.log detached containers' output (process/supervisor.py)
+      containers/<id>/stop-requested  `minirt stop` was asked: no restart (control.stop)
+      networks/                     bridge networks (net/network.py, net/ipam.py)
 
 Readers see the old file or the new one, never half of one (runc saveState: temp + rename).
 """

@@ -1,4 +1,5 @@
-"""minirt network ls | rm NAME: the bridge networks and their host side."""
+"""minirt network create | ls | inspect | connect | disconnect | reload | rm: the bridge
+networks, their host side, and the networks of a running container."""
 
 import os
 import sys

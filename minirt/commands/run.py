@@ -1,4 +1,5 @@
-"""minirt run [OPTIONS] [--] COMMAND [ARG...]: create and start a container, wait for it."""
+"""minirt run [OPTIONS] [--] COMMAND [ARG...]: create and start a container, wait for it (or,
+with -d, hand it to a supervisor and print its id)."""
 
 import os
 import sys

@@ -1,1 +1,1 @@
-"""Container networking: the modes (none, host, later bridge) and the pieces they are built from."""
+"""Container networking: the modes (none, host, bridge, container:) and the pieces they are built from."""

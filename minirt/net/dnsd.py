@@ -11,16 +11,17 @@ Runs in: two places.
 
 This is Podman's aardvark-dns shape (one responder per network, on the gateway address), not
 Docker's embedded resolver at 127.0.0.11 inside every container, which needs per-container
-DNAT/SNAT rules in the container's netns (docker-behaviour.md, "User-defined network"). The
+DNAT/SNAT rules in the container's netns (docs/networking.md, "Docker's behaviour"). The
 container's resolv.conf names the gateway (net/dns.py).
 
 What it answers (the data is read live from minirt's state, so containers started after the
-asking one resolve; docker-behaviour.md: `cb`, `cb.n1` and the short id):
+asking one resolve; Docker's resolver answers the same forms, e.g. `cb`, `cb.n1` and cb's short
+id: docs/networking.md, "Docker's behaviour"):
 
     <name>, <name>.<network>, <alias>, <alias>.<network>, <id12>   ->  A <address>
 
     $MINIRT_ROOT/networks/<network>/leases/<ip>   owner {container, pid, start_time}  (net/ipam.py)
-    $MINIRT_ROOT/networks/<network>/leases6/<ip>  the same for IPv6, when a v6 IPAM writes it
+    $MINIRT_ROOT/networks/<network>/leases6/<ip>  the same for IPv6 (dual-stack networks)
     $MINIRT_ROOT/containers/<id>/state.json       name, config.aliases, config.dns
     $MINIRT_ROOT/networks/<network>/dns.pid       "<pid> <start_time>" of the running responder
     $MINIRT_ROOT/networks/<network>/dns.log       the responder's errors

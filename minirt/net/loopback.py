@@ -1,6 +1,7 @@
 """Bring `lo` up in the current network namespace with one ioctl, no netlink library.
 
-Runs in: the container init, inside its new netns (`--net none`). pyroute2 costs ~150 ms to
+Runs in: the container init, inside its new netns (`--net none` and bridge; not `host` or
+`container:`, whose netns is not ours). pyroute2 costs ~150 ms to
 import; SIOCSIFFLAGS on a throwaway socket costs microseconds (what `ip link set lo up` does
 via netlink, and bubblewrap's loopback_setup via raw rtnetlink).
 """

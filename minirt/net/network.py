@@ -1,17 +1,21 @@
-"""Bridge networks: their records, and creating or removing the host side of one.
+"""Bridge networks: creating, repairing or removing the host side of one (the records
+themselves are read through net/netrecord.py, a leaf module).
 
 Runs in: the minirt parent, host network namespace.
 
     $MINIRT_ROOT/networks/
       lock                         flock: creating and removing networks
-      <name>/network.json          bridge, subnet, gateway, mtu, firewall backend (atomic JSON)
+      <name>/network.json          bridge, subnet, gateway, mtu, firewall backend, internal, icc,
+                                   dns, subnet6/gateway6 (atomic JSON; net/netrecord.py)
       <name>/lock                  flock: IPAM for this network (net/ipam.py)
       <name>/leases/<ip>           one lease per address (net/ipam.py)
       <name>/leases6/<ip6>         the same for IPv6, dual-stack networks only (--ipv6)
       <name>/dns.pid, dns.log      the network's DNS responder, when it runs (net/dnsd.py)
 
-A network is the bridge with the gateway address, ip_forward, and the network's chains in
-minirt's nft table (net/firewall). It is created on first use and stays until `minirt network
+A network is the bridge with the gateway address, ip_forward, route_localnet on the bridge
+(for published ports reached from the host's 127.0.0.1), bridge-nf-call-iptables when icc is
+off, IPv6 forwarding on a dual-stack network, and the network's chains in minirt's nft table
+(net/firewall). It is created on first use and stays until `minirt network
 rm`, like Docker's default bridge. The record names the firewall backend it was set up with,
 so removal uses the same one (netavark's firewall-driver file). If the bridge has vanished
 from the kernel while the record remains (someone deleted it), the next container re-creates

@@ -77,7 +77,7 @@ def parse(spec: str) -> list[PortMapping]:
 
 
 def _ipv6_host(text: str, spec: str) -> str:
-    """The canonical form of an IPv6 host address; ::1 and :: are refused (see README, IPv6)."""
+    """The canonical form of an IPv6 host address; ::1 and :: are refused (docs/networking.md, IPv6)."""
     try:
         addr = _socket.inet_ntop(_socket.AF_INET6, _socket.inet_pton(_socket.AF_INET6, text))
     except (OSError, ValueError):

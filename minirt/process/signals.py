@@ -1,8 +1,10 @@
 """Signals between minirt and its container: what is forwarded, and waiting for the exit.
 
-Runs in: the minirt parent (or, later, the supervisor). The forwarded signals and SIGCHLD are
-blocked before fork and collected with sigwaitinfo, so no Python signal handler runs and no
-KeyboardInterrupt can land in the middle of setup or teardown.
+Runs in: the minirt parent of a foreground `run`, and `minirt exec`. The forwarded signals and
+SIGCHLD are blocked before fork (spawn.py, for every container, also under a supervisor) and
+collected with sigwaitinfo, so no Python signal handler runs and no KeyboardInterrupt can land
+in the middle of setup or teardown. A detached container's supervisor waits on the pidfd
+instead (process/supervisor.py).
 """
 
 import os

@@ -26,7 +26,8 @@ They raise FirewallError when the packet filter refuses the change, and then not
 or ConfigError for a spec that cannot be expressed (checked before anything is sent).
 Backends are imported lazily by get_backend() (sshuttle's get_method, pipx's get_backend): the
 nftables bindings are loaded only when a network is set up or removed, never on the
-per-container path. Teardown uses the backend recorded in the network's network.json, not the
+per-container path of a container without published ports (`-p` loads them in a helper forked
+before the container: firewall/nfthelper.py, firewall/ports.py). Teardown uses the backend recorded in the network's network.json, not the
 current default (netavark's firewall-driver file, pipx's "metadata above env").
 
 Other firewalls on the host are not minirt's to change: see the coexistence note in

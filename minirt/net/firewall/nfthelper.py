@@ -5,13 +5,13 @@ the container's init is forked (runtime.create); it lives until the container's 
 unpublished at teardown.
 
 Why: importing the nftables bindings costs ~20 ms here (they import json, and with it re and
-enum, and ctypes; python-stack.md), half the start-up of a bridge container, and a published
-port needs them on the critical path: the DNAT element can be written only once the
-container's address is leased, and the container must not start before its ports work. So the
-import runs in this helper on the other core while the parent forks the container and builds
-its network. The parent still builds each nft script and prints it for --explain
-(firewall/ports.py); the helper only runs it through libnftables and sends back rc and the
-error text. One script per request, so each change is still one nft transaction.
+enum, and ctypes; docs/performance.md, "Measured costs"), half the start-up of a bridge
+container, and a published port needs them on the critical path: the DNAT element can be
+written only once the container's address is leased, and the container must not start before
+its ports work. So the import runs in this helper on the other core while the parent forks
+the container and builds its network. The parent still builds each nft script and prints it
+for --explain (firewall/ports.py); the helper only runs it through libnftables and sends back
+rc and the error text. One script per request, so each change is still one nft transaction.
 
 Protocol (two pipes, both close-on-exec): request = u32 length + script (UTF-8); reply = i32 rc
 + u32 length + libnftables' error text. EOF on the request pipe (the parent closed it, or

@@ -5,46 +5,52 @@ batches, render.py turns the same batches into `nft ...` lines.
 
 One table, `inet minirt`. minirt touches nothing else and never flushes the ruleset (netavark's
 `inet netavark`, moby's `docker-bridges`, CNI's `cni_hostport`). The shape follows Docker 29's
-nftables bridge driver (peers-and-rulesets.md 2.1): base chains dispatch through verdict maps
-keyed by bridge name, so a packet that is neither to nor from one of our bridges finds no
-element and leaves at once, and the cost does not grow with the number of networks.
+nftables bridge driver (docs/networking.md, "Docker's behaviour"): base chains dispatch through
+verdict maps keyed by bridge name, so a packet that is neither to nor from one of our bridges
+finds no element and leaves at once, and the cost does not grow with the number of networks.
 
     table inet minirt
-      map fwd_in  { type ifname : verdict }  "<br>" : jump net-<name>-in    (into the bridge)
-      map fwd_out { type ifname : verdict }  "<br>" : jump net-<name>-out   (out of the bridge)
-      map nat_out { type ifname : verdict }  "<br>" : jump net-<name>-nat
+      map fwd_in  { type ifname : verdict }  "<br>" : jump net-<name>-in      (into the bridge)
+      map fwd_out { type ifname : verdict }  "<br>" : jump net-<name>-out     (out of the bridge)
+      map nat_out { type ifname : verdict }  "<br>" : jump net-<name>-nat     (keyed by iifname)
+      map nat_in  { type ifname : verdict }  "<br>" : jump net-<name>-hairpin (keyed by oifname)
       chain forward      type filter hook forward priority filter; policy accept
                            oifname vmap @fwd_in
                            iifname vmap @fwd_out
       chain postrouting  type nat hook postrouting priority srcnat; policy accept
                            iifname vmap @nat_out
+                           oifname vmap @nat_in
       chain net-<name>-in    ct state established,related accept
                              iifname "<br>" accept              container to container, same bridge
-                                                                (icc=false: a drop after the next rule)
-                             drop                               Docker 28+: no direct access from
-                                                                outside; published ports will be
-                                                                map elements in front of it
+                                                                (icc=false: none; a drop after the next rule)
+                             ct status dnat accept              published ports (firewall/ports.py DNATs them)
+                             drop                               Docker 28+: no direct access from outside
       chain net-<name>-out   ct state established,related accept
                              accept                     (internal: oifname != "<br>" drop)
       chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal)
                              oifname != "<br>" ip6 saddr <subnet6> masquerade (dual-stack only)
+      chain net-<name>-hairpin  ct status dnat masquerade       (none if internal) a container reaching
+                                                                a published port of its own bridge
+
+The published-port maps and chains (ports_ip, ports_any, prerouting, output, ports, ports_masq)
+live in the same table but are declared by firewall/ports.py, in nft text.
 
 Ownership marks: every rule carries the comment `minirt:net:<name>`, or
-`minirt:net:<name>:<why>` where the reason helps a reader of `nft list` (the unpublished drop).
-Network names cannot contain ':', so the mark of one network is never a prefix of another's
-(CNI's ipmasq comments; gc deletes only what carries a mark). A map element is owned by the
+`minirt:net:<name>:<why>` where the reason helps a reader of `nft list` (published, icc,
+unpublished, hairpin). Network names cannot contain ':', so the mark of one network is never a
+prefix of another's (CNI's ipmasq comments; gc deletes only what carries a mark). A map element is owned by the
 network whose chain it jumps to; nft has no element comments we rely on.
 
 Idempotence. `add table/chain/map` are idempotent, `add rule` is not: every chain we fill is
 flushed and refilled in the same batch (CNI's tx.Flush + tx.Add), the two base chains included
-(their three dispatch rules are network-independent; the maps carry the per-network part).
+(their four dispatch rules are network-independent; the maps carry the per-network part).
 Adding an element that exists with the same value is a no-op; with a different value the kernel
 refuses the whole batch with EEXIST (checked with libnftables 1.0.6 / Linux 6.18). So setting
 up a network whose bridge another network already owns fails instead of stealing its traffic.
 
 Teardown declares every object before deleting it (moby's template, LXC's `add table; delete
 table`), so it cannot fail on something already gone and needs no parsing of nft's errors.
-It also re-adds the three elements with this network's value before deleting them. `delete
+It also re-adds the four elements with this network's value before deleting them. `delete
 element` matches the key only, whatever the value; the add makes the kernel check the value
 first, so a teardown never removes an element another network owns (moby's MapElement.delete
 checks the old value for the same reason). Be aware: tearing down on a host that has no
@@ -54,13 +60,13 @@ fail); delete_table_batch() removes it.
 Coexistence. An accept here is final only for this table's base chain. Every base chain on the
 same hook, in any table, sees the packet in priority order, and a drop in any of them wins:
 ufw's `policy drop`, firewalld, or iptables-nft's `FORWARD DROP` left by an iptables-mode
-Docker (peers-and-rulesets.md 0.4) still drop what minirt accepts. minirt does nothing about
-that automatically: it does not edit other tables, insert rules into them or change their
-policies (it could not know it is allowed to). The user has to accept the bridge's traffic in
-their own firewall, e.g. `iptables -I FORWARD -i minirt0 -j ACCEPT` and the reverse with
-`-o minirt0 -m conntrack --ctstate RELATED,ESTABLISHED`, or a rule in their own nft table;
-the README documents it. Conversely minirt's own drop (unpublished inbound) applies however
-permissive the other tables are.
+Docker still drop what minirt accepts (docs/networking.md, "Coexistence with other firewalls").
+minirt does nothing about that automatically: it does not edit other tables, insert rules into
+them or change their policies (it could not know it is allowed to). The user has to accept the
+bridge's traffic in their own firewall, e.g. `iptables -I FORWARD -i minirt0 -j ACCEPT` and the
+reverse with `-o minirt0 -m conntrack --ctstate RELATED,ESTABLISHED`, or a rule in their own nft
+table; docs/networking.md documents it and `minirt doctor` names such chains. Conversely
+minirt's own drop (unpublished inbound) applies however permissive the other tables are.
 """
 
 from minirt.errors import ConfigError
@@ -155,9 +161,9 @@ def _chain(verb: str, name: str, **hook) -> dict:
 
 def _map(name: str) -> dict:
     # `type ifname : verdict` declared in JSON works in libnftables 1.0.6 (checked: listed back
-    # as a map, vmap rules and elements work). The 1.0.6 JSON bugs (python-stack.md) hit maps
-    # whose *data* is a concatenation, which must be declared in nft text syntax instead
-    # (see nftables.py).
+    # as a map, vmap rules and elements work). The 1.0.6 JSON bugs (docs/networking.md,
+    # "libnftables 1.0.6 JSON quirks") hit maps whose *data* is a concatenation, which must be
+    # declared in nft text syntax instead (firewall/ports.py does).
     return {"add": {"map": {**_T, "name": name, "type": "ifname", "map": "verdict"}}}
 
 
