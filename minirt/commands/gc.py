@@ -9,7 +9,7 @@ OPTIONS = [Option(("--explain",), FLAG, "print each host change")]
 def main(args: list[str]) -> int:
     from minirt import control, explain
 
-    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False, prog="minirt gc [OPTIONS]")
     explain.enabled = opts["explain"]
     for cid in control.gc(Store()):
         print(cid[:12])

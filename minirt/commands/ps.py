@@ -9,7 +9,7 @@ OPTIONS = [Option(("-a", "--all"), FLAG, "also stopped containers"), Option(("-q
 def main(args: list[str]) -> int:
     from minirt import liveness
 
-    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False, prog="minirt ps [OPTIONS]")
     store = Store()
     rows = []
     for cid in store.ids():
