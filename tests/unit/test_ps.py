@@ -17,9 +17,9 @@ def store(tmp_path, monkeypatch):
 def add(store: Store, n: int, status: str, **rec) -> str:
     cid = f"{n:x}" * 64
     os.makedirs(store.container_dir(cid))
-    net = {"address": f"10.88.0.{n}", "prefixlen": 24}
-    atomic_write_json(f"{store.container_dir(cid)}/state.json",
-                      {"id": cid, "name": f"c{n}", "status": status, "network": net, "config": {"argv": ["sh"]}, **rec})  # fmt: skip
+    record = {"id": cid, "name": f"c{n}", "status": status, "config": {"argv": ["sh"]},
+              "network": {"address": f"10.88.0.{n}", "prefixlen": 24}, **rec}  # fmt: skip
+    atomic_write_json(f"{store.container_dir(cid)}/state.json", record)
     return cid
 
 
