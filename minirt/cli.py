@@ -23,7 +23,8 @@ VERBS = {
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 
-USAGE = "Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h}\n" for v, h in VERBS.items())
+USAGE = ("Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h}\n" for v, h in VERBS.items())
+         + "\nRun `minirt COMMAND --help` for a command's options.\n")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,21 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  #
 NET_MODES = ("none", "host", "bridge", "container")
 
 
+def mount_target(path: str, what: str) -> str:
+    """The destination of a -v or --tmpfs mount, normalised lexically; `/` is refused.
+
+    Docker cleans the destination with Go's path.Clean and refuses `/` (moby
+    volume/mounts/linux_parser.go, linuxValidateNotRoot: "destination can't be '/'"), so
+    `/etc/../..` and `//` are refused too: a mount there would hide the container's whole root
+    filesystem. os.path.normpath keeps a leading `//` (POSIX leaves its meaning open), Go's
+    Clean does not: strip it, or `//` would slip through as a second spelling of `/`.
+    """
+    target = "/" + os.path.normpath(path).lstrip("/")
+    if target == "/":
+        raise ConfigError(f"{what}: destination can't be '/'")
+    return target
+
+
 class Volume:
     __slots__ = ("source", "target", "readonly")
 
@@ -33,7 +48,7 @@ class Volume:
             raise ConfigError(f"volume {spec!r}: host path must be absolute")
         if not parts[1].startswith("/"):
             raise ConfigError(f"volume {spec!r}: container path must be absolute")
-        return cls(os.path.normpath(parts[0]), os.path.normpath(parts[1]), mode == "ro")
+        return cls(os.path.normpath(parts[0]), mount_target(parts[1], f"volume {spec!r}"), mode == "ro")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "target": self.target, "readonly": self.readonly}
@@ -51,7 +66,7 @@ class Tmpfs:
         target, _, options = spec.partition(":")
         if not target.startswith("/"):
             raise ConfigError(f"tmpfs {spec!r}: container path must be absolute")
-        return cls(os.path.normpath(target), options)
+        return cls(mount_target(target, f"tmpfs {spec!r}"), options)
 
     def to_dict(self) -> dict:
         return {"target": self.target, "options": self.options}

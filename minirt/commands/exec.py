@@ -12,15 +12,16 @@ OPTIONS = [
     Option(("-e", "--env"), LIST, "set an environment variable", "NAME[=VALUE]"),
     Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
 ]
+USAGE = "minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]"
 
 
 def main(args: list[str]) -> int:
     from minirt import liveness
     from minirt.process.execin import exec_in
 
-    opts, rest = parse(OPTIONS, args)
+    opts, rest = parse(OPTIONS, args, prog=USAGE)
     if len(rest) < 2:
-        raise ConfigError("exec: usage: minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+        raise ConfigError(f"exec: usage: {USAGE}")
     if os.geteuid() != 0:
         raise ConfigError("must run as root (joining namespaces needs CAP_SYS_ADMIN)")
     store = Store()

@@ -14,7 +14,7 @@ OPTIONS = [
 def main(args: list[str]) -> int:
     from minirt import explain, reconcile
 
-    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False, prog="minirt gc [OPTIONS]")
     explain.enabled = opts["explain"]
     for line in reconcile.gc(Store(), dry_run=opts["dry_run"]):
         print(line)

@@ -2,6 +2,7 @@
 
 import json
 
+from minirt.cliparse import parse
 from minirt.errors import ConfigError
 from minirt.state import Store
 
@@ -73,11 +74,12 @@ def _networks(rec: dict, cfg: dict, net: dict) -> dict:
 def main(args: list[str]) -> int:
     from minirt import liveness
 
-    if not args:
+    _, refs = parse([], args, stop_at_operand=False, prog="minirt inspect CONTAINER [CONTAINER...]")
+    if not refs:
         raise ConfigError("inspect: give at least one container")
     store = Store()
     out = []
-    for ref in args:
+    for ref in refs:
         rec = store.load(store.resolve(ref))
         out.append(document(rec, liveness.status(rec)))
     print(json.dumps(out, indent=4))

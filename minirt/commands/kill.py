@@ -11,7 +11,7 @@ OPTIONS = [Option(("-s", "--signal"), VALUE, "signal (default KILL)", "SIG")]
 def main(args: list[str]) -> int:
     from minirt import control
 
-    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt kill [OPTIONS] CONTAINER [CONTAINER...]")
     if not refs:
         raise ConfigError("kill: give at least one container")
     sig = parse_signal(opts["signal"] or "KILL")

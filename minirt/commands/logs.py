@@ -17,7 +17,7 @@ def main(args: list[str]) -> int:
 
     from minirt import liveness
 
-    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt logs [OPTIONS] CONTAINER")
     if len(refs) != 1:
         raise ConfigError("logs: give exactly one container")
     store = Store()

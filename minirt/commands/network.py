@@ -9,18 +9,37 @@ from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 
-OPTIONS = [
-    Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command"),
-    Option(("-q", "--quiet"), FLAG, "only names"),
-    Option(("--subnet",), LIST, "create: the IPv4 subnet (default: a free one from Docker's pools); "
-           "once more for the IPv6 one", "CIDR"),  # fmt: skip
-    Option(("--gateway",), LIST, "create: the bridge's address (default: the first one); once per family", "ADDRESS"),
-    Option(("--ipv6",), FLAG, "create: dual-stack (IPv6 subnet: the --subnet given, or a ULA /64)"),
-    Option(("--internal",), FLAG, "create: no route out, no masquerade"),
-    Option(("--alias",), LIST, "connect: a network-scoped alias for the container", "NAME"),
-    Option(("-f", "--force"), FLAG, "disconnect: also when the network is gone"),
-    Option(("-o", "--opt"), LIST, "create: driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
-]
+EXPLAIN = Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command")
+
+# One option table per subcommand, as `docker network SUBCOMMAND` has: a flag of another
+# subcommand is refused (`network ls --internal`: unknown flag), not silently ignored.
+# sub: (usage line, what it does, options)
+SUBCOMMANDS = {
+    "ls": ("minirt network ls [OPTIONS]", "list networks",
+           [Option(("-q", "--quiet"), FLAG, "only names")]),
+    "create": ("minirt network create [OPTIONS] NETWORK", "create a bridge network", [
+        EXPLAIN,
+        Option(("--subnet",), LIST, "the IPv4 subnet (default: a free one from Docker's pools); "
+               "once more for the IPv6 one", "CIDR"),
+        Option(("--gateway",), LIST, "the bridge's address (default: the first one); once per family", "ADDRESS"),
+        Option(("--ipv6",), FLAG, "dual-stack (IPv6 subnet: the --subnet given, or a ULA /64)"),
+        Option(("--internal",), FLAG, "no route out, no masquerade"),
+        Option(("-o", "--opt"), LIST, "driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
+    ]),
+    "inspect": ("minirt network inspect NETWORK [NETWORK...]", "Docker-shaped JSON of networks", []),
+    "reload": ("minirt network reload [OPTIONS]", "rebuild every network's bridge and rules from state", [EXPLAIN]),
+    "rm": ("minirt network rm [OPTIONS] NETWORK [NETWORK...]", "remove networks", [EXPLAIN]),
+    "connect": ("minirt network connect [OPTIONS] NETWORK CONTAINER", "connect a running container", [
+        EXPLAIN, Option(("--alias",), LIST, "a network-scoped alias for the container", "NAME"),
+    ]),
+    "disconnect": ("minirt network disconnect [OPTIONS] NETWORK CONTAINER", "disconnect a container", [
+        EXPLAIN, Option(("-f", "--force"), FLAG, "also when the network is gone"),
+    ]),
+}  # fmt: skip
+SUB_ALIASES = {"list": "ls", "remove": "rm"}  # docker's aliases
+USAGE = ("Usage: minirt network COMMAND\n\nCommands:\n"
+         + "".join(f"  {sub:<11} {what}\n" for sub, (_, what, _) in SUBCOMMANDS.items())
+         + "\nRun `minirt network COMMAND --help` for a command's options.\n")  # fmt: skip
 
 # `docker network create -o` keys minirt understands (the short form is minirt's own)
 ICC_KEYS = ("com.docker.network.bridge.enable_icc", "icc")
@@ -44,14 +63,14 @@ def driver_options(opts: list[str]) -> dict:
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage: minirt network ls | create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--internal]"
-                         " [-o com.docker.network.bridge.enable_icc=false] NAME"
-                         " | inspect NAME... | reload | rm NAME..."
-                         " | connect [--alias A] NETWORK CONTAINER | disconnect [-f] NETWORK CONTAINER\n")
+        sys.stdout.write(USAGE)
         return 0
-    sub, rest = args[0], args[1:]
-    opts, operands = parse(OPTIONS, rest, stop_at_operand=False)
-    explain.enabled = opts["explain"]
+    sub, rest = SUB_ALIASES.get(args[0], args[0]), args[1:]
+    if sub not in SUBCOMMANDS:
+        raise ConfigError(f"network: unknown subcommand {sub!r} ({', '.join(SUBCOMMANDS)})")
+    prog, _, options = SUBCOMMANDS[sub]
+    opts, operands = parse(options, rest, stop_at_operand=False, prog=prog)
+    explain.enabled = opts.get("explain", False)
     from minirt.net import network
 
     root = root_dir()
@@ -143,7 +162,7 @@ def main(args: list[str]) -> int:
             network.remove(root, name, host)
             print(name)
         return 0
-    raise ConfigError(f"network: unknown subcommand {sub!r} (ls, create, inspect, reload, rm, connect, disconnect)")
+    raise AssertionError(f"network {sub}: in SUBCOMMANDS but not dispatched")
 
 
 def _by_family(values: list[str] | None, option: str) -> tuple[str | None, str | None]:

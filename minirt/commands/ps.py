@@ -9,7 +9,7 @@ OPTIONS = [Option(("-a", "--all"), FLAG, "also stopped containers"), Option(("-q
 def main(args: list[str]) -> int:
     from minirt import liveness
 
-    opts, _ = parse(OPTIONS, args, stop_at_operand=False)
+    opts, _ = parse(OPTIONS, args, stop_at_operand=False, prog="minirt ps [OPTIONS]")
     store = Store()
     rows = []
     for cid in store.ids():
@@ -23,10 +23,14 @@ def main(args: list[str]) -> int:
         if opts["quiet"]:
             print(cid[:12])
             continue
-        net = rec.get("network") or {}
+        # Only a running container shows an address, as in Docker (a stopped container's
+        # NetworkSettings.IPAddress is ""): a stopped one gave its lease back, a dead one's is
+        # gc's to reclaim, and `start` may hand it another.
+        running = st == "running"
+        net = (rec.get("network") or {}) if running else {}
         shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
         cmd = " ".join(rec.get("config", {}).get("argv") or [])
-        rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if st == "running" else "",
+        rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if running else "",
                      net.get("address", ""), _ports(rec), cmd[:30], rec.get("created", "")))  # fmt: skip
     if not opts["quiet"]:
         head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")

@@ -10,7 +10,7 @@ OPTIONS = [Option(("-f", "--force"), FLAG, "kill a running container first")]
 def main(args: list[str]) -> int:
     from minirt import control
 
-    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt rm [OPTIONS] CONTAINER [CONTAINER...]")
     if not refs:
         raise ConfigError("rm: give at least one container")
     store = Store()

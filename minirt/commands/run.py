@@ -2,10 +2,9 @@
 with -d, hand it to a supervisor and print its id)."""
 
 import os
-import sys
 
 from minirt import caps, explain, ids
-from minirt.cliparse import FLAG, LIST, VALUE, Option, parse, usage
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.config import ContainerConfig, Tmpfs, Volume, container_env, parse_env
 from minirt.errors import ConfigError, NoSuchObject
 
@@ -31,8 +30,8 @@ OPTIONS = [
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
-    Option(("--help",), FLAG, "show this help"),
 ]
+USAGE = "minirt run [OPTIONS] [--] COMMAND [ARG...]"
 
 
 def default_rootfs() -> str:
@@ -51,10 +50,7 @@ def default_rootfs() -> str:
 
 
 def build_config(args: list[str]) -> ContainerConfig:
-    opts, command = parse(OPTIONS, args)
-    if opts["help"]:
-        sys.stdout.write(usage("minirt run [OPTIONS] [--] COMMAND [ARG...]", OPTIONS))
-        raise SystemExit(0)
+    opts, command = parse(OPTIONS, args, prog=USAGE)
     cid = ids.new_id()
     net = opts["network"] or "bridge"  # Docker's default
     network = None

@@ -3,6 +3,7 @@ writable layer, network and (when still free) address."""
 
 import os
 
+from minirt.cliparse import parse
 from minirt.errors import ConfigError, ConflictError
 from minirt.state import Store
 
@@ -12,10 +13,11 @@ def main(args: list[str]) -> int:
     from minirt.config import ContainerConfig
     from minirt.process.supervisor import run_detached
 
-    if not args:
+    _, refs = parse([], args, stop_at_operand=False, prog="minirt start CONTAINER [CONTAINER...]")
+    if not refs:
         raise ConfigError("start: give at least one container")
     store = Store()
-    for ref in args:
+    for ref in refs:
         cid = store.resolve(ref)
         rec = store.load(cid)
         st = liveness.status(rec)

@@ -23,7 +23,7 @@ def parse_signal(name: str) -> int:
 def main(args: list[str]) -> int:
     from minirt import control
 
-    opts, refs = parse(OPTIONS, args, stop_at_operand=False)
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt stop [OPTIONS] CONTAINER [CONTAINER...]")
     if not refs:
         raise ConfigError("stop: give at least one container")
     t = opts["time"] or "10"

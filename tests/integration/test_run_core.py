@@ -166,6 +166,16 @@ def test_volume_of_a_single_file(minirt, tmp_path):
     assert r.stdout == "k=v\n", r.stderr
 
 
+def test_mount_over_the_root_is_refused_before_anything_is_made(minirt, tmp_path):
+    # Docker: invalid mount config for type "bind": invalid specification: destination can't be '/'
+    for spec in (["-v", f"{tmp_path}:/etc/../.."], ["--tmpfs", "//"]):
+        r = minirt("run", *spec, "--", "true")
+        assert r.returncode == 125, r.stderr
+        assert r.stderr.endswith("destination can't be '/'\n") and r.stderr.count("\n") == 1, r.stderr
+        assert r.stdout == ""
+        assert minirt.containers() == []
+
+
 def test_net_none_has_only_loopback_up(minirt):
     r = minirt("run", "--rm", "--net", "none", "--", "sh", "-c", "ls /sys/class/net; ip -o link; ip route")
     assert r.returncode == 0, r.stderr

@@ -193,3 +193,49 @@ def test_usage_lists_every_option_with_metavar():
     assert text.endswith("\n")
     for o in OPTS:
         assert ", ".join(o.names) in text
+
+
+# ---- --help ---------------------------------------------------------------------------------
+
+
+def help_text(capsys, options, *args, **kw) -> str:
+    with pytest.raises(SystemExit) as ei:
+        parse(options, list(args), prog="minirt x [OPTIONS]", **kw)
+    assert ei.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_prints_usage_on_stdout_and_exits_0(capsys):
+    out = help_text(capsys, OPTS, "--rm", "--help", "--nope")
+    assert out.startswith("Usage: minirt x [OPTIONS]\n")
+    assert "--cap-add CAP" in out and "--help" in out
+
+
+def test_short_h_is_help_only_where_no_option_takes_it(capsys):
+    # cobra's rule: `docker ps -h` is help, `docker run -h NAME` the hostname
+    assert p("-h", "box", prog="minirt x")[0]["hostname"] == "box"
+    out = help_text(capsys, [Option(("-i",), FLAG, "i")], "-ih")
+    assert "-h, --help" in out
+
+
+def test_help_after_the_first_operand_belongs_to_the_command():
+    values, operands = p("-i", "sh", "--help", prog="minirt x")
+    assert operands == ["sh", "--help"]
+    assert "help" not in values
+
+
+def test_help_as_an_option_value_is_a_value():
+    assert p("--name", "--help", prog="minirt x")[0]["name"] == "--help"
+
+
+def test_without_prog_help_is_an_unknown_flag():
+    with pytest.raises(ConfigError, match="unknown flag: --help"):
+        p("--help")
+
+
+def test_usage_keeps_one_help_column_for_long_names():
+    text = usage("minirt x", [Option(("-s", "--signal", "--stop-signal"), VALUE, "first", "SIG"),
+                              Option(("-t",), FLAG, "second")])  # fmt: skip
+    first, second = text.splitlines()[3:5]
+    assert first.index("first") == second.index("second")
+    assert "SIG  first" in first

@@ -34,6 +34,19 @@ def test_volume_paths_are_normalized():
     assert (v.source, v.target) == ("/a/c", "/x/y")
 
 
+def test_volume_leading_double_slash_is_one_slash():
+    # os.path.normpath keeps a leading "//"; Go's path.Clean (Docker) does not
+    assert Volume.parse("/a://x/../y").target == "/y"
+
+
+@pytest.mark.parametrize("target", ["/", "//", "/etc/../..", "/..", "/./", "///x/.."])
+def test_volume_destination_root_is_refused(target):
+    # Docker: invalid mount config for type "bind": invalid specification: destination can't be '/'
+    with pytest.raises(ConfigError) as ei:
+        Volume.parse(f"/src:{target}")
+    assert str(ei.value) == f"volume '/src:{target}': destination can't be '/'"
+
+
 def test_volume_to_dict():
     assert Volume.parse("/a:/b:ro").to_dict() == {"source": "/a", "target": "/b", "readonly": True}
 
@@ -71,6 +84,14 @@ def test_tmpfs_with_options():
     t = Tmpfs.parse("/run/x/:size=64m,mode=1777")
     assert (t.target, t.options) == ("/run/x", "size=64m,mode=1777")
     assert t.to_dict() == {"target": "/run/x", "options": "size=64m,mode=1777"}
+
+
+@pytest.mark.parametrize("spec", ["/", "//", "/run/..", "/run/../..:size=1m"])
+def test_tmpfs_destination_root_is_refused(spec):
+    # Docker refuses `--tmpfs /` and `--tmpfs //` alike (moby #30166)
+    with pytest.raises(ConfigError) as ei:
+        Tmpfs.parse(spec)
+    assert str(ei.value) == f"tmpfs {spec!r}: destination can't be '/'"
 
 
 @pytest.mark.parametrize("spec", ["run", "", ":size=1m", "run:size=1m"])
