@@ -19,7 +19,7 @@ medians of 21 fresh processes, each in its own netns):
     json_cmd teardown                           0.45 ms
 The `nft` binary would cost ~2 ms per call and a process.
 
-libnftables 1.0.6 JSON bugs (python-stack.md), re-checked here for map declarations:
+libnftables 1.0.6 JSON bugs (docs/networking.md, "libnftables 1.0.6 JSON quirks"), re-checked here for map declarations:
     "type": "ifname", "map": "verdict"                     a map (ours: fwd_in, fwd_out, nat_out)
     "type": ["inet_proto", "inet_service"], "map": "verdict"   a map
     "map": ["ipv4_addr", "inet_service"] (any key type)     rc 0, but a plain SET is created

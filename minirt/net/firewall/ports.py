@@ -20,7 +20,7 @@ chains carry (ruleset.py). DNATed traffic is accepted by the network's inbound c
 (`ct status dnat accept`) ahead of its "unpublished" drop.
 
 libnftables 1.0.6 mis-creates maps with concatenated data when they are declared in JSON
-(python-stack.md: rc 0, a plain set; a DNAT rule on it segfaults), so everything here is nft
+(docs/networking.md, "libnftables 1.0.6 JSON quirks": rc 0, a plain set; a DNAT rule on it segfaults), so everything here is nft
 text through the same context, one transaction per change: declare (idempotent), rebuild the
 three chains' static rules, add or delete elements.
 """
