@@ -76,7 +76,7 @@ class Container:
             steps = teardown.plan_of(self.store.load(self.cfg.id))
         except (FileNotFoundError, ValueError):
             steps = self.record.get("teardown", [])
-        left, failures = teardown.carry_out(self.store.root, self.cfg.id, steps, netns_gone=self.child.reaped)
+        left, failures = teardown.carry_out(self.store.root, self.cfg.id, steps, self.child.reaped, self.firewall)
         self.record["teardown"] = left
         self.record.pop("connected", None)  # connections last one run; their veths went with the netns
         if failures:

@@ -85,16 +85,22 @@ def plan_of(rec: dict) -> list[dict]:
     return steps
 
 
-def carry_out(root: str, cid: str, steps: list[dict], netns_gone: bool = False) -> tuple[list[dict], list[str]]:
+def carry_out(root: str, cid: str, steps: list[dict], netns_gone: bool = False,
+              firewall=None) -> tuple[list[dict], list[str]]:  # fmt: skip
     """Undo `steps` newest first; returns (the steps that failed, their messages). Keeps going
     past a failure, so one refused step never leaves the others undone (netavark's
     NetavarkErrorList). netns_gone: the container's init has been reaped, so its network
     namespace is on its way out and the kernel deletes its veths (about 26 ms later, off the
-    user's path); the caller that needs them gone at once (rollback, disconnect) says False."""
+    user's path); the caller that needs them gone at once (rollback, disconnect) says False.
+    firewall: the backend `run -p` already holds, with its nft helper (the bindings' import is
+    then not paid again on the exit path)."""
     failed, failures = [], []
     for step in reversed(steps):
         try:
-            _UNDO[step["undo"]](root, cid, step, netns_gone)
+            if step["undo"] == "ports":
+                _undo_ports(step, firewall)
+            else:
+                _UNDO[step["undo"]](root, cid, step, netns_gone)
         except Exception as e:  # noqa: BLE001 - collect and keep going: teardown does all it can
             failed.insert(0, step)
             failures.append(f"{describe(step, cid)}: {e}")
@@ -129,13 +135,16 @@ def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool) -> None:
         delete_host_link(ifname)
 
 
-def _undo_ports(_root: str, _cid: str, step: dict, _netns_gone: bool) -> None:
-    from minirt.net.firewall import get_backend
+def _undo_ports(step: dict, firewall=None) -> None:
+    name = step.get("firewall") or "nftables"
+    if firewall is None or firewall.name != name:
+        from minirt.net.firewall import get_backend
 
-    get_backend(step.get("firewall") or "nftables").unpublish([tuple(e) for e in step["elements"]])
+        firewall = get_backend(name)
+    firewall.unpublish([tuple(e) for e in step["elements"]])
 
 
-_UNDO = {"lease": _undo_lease, "veth": _undo_veth, "ports": _undo_ports}
+_UNDO = {"lease": _undo_lease, "veth": _undo_veth}
 
 
 def link_exists(ifname: str) -> bool:
