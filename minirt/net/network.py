@@ -175,9 +175,9 @@ def _record_ipv6(root: str, net: Network, subnet6: str | None, gateway6: str | N
     others = {n.name: n.subnet6 for n in list_networks(root) if n.subnet6 and n.name != net.name}
     subnet6, gateway6 = _subnet_and_gateway(subnet6, gateway6, subnets.parse_subnet6, others,
                                             lambda: subnets.ula_for(net.name, list(others.values())))  # fmt: skip
-    import ipaddress
+    from minirt.net import inet
 
-    gateway6 = str(ipaddress.ip_address(gateway6))  # canonical: it names no lease, but is compared
+    gateway6 = inet.canonical(gateway6)  # canonical: it names no lease, but is compared
     record = read_json(f"{net.dir}/network.json")
     record.update(subnet6=subnet6, gateway6=gateway6, enable_ipv6=True)
     os.makedirs(f"{net.dir}/leases6", mode=0o700, exist_ok=True)
@@ -223,9 +223,9 @@ def _subnet_and_gateway(subnet: str | None, gateway: str | None, parse, others: 
 
 
 def _disjoint(a: str, b: str) -> bool:
-    import ipaddress
+    from minirt.net import inet
 
-    return not ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
+    return not inet.overlaps(a, b)
 
 
 def _setup_host_side(net: Network, host) -> int:
