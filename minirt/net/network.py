@@ -30,7 +30,6 @@ import fcntl
 import os
 import time
 
-from minirt import explain
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.net.netrecord import DEFAULT_BRIDGE, DEFAULT_NETWORK, Network, list_networks, load, load_existing, networks_dir
 from minirt.state import atomic_write_json, read_json, rmtree
@@ -280,6 +279,5 @@ def _remove_locked(net: Network, host) -> None:
 
     dnsd.stop(net.dir)
     get_backend(net.firewall).teardown_network(net.spec())
-    explain.cmd(f"ip link del {net.bridge}")
     host.delete_link(net.bridge)
     rmtree(net.dir)
