@@ -15,8 +15,8 @@ N counts up from 1 in connect order, as Docker names them (eth1, eth2, ...). The
 `mr` + 11 hex of the id + `x` + N: 15 bytes at most, never equal to a primary veth name (those
 are `mr` + 12 hex), and still readable back to the container. No default route is added: the
 container keeps its route through its first network, as Docker does (the gateway priority of
-the first endpoint). This runs once per connect, off the start-up path, so it uses pyroute2's
-messages through netlink.Rtnl rather than the precompiled per-container ones (which name eth0).
+the first endpoint). The messages are the same compiled ones a container's start sends
+(net/linkmsgs.py; the peer named ethN, its ifindex left to the kernel), through netlink.Rtnl.
 
 State: the record's "connected" list holds one entry per added network, written under the
 record's lock. The owning process releases those leases when the container exits

@@ -8,7 +8,7 @@ Encoding is net/linkmsgs.py's: the messages a container's start needs (veth, lin
 default route) are pyroute2's, compiled once and filled per use, so the start-up path never
 imports pyroute2; the rare ones (bridge creation, hairpin, delete, dumps) are built by pyroute2's
 message classes with its package __init__ skipped (linkmsgs.messages()). What we do not use is
-pyroute2's socket machinery, because of its cost on the start-up path (python-stack.md):
+pyroute2's socket machinery, because of its cost on the start-up path (measured on our 2-core VMs):
 
     from pyroute2 import IPRoute                     150-185 ms  (package __init__: asyncio, NDB, ...)
     message classes only, package __init__ skipped    33-55 ms
