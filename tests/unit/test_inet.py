@@ -97,7 +97,7 @@ def test_import_is_cheap():
 def test_callers_refuse_what_the_helper_refuses():
     """-p and --dns used inet_aton / a split of their own: both took "010.0.0.1" (octal to
     inet_aton) and inet_aton even "1.2.3.4 x"; one parser now refuses them everywhere."""
-    from minirt.commands.run import build_config
+    from minirt.commands.run import _check_ip
     from minirt.errors import ConfigError
     from minirt.net import dns, ports
 
@@ -105,7 +105,7 @@ def test_callers_refuse_what_the_helper_refuses():
         with pytest.raises(ConfigError, match="is not an IPv4 address"):
             ports.parse(f"{bad}:8080:80")
         with pytest.raises(ConfigError, match="not an IPv4 address"):
-            build_config(["--dns", bad])
+            _check_ip(bad)
     assert [m.host_ip for m in ports.parse("127.0.0.1:8080:80")] == ["127.0.0.1"]
     assert dns.is_loopback("127.0.0.53") and dns.is_loopback("0:0::1") and dns.is_loopback("::1")
     assert not dns.is_loopback("10.0.0.1") and not dns.is_loopback("::2") and not dns.is_loopback("127.foo")
