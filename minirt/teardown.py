@@ -161,7 +161,6 @@ def delete_host_link(ifname: str) -> None:
     """`ip link del IFNAME` in the host netns; a link already gone is fine (netlink.delete_link)."""
     from minirt.net.netlink import Rtnl
 
-    explain.cmd(f"ip link del {ifname}")
     host = Rtnl.host()
     try:
         host.delete_link(ifname)

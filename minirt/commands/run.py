@@ -134,9 +134,12 @@ def _ports(specs: list[str]) -> list:
 
 
 def _check_ip(addr: str) -> str:
-    parts = addr.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
-        raise ConfigError(f"dns {addr!r}: not an IPv4 address")
+    from minirt.net import inet
+
+    try:
+        inet.parse4(addr)
+    except ValueError:
+        raise ConfigError(f"dns {addr!r}: not an IPv4 address") from None
     return addr
 
 

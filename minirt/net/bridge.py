@@ -30,7 +30,7 @@ import os
 from minirt import explain, faults, ids, timing
 from minirt.errors import ConfigError
 from minirt.net import network, sentinel
-from minirt.net.netlink import Rtnl, socket_in
+from minirt.net.netlink import ETH0_INDEX, Rtnl, render_hairpin, socket_in
 from minirt.teardown import host_ifname
 
 
@@ -79,28 +79,22 @@ def attach(c, rb, root: str) -> dict:
     netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     rb.add("# close the container netns fd", os.close, netns_fd)
     mac = ipam.mac_for(address)
-    host_tx = linkmsgs.Sender(msgs, _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0))
+    host_tx = Rtnl.host(msgs)
     rb.add("# close the host netlink socket", host_tx.close)
-    explain.cmd(
-        f"ip link add {ifname} mtu {net.mtu} master {net.bridge} up type veth "
-        f"peer name eth0 mtu {net.mtu} address {mac} netns {pid}"
-    )
     if c.restarting:
         _wait_gone(ifname)  # the previous run's pair may still be on its way out with its netns
-    host_tx.create_veth(ifname, net.mtu, bridge_index, mac, netns_fd)
+    host_tx.create_veth(ifname, "eth0", net.mtu, bridge_index, mac, netns_fd, bridge=net.bridge, pid=pid,
+                        peer_index=ETH0_INDEX)  # fmt: skip
     faults.point("after-veth")
     timing.mark("veth")
 
-    ctr_tx = linkmsgs.Sender(msgs, socket_in(netns_fd))
+    ctr_tx = Rtnl(socket_in(netns_fd), msgs, where=f"nsenter -t {pid} -n ")
     try:
-        explain.cmd(f"nsenter -t {pid} -n ip link set eth0 up")
-        ctr_tx.set_eth0_up()
-        explain.cmd(f"nsenter -t {pid} -n ip addr add {address}/{net.prefixlen} dev eth0")
-        ctr_tx.add_address(address, net.prefixlen)
+        ctr_tx.set_up(ETH0_INDEX, "eth0")
+        ctr_tx.add_address(ETH0_INDEX, "eth0", address, net.prefixlen)
         faults.point("after-address")
         if not net.internal:  # an internal network has no way out: no default route
-            explain.cmd(f"nsenter -t {pid} -n ip route add default via {net.gateway} dev eth0")
-            ctr_tx.add_default_route(net.gateway)
+            ctr_tx.add_default_route(ETH0_INDEX, "eth0", net.gateway)
         if address6:
             _container_side6(ctr_tx, pid, net, address6)
     finally:
@@ -118,10 +112,10 @@ def attach(c, rb, root: str) -> dict:
         # A container reaching its own published port through a host address: with
         # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
         # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
-        explain.cmd(f"ip link set {ifname} type bridge_slave hairpin on")
         try:  # sysfs is one write; it shows our netns's links unless /sys is another netns's
             with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
                 f.write("1")
+            explain.cmd(render_hairpin(ifname))  # the same change as set_hairpin's, by sysfs
         except FileNotFoundError:
             host = Rtnl.host()
             try:
@@ -171,11 +165,9 @@ def _allocate_dual(c, net, owner: dict, previous: str | None) -> tuple[str, str]
 def _container_side6(ctr_tx, pid: int, net, address6: str) -> None:
     """eth0's IPv6 address (nodad: no DAD delay, the address is unique by IPAM) and, unless the
     network is internal, the IPv6 default route via the bridge's gateway6."""
-    explain.cmd(f"nsenter -t {pid} -n ip -6 addr add {address6}/{net.prefixlen6} dev eth0 nodad")
-    ctr_tx.add_address6(address6, net.prefixlen6)
+    ctr_tx.add_address(ETH0_INDEX, "eth0", address6, net.prefixlen6)
     if not net.internal:
-        explain.cmd(f"nsenter -t {pid} -n ip -6 route add default via {net.gateway6} dev eth0")
-        ctr_tx.add_default_route6(net.gateway6)
+        ctr_tx.add_default_route(ETH0_INDEX, "eth0", net.gateway6)
 
 
 def _wait_gone(ifname: str) -> None:

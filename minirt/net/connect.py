@@ -15,8 +15,8 @@ N counts up from 1 in connect order, as Docker names them (eth1, eth2, ...). The
 `mr` + 11 hex of the id + `x` + N: 15 bytes at most, never equal to a primary veth name (those
 are `mr` + 12 hex), and still readable back to the container. No default route is added: the
 container keeps its route through its first network, as Docker does (the gateway priority of
-the first endpoint). This runs once per connect, off the start-up path, so it uses pyroute2's
-messages through netlink.Rtnl rather than the precompiled per-container ones (which name eth0).
+the first endpoint). The messages are the same compiled ones a container's start sends
+(net/linkmsgs.py; the peer named ethN, its ifindex left to the kernel), through netlink.Rtnl.
 
 State: the record's "connected" list holds one entry per added network, written under the
 record's lock. The lease and the veth of each are steps of the container's teardown plan
@@ -31,7 +31,7 @@ no lease, veth or record change; MINIRT_FAULT=fail:connect-after-veth proves it.
 
 import os
 
-from minirt import explain, faults, ids, teardown
+from minirt import faults, ids, teardown
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.rollback import Rollback
 
@@ -113,15 +113,12 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
         mac = ipam.mac_for(address)
         netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         rb.add("# close the container netns fd", os.close, netns_fd)
-        explain.cmd(f"ip link add {hostif} mtu {net.mtu} master {net.bridge} up type veth "
-                    f"peer name {eth} mtu {net.mtu} address {mac} netns {pid}")  # fmt: skip
-        _create_veth(host, hostif, eth, net.mtu, bridge_index, mac, netns_fd)
+        host.create_veth(hostif, eth, net.mtu, bridge_index, mac, netns_fd, bridge=net.bridge, pid=pid)
         faults.point("connect-after-veth")
-        ctr = Rtnl.in_netns(netns_fd)
+        ctr = Rtnl.in_netns(netns_fd, where=f"nsenter -t {pid} -n ")
         rb.add("# close the container netlink socket", ctr.close)
         index = ctr.link_index(eth)
         ctr.set_up(index, eth)
-        explain.cmd(f"nsenter -t {pid} -n ip addr add {address}/{net.prefixlen} dev {eth}")
         ctr.add_address(index, eth, address, net.prefixlen)
         if address6:
             ctr.add_address6(index, eth, address6, net.prefixlen6)
@@ -173,24 +170,3 @@ def _undo_steps(store, cid: str, steps: list[dict]) -> None:
         raise CleanupError(failures)
 
 
-def _create_veth(host, hostif: str, eth: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:
-    import errno
-
-    from minirt.errors import NetworkError
-    from minirt.net.netlink import IFF_UP, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWLINK, messages
-
-    ifinfmsg = messages()[0]
-    m = ifinfmsg()
-    m["flags"] = m["change"] = IFF_UP
-    peer = {"attrs": [("IFLA_IFNAME", eth), ("IFLA_MTU", mtu), ("IFLA_ADDRESS", mac), ("IFLA_NET_NS_FD", netns_fd)]}
-    m["attrs"] = [
-        ("IFLA_IFNAME", hostif), ("IFLA_MTU", mtu), ("IFLA_MASTER", master),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
-                                     ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
-    ]  # fmt: skip
-    try:
-        host.request(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create veth {hostif}")
-    except OSError as e:
-        if e.errno == errno.EEXIST:
-            raise ConflictError(f"create veth {hostif}: interface already exists (try `minirt gc`)") from None
-        raise NetworkError(f"create veth {hostif}: {e.strerror}") from None

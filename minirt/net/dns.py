@@ -11,9 +11,16 @@ On a network with name resolution (user-defined networks) the nameserver is the 
 responder instead: network_resolv_conf().
 """
 
+from minirt.net import inet
+
 
 def is_loopback(addr: str) -> bool:
-    return addr.startswith("127.") or addr in ("::1", "0:0:0:0:0:0:0:1")
+    """127.0.0.0/8 or ::1, however spelt; False for anything that is not an address."""
+    try:
+        version, n = inet.parse(addr)
+    except ValueError:
+        return False
+    return n >> 24 == 127 if version == inet.V4 else n == 1
 
 
 def container_resolv_conf(host_text: str, dns: list[str]) -> str:

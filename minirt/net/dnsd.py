@@ -61,6 +61,7 @@ import os
 import time
 
 from minirt import jsonenc, procfs
+from minirt.net import inet
 
 # `socket` (enum, selectors: ~13 ms) is imported by the responder only; ensure(), on the
 # container start-up path, binds with the C module _socket as net/bridge.py does.
@@ -220,17 +221,6 @@ def read_upstreams(env: dict, resolv_conf: str = "/etc/resolv.conf") -> list[str
     return [fs[1] for fs in (line.split() for line in text.splitlines()) if fs[:1] == ["nameserver"] and len(fs) > 1]
 
 
-def _in_subnet(addr: str, subnet: str) -> bool:
-    from minirt.net.ipam import _ip_to_int
-
-    net, _, plen = subnet.partition("/")
-    try:
-        mask = (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
-        return _ip_to_int(addr) & mask == _ip_to_int(net) & mask
-    except ValueError:
-        return False
-
-
 class Responder:
     def __init__(self, root: str, network: str, udp, tcp, upstreams: list[str]):
         import threading
@@ -260,7 +250,7 @@ class Responder:
             if out:
                 reply(out)
             return
-        if not _in_subnet(src, self.net.subnet):
+        if not inet.contains(self.net.subnet, src):
             reply(w.response(q, w.REFUSED, aa=False))
             return
         out = answer_local(q, self.table, self.network)

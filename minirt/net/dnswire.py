@@ -14,6 +14,8 @@ at least its id is readable, and nothing otherwise (RFC 1035 4.1.1).
 
 import struct
 
+from minirt.net import inet
+
 A, AAAA, PTR = 1, 28, 12
 CLASS_IN = 1
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
@@ -117,13 +119,11 @@ def error_response(data: bytes, rcode: int) -> bytes | None:
 
 
 def a_rdata(addr: str) -> bytes:
-    return bytes(int(p) for p in addr.split("."))
+    return inet.parse4(addr).to_bytes(4, "big")
 
 
 def aaaa_rdata(addr: str) -> bytes:
-    import socket
-
-    return socket.inet_pton(socket.AF_INET6, addr)
+    return inet.parse6(addr).to_bytes(16, "big")
 
 
 def parse_response(data: bytes) -> tuple[int, int, list[tuple[int, bytes]]]:

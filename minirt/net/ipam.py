@@ -5,7 +5,7 @@ Dual-stack networks keep their IPv6 leases the same way in a second directory, l
 IPv4 lease under the same network lock (allocate6) and released with it (release_owner).
 
 Runs in: host, minirt parent (on the container start-up path, so cheap imports only: no
-ipaddress, no json, no socket; IPv4 arithmetic is done on ints by hand).
+ipaddress, no json: addresses are ints from net/inet.py).
 
     <network dir>/                    $MINIRT_ROOT/networks/<name>/
       lock                            flock(LOCK_EX) while allocate() or release_owner() runs
@@ -41,52 +41,29 @@ Be aware: leases are not fsynced (they live on /run, a tmpfs that a reboot empti
 link() needs a filesystem with hard links (tmpfs and ext4 have them).
 """
 
-import _socket
 import fcntl
 import os
 
 from minirt import jsonenc, procfs
 from minirt.errors import ConflictError
+from minirt.net import inet
 
 LAST = "last_reserved"
 _ATTEMPTS = 8  # reclaim/re-check rounds per address; two suffice unless leases churn under us
 
 
-def _ip_to_int(ip: str) -> int:
-    parts = ip.split(".")
-    # canonical form only ("010.0.0.2" would name a second lease file for 10.0.0.2)
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and str(int(p)) == p and int(p) <= 255 for p in parts):
-        raise ValueError(f"not an IPv4 address: {ip!r}")
-    a, b, c, d = (int(p) for p in parts)
-    return a << 24 | b << 16 | c << 8 | d
-
-
-def _int_to_ip(n: int) -> str:
-    return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-
-
 def _ip6_to_int(ip: str) -> int:
     """IPv6 (canonical, compressed lower-case form only: one lease file name per address)."""
-    try:
-        n = int.from_bytes(_socket.inet_pton(_socket.AF_INET6, ip), "big")
-    except (OSError, TypeError):
-        raise ValueError(f"not an IPv6 address: {ip!r}") from None
-    if _int_to_ip6(n) != ip:
-        raise ValueError(f"not a canonical IPv6 address: {ip!r}")
-    return n
-
-
-def _int_to_ip6(n: int) -> str:
-    return _socket.inet_ntop(_socket.AF_INET6, n.to_bytes(16, "big"))
+    return inet.parse6(ip, canonical6=True)
 
 
 def _any_to_int(ip: str) -> int:
-    return _ip6_to_int(ip) if ":" in ip else _ip_to_int(ip)
+    return inet.parse(ip, canonical6=True)[1]
 
 
 def mac_for(ip: str) -> str:
     """Docker's scheme: 02:42 + the 4 address bytes (locally administered, stable per address)."""
-    n = _ip_to_int(ip)
+    n = inet.parse4(ip)
     return "02:42:" + ":".join(f"{n >> shift & 255:02x}" for shift in (24, 16, 8, 0))
 
 
@@ -94,8 +71,8 @@ class Allocator:
     """The usable host addresses of an IPv4 subnet, in round-robin order (pure, no I/O).
     Allocator6 is the same walk over IPv6 integers; only the bounds and conversions differ."""
 
-    _to_int = staticmethod(_ip_to_int)
-    _to_ip = staticmethod(_int_to_ip)
+    _to_int = staticmethod(inet.parse4)  # canonical only: "010.0.0.2" would name a second lease file
+    _to_ip = staticmethod(inet.format4)
 
     def __init__(self, subnet: str, reserved: set[str]):
         self.first, self.last = self._bounds(subnet)
@@ -107,7 +84,7 @@ class Allocator:
         if not plen.isdigit() or int(plen) > 32:
             raise ValueError(f"not an IPv4 subnet: {subnet!r}")
         size = 1 << (32 - int(plen))
-        base = _ip_to_int(net) & ~(size - 1) & 0xFFFFFFFF
+        base = inet.parse4(net) & ~(size - 1) & 0xFFFFFFFF
         # not the network address, nor the broadcast address; /31 and /32 have no hosts
         return base + 1, base + size - 2
 
@@ -161,7 +138,7 @@ class Allocator6(Allocator):
     subnet-router anycast one, up to the last), in the same round-robin order."""
 
     _to_int = staticmethod(_ip6_to_int)
-    _to_ip = staticmethod(_int_to_ip6)
+    _to_ip = staticmethod(inet.format6)
 
     @staticmethod
     def _bounds(subnet: str) -> tuple[int, int]:

@@ -1,43 +1,67 @@
-"""The rtnetlink messages of a container's start, compiled once by pyroute2, filled per container.
+"""The one encoder of minirt's rtnetlink changes: messages compiled once by pyroute2, filled per use.
 
-Runs in: the minirt parent, host network namespace (and, for the container-side messages, a
-socket opened in the container's netns).
+Runs in: the minirt parent (and `network` commands), host network namespace or a socket opened
+in a container's netns; pure apart from load()'s cache file. The socket side, acks and
+--explain are net/netlink.py's (Rtnl), which imports this module, never the other way round.
 
 Why: importing pyroute2's message classes costs 33-55 ms here (logging, multiprocessing,
 typing, its plugin walk), more than everything else `minirt run --net bridge` does together.
-Yet the messages a container needs have a fixed layout: the host veth name is always
-"mr" + 12 hex, the peer is always "eth0" with ifindex 2 (a fresh netns has only lo, 1), MTU,
-master, MAC, netns fd and addresses are fixed-size fields. So pyroute2 encodes each message
-once, with sentinel values in the variable fields, and we record where each field landed:
+Yet the messages minirt sends most have a fixed layout: interface names fit a fixed padded
+size, ifindex, MTU, master, MAC, netns fd and addresses are fixed-size fields. So pyroute2
+encodes each message once, with sentinel values in the variable fields, and we record where
+each field landed. The six messages, each with its variable fields:
 
-    veth   RTM_NEWLINK  create + IFLA_MASTER + IFF_UP, peer eth0 (ifindex 2) by netns fd
-    up     RTM_NEWLINK  ifindex 2 IFF_UP
-    addr   RTM_NEWADDR  IFA_LOCAL/IFA_ADDRESS on ifindex 2
-    route  RTM_NEWROUTE default via the gateway, oif 2
-    addr6  RTM_NEWADDR  IFA_ADDRESS (IPv6, IFA_F_NODAD) on ifindex 2     dual-stack networks
-    route6 RTM_NEWROUTE ::/0 via the IPv6 gateway, oif 2                 dual-stack networks
+    veth   RTM_NEWLINK  create + IFLA_MASTER + IFF_UP, with its peer in a netns given by fd
+                        host_ifname (12-15 bytes), mtu, master, peer_ifname (4-7 bytes),
+                        peer_index (0: the kernel chooses), peer_mtu, mac, netns_fd
+    up     RTM_NEWLINK  index IFF_UP
+    addr   RTM_NEWADDR  index, prefixlen, IFA_LOCAL = IFA_ADDRESS = the IPv4 address
+    route  RTM_NEWROUTE default via the IPv4 gateway, oif
+    addr6  RTM_NEWADDR  index, prefixlen, IFA_ADDRESS (IPv6, IFA_F_NODAD)
+    route6 RTM_NEWROUTE ::/0 via the IPv6 gateway, oif
 
-Per container we copy the bytes, write the fields at their offsets, send, and read the ack:
-no pyroute2 import on the per-container path. The compiled set is cached in
-$MINIRT_ROOT/netlink-messages.json (written atomically, recompiled if missing or of another
-format); compile() checks that every sentinel occurs exactly once, so a pyroute2 that encoded
-differently fails loudly instead of sending a wrong message.
+Every caller encodes these through veth()/link_up()/address()/default_route(): a container's
+start (net/bridge.py, from the cache: no pyroute2 import on that path), `network connect`
+(eth1..eth9) and a network's bridge address (net/network.py, compiled in memory by
+compiled() since those paths import pyroute2 anyway). A name field holds any name whose
+attribute pads to the sentinel's size: the attribute length is rewritten, the padding zeroed,
+so the bytes equal pyroute2's own for that name (tests/unit/test_linkmsgs.py checks it).
+Messages minirt sends rarely (bridge creation, hairpin, delete, dumps) are built by pyroute2
+directly (netlink.py).
+
+The compiled set is cached in $MINIRT_ROOT/netlink-messages.json (written atomically,
+recompiled if missing or of another FORMAT); compile_messages() checks that every sentinel
+occurs exactly once, so a pyroute2 that encoded differently fails loudly instead of sending a
+wrong message.
 """
 
-import _socket
-import errno
 import os
 import struct
+import sys
 
 from minirt import jsonenc
-from minirt.errors import ConflictError, NetworkError
-from minirt.net.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, error_code, split_messages
+from minirt.errors import NetworkError
+from minirt.net import inet
 
-FORMAT = 3
+# linux/netlink.h, linux/rtnetlink.h, linux/if.h, linux/if_addr.h
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 24, 26
+IFF_UP = 0x1
+AF_INET = 2
+AF_INET6 = 10
+IFA_F_NODAD = 0x02
+RT_TABLE_MAIN = 254
+
+FORMAT = 4
 
 # sentinel values: byte patterns that cannot occur elsewhere in these messages
-_S_HOST = "mr" + "Q" * 12
-_S = {"mtu": 0xC1A7E501, "peer_mtu": 0xC1A7E502, "netns_fd": 0xC1A7E503, "master": 0xC1A7E504}
+_S_HOST = "mr" + "Q" * 13  # 15 bytes (IFNAMSIZ - 1): the attribute pads to 20 for 12-15 bytes
+_S_PEER = "eQZ%"  # 4 bytes: pads to 12 for 4-7 bytes (eth0 .. eth9)
+_S = {"mtu": 0xC1A7E501, "peer_mtu": 0xC1A7E502, "netns_fd": 0xC1A7E503, "master": 0xC1A7E504,
+      "peer_index": 0x41A7E505}  # fmt: skip
+_S_INDEX = 0x41A7E506  # ifi_index is a signed int: below 2**31
 _S_MAC = "c3:d4:e5:f6:a7:09"
 _S_ADDR = "203.0.113.77"
 _S_PLEN = 0x1D  # /29, found at the ifaddrmsg's fixed offset
@@ -45,22 +69,62 @@ _S_GW = "198.51.100.77"
 _S_ADDR6 = "2001:db8:c1a7:e5f6:a709:77c3:d4e5:f601"
 _S_GW6 = "2001:db8:c1a7:e5f6:a709:77c3:d4e5:f602"
 _S_PLEN6 = 0x5F  # /95, at the ifaddrmsg's fixed offset
+_PLEN_OFFSET = 17  # struct ifaddrmsg { u8 family; u8 prefixlen; ... } right after the 16-byte header
+
+_msgs = None
+_compiled = None
+
+
+def messages():
+    """pyroute2's ifinfmsg/ifaddrmsg/rtmsg without running pyroute2/__init__.py (which imports
+    asyncio, NDB and more: 150-185 ms; the message classes alone cost 33-55 ms)."""
+    global _msgs
+    if _msgs is None:
+        if "pyroute2" not in sys.modules:
+            import importlib.util
+            import types
+
+            spec = importlib.util.find_spec("pyroute2")
+            if spec is None:
+                raise NetworkError("pyroute2 is not installed (pip install pyroute2)")
+            pkg = types.ModuleType("pyroute2")
+            pkg.__path__ = list(spec.submodule_search_locations)
+            pkg.__file__ = spec.origin
+            sys.modules["pyroute2"] = pkg
+        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+        from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+        _msgs = (ifinfmsg, ifaddrmsg, rtmsg)
+    return _msgs
+
+
+def pyroute2_bytes(msg, msg_type: int, flags: int) -> bytearray:
+    """A pyroute2 message encoded as a request that asks for an ack (sequence number 0:
+    the transport writes its own)."""
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = flags | NLM_F_REQUEST | NLM_F_ACK
+    msg["header"]["sequence_number"] = 0
+    msg.encode()
+    return bytearray(msg.data)
+
+
+# -- compiling -------------------------------------------------------------------------------
 
 
 def compile_messages() -> dict:
-    """Encode the three messages with pyroute2 and locate their variable fields."""
-    from minirt.net.netlink import RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, messages
-
+    """Encode the six messages with pyroute2 and locate their variable fields."""
     ifinfmsg, ifaddrmsg, rtmsg = messages()
-    create = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    create = NLM_F_CREATE | NLM_F_EXCL
 
     veth = ifinfmsg()
-    veth["flags"] = veth["change"] = 1  # IFF_UP: the kernel brings the host end up on creation
-    # The peer gets ifindex 2 (a fresh netns holds only lo) so later messages can name it without
-    # a lookup. It cannot be created up: veth_open() refuses with ENOTCONN until the pair is
-    # linked, so eth0 is set up by its own message ("up").
-    peer = {"index": 2,
-            "attrs": [("IFLA_IFNAME", "eth0"), ("IFLA_MTU", _S["peer_mtu"]), ("IFLA_ADDRESS", _S_MAC),
+    veth["flags"] = veth["change"] = IFF_UP  # the kernel brings the host end up on creation
+    # eth0 is given ifindex 2 (a fresh netns holds only lo) so later messages can name it
+    # without a lookup; a peer of `network connect` gets 0 (the kernel picks). It cannot be
+    # created up: veth_open() refuses with ENOTCONN until the pair is linked, so the peer is
+    # set up by its own message ("up").
+    peer = {"index": _S["peer_index"],
+            "attrs": [("IFLA_IFNAME", _S_PEER), ("IFLA_MTU", _S["peer_mtu"]), ("IFLA_ADDRESS", _S_MAC),
                       ("IFLA_NET_NS_FD", _S["netns_fd"])]}  # fmt: skip
     veth["attrs"] = [
         ("IFLA_IFNAME", _S_HOST), ("IFLA_MTU", _S["mtu"]), ("IFLA_MASTER", _S["master"]),
@@ -68,60 +132,55 @@ def compile_messages() -> dict:
                                      ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
     ]  # fmt: skip
     up = ifinfmsg()
-    up["index"] = 2
-    up["flags"] = up["change"] = 1
+    up["index"] = _S_INDEX
+    up["flags"] = up["change"] = IFF_UP
     addr = ifaddrmsg()
-    addr["family"] = 2
-    addr["prefixlen"] = _S_PLEN
-    addr["index"] = 2
+    addr.update({"family": AF_INET, "prefixlen": _S_PLEN, "index": _S_INDEX})
     addr["attrs"] = [("IFA_LOCAL", _S_ADDR), ("IFA_ADDRESS", _S_ADDR)]
     route = rtmsg()
-    route.update({"family": 2, "table": 254, "proto": 3, "scope": 0, "type": 1})
-    route["attrs"] = [("RTA_GATEWAY", _S_GW), ("RTA_OIF", 2)]
-
+    route.update({"family": AF_INET, "table": RT_TABLE_MAIN, "proto": 3, "scope": 0, "type": 1})
+    route["attrs"] = [("RTA_GATEWAY", _S_GW), ("RTA_OIF", _S_INDEX)]
     addr6 = ifaddrmsg()
-    addr6.update({"family": 10, "prefixlen": _S_PLEN6, "flags": 0x02, "index": 2})  # IFA_F_NODAD
+    addr6.update({"family": AF_INET6, "prefixlen": _S_PLEN6, "flags": IFA_F_NODAD, "index": _S_INDEX})
     addr6["attrs"] = [("IFA_ADDRESS", _S_ADDR6)]
     route6 = rtmsg()
-    route6.update({"family": 10, "table": 254, "proto": 3, "scope": 0, "type": 1})
-    route6["attrs"] = [("RTA_GATEWAY", _S_GW6), ("RTA_OIF", 2)]
+    route6.update({"family": AF_INET6, "table": RT_TABLE_MAIN, "proto": 3, "scope": 0, "type": 1})
+    route6["attrs"] = [("RTA_GATEWAY", _S_GW6), ("RTA_OIF", _S_INDEX)]
 
     out = {"format": FORMAT}
-    for name, msg, mtype in (("veth", veth, RTM_NEWLINK), ("up", up, RTM_NEWLINK), ("addr", addr, RTM_NEWADDR),
-                             ("route", route, RTM_NEWROUTE), ("addr6", addr6, RTM_NEWADDR),
-                             ("route6", route6, RTM_NEWROUTE)):  # fmt: skip
-        msg["header"]["type"] = mtype
-        msg["header"]["flags"] = create if name != "up" else NLM_F_REQUEST | NLM_F_ACK
-        msg["header"]["sequence_number"] = 0
-        msg.encode()
-        out[name] = {"bytes": bytes(msg.data).hex(), "fields": {}}
-    data = bytes.fromhex(out["veth"]["bytes"])
-    f = out["veth"]["fields"]
-    f["host_ifname"] = _find(data, _S_HOST.encode(), "veth host name")
-    f["mac"] = _find(data, bytes.fromhex(_S_MAC.replace(":", "")), "veth peer MAC")
+    for name, msg, mtype, flags in (("veth", veth, RTM_NEWLINK, create), ("up", up, RTM_NEWLINK, 0),
+                                    ("addr", addr, RTM_NEWADDR, create), ("route", route, RTM_NEWROUTE, create),
+                                    ("addr6", addr6, RTM_NEWADDR, create),
+                                    ("route6", route6, RTM_NEWROUTE, create)):  # fmt: skip
+        data = bytes(pyroute2_bytes(msg, mtype, flags))
+        out[name] = {"bytes": data.hex(), "fields": {}}
+    u32 = struct.Struct("=I").pack
+
+    def field(name: str, key: str, kind: str, needle: bytes, what: str, count: int = 1, size: int = 0):
+        data = bytes.fromhex(out[name]["bytes"])
+        offs = _find(data, needle, what, count)
+        out[name]["fields"][key] = [kind, offs if count == 1 else offs[0], size or len(needle)]
+        return offs
+
+    field("veth", "host_ifname", "name", _S_HOST.encode(), "veth host name")
+    field("veth", "peer_ifname", "name", _S_PEER.encode(), "veth peer name")
+    field("veth", "mac", "raw", bytes.fromhex(_S_MAC.replace(":", "")), "veth peer MAC")
     for key, value in _S.items():
-        f[key] = _find(data, struct.pack("=I", value), f"veth {key}")
-    data = bytes.fromhex(out["addr"]["bytes"])
-    out["addr"]["fields"] = {
-        "local": _find(data, _socket.inet_aton(_S_ADDR), "address", count=2)[0],
-        "address": _find(data, _socket.inet_aton(_S_ADDR), "address", count=2)[1],
-        "prefixlen": 17,  # struct ifaddrmsg { u8 family; u8 prefixlen; ... } right after the header
-    }
-    if data[17] != _S_PLEN:
-        raise NetworkError("compile netlink messages: ifaddrmsg layout is not the kernel's")
-    data = bytes.fromhex(out["route"]["bytes"])
-    out["route"]["fields"] = {"gateway": _find(data, _socket.inet_aton(_S_GW), "gateway")}
-    data = bytes.fromhex(out["addr6"]["bytes"])
-    out["addr6"]["fields"] = {"address": _find(data, _inet6(_S_ADDR6), "IPv6 address"), "prefixlen": 17}
-    if data[17] != _S_PLEN6:
-        raise NetworkError("compile netlink messages: ifaddrmsg layout is not the kernel's")
-    data = bytes.fromhex(out["route6"]["bytes"])
-    out["route6"]["fields"] = {"gateway": _find(data, _inet6(_S_GW6), "IPv6 gateway")}
+        field("veth", key, "u32", u32(value), f"veth {key}")
+    field("up", "index", "u32", u32(_S_INDEX), "up index")
+    for name, address, plen, family in (("addr", _S_ADDR, _S_PLEN, "IPv4"), ("addr6", _S_ADDR6, _S_PLEN6, "IPv6")):
+        offs = field(name, "address", "raw", inet.pack(address), f"{family} address", count=2 if name == "addr" else 1)
+        if name == "addr":
+            out[name]["fields"]["local"] = ["raw", offs[0], 4]
+            out[name]["fields"]["address"] = ["raw", offs[1], 4]
+        field(name, "index", "u32", u32(_S_INDEX), f"{family} address index")
+        if bytes.fromhex(out[name]["bytes"])[_PLEN_OFFSET] != plen:
+            raise NetworkError("compile netlink messages: ifaddrmsg layout is not the kernel's")
+        out[name]["fields"]["prefixlen"] = ["u8", _PLEN_OFFSET, 1]
+    for name, gateway, family in (("route", _S_GW, "IPv4"), ("route6", _S_GW6, "IPv6")):
+        field(name, "gateway", "raw", inet.pack(gateway), f"{family} gateway")
+        field(name, "oif", "u32", u32(_S_INDEX), f"{family} route oif")
     return out
-
-
-def _inet6(address: str) -> bytes:
-    return _socket.inet_pton(_socket.AF_INET6, address)
 
 
 def _find(data: bytes, needle: bytes, what: str, count: int = 1):
@@ -136,101 +195,85 @@ def _find(data: bytes, needle: bytes, what: str, count: int = 1):
 
 def load(root: str) -> dict:
     """The compiled messages, from the cache or compiled now (imports pyroute2 once)."""
+    global _compiled
     path = f"{root}/netlink-messages.json"
     try:
         with open(path) as f:
             msgs = jsonenc.loads(f.read())
         if msgs.get("format") == FORMAT:
+            _compiled = _compiled or msgs
             return msgs
     except (FileNotFoundError, ValueError):
         pass
     from minirt.state import atomic_write_json
 
-    msgs = compile_messages()
+    msgs = compiled()
     os.makedirs(root, mode=0o700, exist_ok=True)
     atomic_write_json(path, msgs)
     return msgs
 
 
-class Sender:
-    """Fills and sends compiled messages on one NETLINK_ROUTE socket, waiting for each ack."""
+def compiled() -> dict:
+    """The compiled messages of this process: load()'s if it ran, else compiled now (for paths
+    that do not know the state root and import pyroute2 anyway)."""
+    global _compiled
+    if _compiled is None:
+        _compiled = compile_messages()
+    return _compiled
 
-    def __init__(self, msgs: dict, sock: "_socket.socket"):
-        self.msgs = msgs
-        self.sock = sock
-        self.sock.bind((0, 0))
-        self.seq = 0
 
-    def close(self) -> None:
-        self.sock.close()
+# -- filling ---------------------------------------------------------------------------------
 
-    def _send(self, name: str, what: str, **fields) -> None:
-        tpl = self.msgs[name]
-        buf = bytearray.fromhex(tpl["bytes"])
-        offs = tpl["fields"]
-        for key, value in fields.items():
-            off = offs[key]
-            if isinstance(value, int):
-                if key == "prefixlen":
-                    buf[off] = value
-                else:
-                    struct.pack_into("=I", buf, off, value)
-            else:
-                buf[off : off + len(value)] = value
-        self.seq += 1
-        struct.pack_into("=I", buf, 8, self.seq)
-        self.sock.send(buf)
-        while True:
-            data = self.sock.recv(65536)
-            for mtype, seq, off, _length in split_messages(data):
-                if mtype == NLMSG_ERROR and seq == self.seq:
-                    code = error_code(data, off)
-                    if code:
-                        raise OSError(code, f"{what}: {os.strerror(code)}")
-                    return
 
-    def create_veth(self, host_ifname: str, mtu: int, master: int, mac: str, netns_fd: int) -> None:
-        if len(host_ifname) != len(_S_HOST):
-            raise NetworkError(f"create veth {host_ifname}: host name must be {len(_S_HOST)} bytes")
-        try:
-            self._send(
-                "veth", f"create veth {host_ifname}", host_ifname=host_ifname.encode(), mtu=mtu, peer_mtu=mtu,
-                master=master, netns_fd=netns_fd, mac=bytes.fromhex(mac.replace(":", "")),
-            )  # fmt: skip
-        except OSError as e:
-            if e.errno == errno.EEXIST:
-                raise ConflictError(
-                    f"create veth {host_ifname}: interface already exists (left by a crashed container? try `minirt gc`)"
-                ) from None
-            raise NetworkError(f"create veth {host_ifname}: {e.strerror}") from None
+def encode(msgs: dict, name: str, **fields) -> bytearray:
+    """A copy of compiled message `name` with `fields` written at their offsets."""
+    tpl = msgs[name]
+    buf = bytearray.fromhex(tpl["bytes"])
+    offs = tpl["fields"]
+    for key, value in fields.items():
+        kind, off, size = offs[key]
+        if kind == "u32":
+            struct.pack_into("=I", buf, off, value)
+        elif kind == "u8":
+            buf[off] = value
+        elif kind == "raw":
+            if len(value) != size:
+                raise NetworkError(f"netlink {name}: {key} must be {size} bytes")
+            buf[off : off + size] = value
+        else:  # "name": an asciiz attribute; any name whose attribute pads to the same size
+            raw = value.encode()
+            padded = (size + 1 + 3) & ~3
+            if not (0 < len(raw) + 1 <= padded and (len(raw) + 1 + 3) & ~3 == padded):
+                raise NetworkError(f"netlink {name}: {key} {value!r} must be {padded - 4}-{padded - 1} bytes")
+            struct.pack_into("=H", buf, off - 4, 4 + len(raw) + 1)  # struct rtattr { u16 rta_len; ... }
+            buf[off : off + padded] = raw.ljust(padded, b"\0")
+    return buf
 
-    def set_eth0_up(self) -> None:
-        try:
-            self._send("up", "set eth0 up")
-        except OSError as e:
-            raise NetworkError(f"set eth0 up: {e.strerror}") from None
 
-    def add_address(self, address: str, prefixlen: int) -> None:
-        a = _socket.inet_aton(address)
-        try:
-            self._send("addr", f"add address {address}", local=a, address=a, prefixlen=prefixlen)
-        except OSError as e:
-            raise NetworkError(f"add address {address}/{prefixlen} to eth0: {e.strerror}") from None
+def veth(msgs: dict, host_ifname: str, peer_ifname: str, mtu: int, master: int, mac: str, netns_fd: int,
+         peer_index: int = 0) -> bytearray:  # fmt: skip
+    """`ip link add HOST mtu M master BR up type veth peer name PEER mtu M address MAC netns FD`."""
+    return encode(msgs, "veth", host_ifname=host_ifname, peer_ifname=peer_ifname, mtu=mtu, peer_mtu=mtu,
+                  master=master, mac=bytes.fromhex(mac.replace(":", "")), netns_fd=netns_fd,
+                  peer_index=peer_index)  # fmt: skip
 
-    def add_address6(self, address: str, prefixlen: int) -> None:
-        try:
-            self._send("addr6", f"add address {address}", address=_inet6(address), prefixlen=prefixlen)
-        except OSError as e:
-            raise NetworkError(f"add address {address}/{prefixlen} to eth0: {e.strerror}") from None
 
-    def add_default_route6(self, gateway: str) -> None:
-        try:
-            self._send("route6", "add default route", gateway=_inet6(gateway))
-        except OSError as e:
-            raise NetworkError(f"add default route via {gateway}: {e.strerror}") from None
+def link_up(msgs: dict, index: int) -> bytearray:
+    return encode(msgs, "up", index=index)
 
-    def add_default_route(self, gateway: str) -> None:
-        try:
-            self._send("route", "add default route", gateway=_socket.inet_aton(gateway))
-        except OSError as e:
-            raise NetworkError(f"add default route via {gateway}: {e.strerror}") from None
+
+def address(msgs: dict, index: int, addr: str, prefixlen: int) -> bytearray:
+    """An IPv4 address (IFA_LOCAL and IFA_ADDRESS), or an IPv6 one with IFA_F_NODAD (no
+    duplicate address detection: usable at once, as netavark and Docker add theirs)."""
+    ver, n = inet.parse(addr)
+    if ver == inet.V6:
+        return encode(msgs, "addr6", index=index, address=n.to_bytes(16, "big"), prefixlen=prefixlen)
+    packed = n.to_bytes(4, "big")
+    return encode(msgs, "addr", index=index, local=packed, address=packed, prefixlen=prefixlen)
+
+
+def default_route(msgs: dict, oif: int, gateway: str) -> bytearray:
+    ver, n = inet.parse(gateway)
+    if ver == inet.V6:
+        return encode(msgs, "route6", oif=oif, gateway=n.to_bytes(16, "big"))
+    return encode(msgs, "route", oif=oif, gateway=n.to_bytes(4, "big"))

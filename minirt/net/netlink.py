@@ -1,127 +1,149 @@
-"""rtnetlink for the bridge driver: pyroute2's message classes over our own sockets.
+"""rtnetlink for the bridge driver: one transport, one ack loop, and the operations minirt makes.
 
-Runs in: the minirt parent, host network namespace; sockets for a container's namespace are
-opened by switching this thread into it for one socket() call (socket_in, netavark/CNI style).
+Runs in: the minirt parent (and `network` commands), host network namespace; sockets for a
+container's namespace are opened by switching this thread into it for one socket() call
+(socket_in, netavark/CNI style).
 
-pyroute2 is the project's netlink library: every message sent or parsed here is encoded and
-decoded by pyroute2's classes (ifinfmsg, ifaddrmsg, rtmsg), which know every attribute and
-nesting rule (veth peer info, linkinfo). What we do not use is pyroute2's socket machinery,
-because of its cost on the start-up path (measured on our 2-core VMs, python-stack.md):
+Encoding is net/linkmsgs.py's: the messages a container's start needs (veth, link up, address,
+default route) are pyroute2's, compiled once and filled per use, so the start-up path never
+imports pyroute2; the rare ones (bridge creation, hairpin, delete, dumps) are built by pyroute2's
+message classes with its package __init__ skipped (linkmsgs.messages()). What we do not use is
+pyroute2's socket machinery, because of its cost on the start-up path (measured on our 2-core VMs):
 
     from pyroute2 import IPRoute                     150-185 ms  (package __init__: asyncio, NDB, ...)
     message classes only, package __init__ skipped    33-55 ms
     one request/ack on our own NETLINK_ROUTE socket    ~0.1 ms + kernel time
 
-So `messages()` imports the three message modules with pyroute2's top-level __init__ skipped
-(a bare package object stands in for it; the subpackages import normally), and Rtnl sends the
-encoded bytes itself and reads the kernel's acks. The import runs in the parent while the
-container process is importing and unsharing in parallel (runtime.py), which hides part of it.
+Rtnl sends the bytes itself and reads the kernel's acks in one loop (_ack), and change() turns
+an errno into one NetworkError line naming the change.
 
-Every change prints its `ip ...` equivalent through minirt.explain, from the same arguments.
+--explain (STYLE 2.10): each operation prints its `ip ...` line, rendered by a pure render_*()
+function from the operation's own arguments, *after* the kernel acked the change. An add that
+finds its object already there (EEXIST) or a delete that finds it gone (ENODEV) changed nothing
+and prints nothing. A socket in a container's netns carries `where` ("nsenter -t PID -n "),
+which prefixes its lines.
 Idempotence: ensure_bridge tolerates EEXIST (then checks the kind, as CNI ensureBridge);
-delete_link treats ENODEV as done.
+add_address tolerates EEXIST; delete_link treats ENODEV as done.
 """
 
 import _socket
 import errno
 import os
 import struct
-import sys
 
 from minirt import explain
 from minirt.errors import ConflictError, NetworkError
+from minirt.net import inet, linkmsgs
+from minirt.net.linkmsgs import (  # noqa: F401 (re-exported: the constants are part of this API)
+    AF_INET, AF_INET6, IFF_UP, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE,
+    NLMSG_ERROR, RT_TABLE_MAIN, RTM_DELLINK, RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE,
+    messages,
+)
 
-# linux/netlink.h, linux/rtnetlink.h, linux/if.h
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 24, 26  # NEWROUTE: see linkmsgs
-IFF_UP = 0x1
-AF_INET = 2
-AF_INET6 = 10
-IFA_F_NODAD = 0x02
-RT_TABLE_MAIN = 254
+ETH0_INDEX = 2  # a fresh netns holds only lo (1): the veth peer created into it gets 2
 _HDR = struct.Struct("=IHHII")
 
-_msgs = None
+
+# -- the `ip` line of each operation (pure) ------------------------------------------------------
 
 
-def messages():
-    """pyroute2's ifinfmsg/ifaddrmsg/rtmsg without running pyroute2/__init__.py (see module doc)."""
-    global _msgs
-    if _msgs is None:
-        if "pyroute2" not in sys.modules:
-            import importlib.util
-            import types
+def render_veth(host_ifname: str, peer_ifname: str, mtu: int, bridge: str, mac: str, netns) -> str:
+    return (f"ip link add {host_ifname} mtu {mtu} master {bridge} up type veth "
+            f"peer name {peer_ifname} mtu {mtu} address {mac} netns {netns}")  # fmt: skip
 
-            spec = importlib.util.find_spec("pyroute2")
-            if spec is None:
-                raise NetworkError("pyroute2 is not installed (pip install pyroute2)")
-            pkg = types.ModuleType("pyroute2")
-            pkg.__path__ = list(spec.submodule_search_locations)
-            pkg.__file__ = spec.origin
-            sys.modules["pyroute2"] = pkg
-        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-        _msgs = (ifinfmsg, ifaddrmsg, rtmsg)
-    return _msgs
+def render_bridge(name: str, mtu: int) -> str:
+    return f"ip link add {name} mtu {mtu} up type bridge"
+
+
+def render_up(ifname: str) -> str:
+    return f"ip link set {ifname} up"
+
+
+def render_hairpin(ifname: str) -> str:
+    return f"ip link set {ifname} type bridge_slave hairpin on"
+
+
+def render_delete(ifname: str) -> str:
+    return f"ip link del {ifname}"
+
+
+def render_address(ifname: str, address: str, prefixlen: int) -> str:
+    if inet.version(address) == inet.V6:
+        return f"ip -6 addr add {address}/{prefixlen} dev {ifname} nodad"
+    return f"ip addr add {address}/{prefixlen} dev {ifname}"
+
+
+def render_default_route(ifname: str, gateway: str) -> str:
+    six = "-6 " if inet.version(gateway) == inet.V6 else ""
+    return f"ip {six}route add default via {gateway} dev {ifname}"
 
 
 class Rtnl:
-    """One NETLINK_ROUTE socket in one network namespace; requests are synchronous."""
+    """One NETLINK_ROUTE socket in one network namespace; requests are synchronous.
 
-    def __init__(self, sock: "_socket.socket"):
+    msgs: the compiled messages (linkmsgs.load(root) on the start-up path); None compiles them
+    in memory on first use. where: what prefixes this socket's --explain lines."""
+
+    def __init__(self, sock: "_socket.socket", msgs: dict | None = None, where: str = ""):
         self.sock = sock
         self.sock.bind((0, 0))
         self.seq = 0
+        self._msgs = msgs
+        self.where = where
 
     @classmethod
-    def host(cls) -> "Rtnl":
-        return cls(_socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0))
+    def host(cls, msgs: dict | None = None) -> "Rtnl":
+        return cls(_socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0), msgs)
 
     @classmethod
-    def in_netns(cls, netns_fd: int) -> "Rtnl":
-        return cls(socket_in(netns_fd))
+    def in_netns(cls, netns_fd: int, msgs: dict | None = None, where: str = "") -> "Rtnl":
+        return cls(socket_in(netns_fd), msgs, where)
 
     def close(self) -> None:
         self.sock.close()
 
+    @property
+    def msgs(self) -> dict:
+        if self._msgs is None:
+            self._msgs = linkmsgs.compiled()
+        return self._msgs
+
     # -- transport --------------------------------------------------------------------------
 
-    def _send(self, msg, msg_type: int, flags: int) -> int:
+    def _send(self, buf: bytearray) -> int:
         self.seq += 1
-        msg["header"]["type"] = msg_type
-        msg["header"]["flags"] = flags
-        msg["header"]["sequence_number"] = self.seq
-        msg.encode()
-        self.sock.send(msg.data)
+        struct.pack_into("=I", buf, 8, self.seq)  # struct nlmsghdr { u32 len; u16 type, flags; u32 seq; ... }
+        self.sock.send(buf)
         return self.seq
 
-    def request(self, msg, msg_type: int, flags: int, what: str) -> None:
-        """Send one change and wait for the kernel's ack; errno -> NetworkError naming `what`."""
-        seq = self._send(msg, msg_type, flags | NLM_F_REQUEST | NLM_F_ACK)
+    def _ack(self, seq: int) -> int:
+        """Wait for the kernel's answer to request `seq`: 0 (ack) or the errno it refused with."""
         while True:
             data = self.sock.recv(65536)
             for mtype, mseq, off, _length in split_messages(data):
                 if mseq == seq and mtype == NLMSG_ERROR:
-                    code = error_code(data, off)
-                    if code:
-                        raise OSError(code, f"{what}: {os.strerror(code)}")
-                    return
+                    return error_code(data, off)
 
-    def change(self, msg, msg_type: int, flags: int, what: str, done_errno: int | None = None) -> None:
-        """request(), with errno turned into one NetworkError line naming `what`; `done_errno`
-        (EEXIST for an add, ENODEV for a delete) means the change is already there."""
-        try:
-            self.request(msg, msg_type, flags, what)
-        except OSError as e:
-            if e.errno != done_errno:
-                raise NetworkError(f"{what}: {e.strerror}") from None
+    def change(self, buf: bytearray, what: str, done_errno: int | None = None) -> bool:
+        """Send one change and wait for its ack. True: the kernel made it; False: it answered
+        `done_errno` (EEXIST for an add, ENODEV for a delete: already so, nothing changed).
+        Any other errno is one NetworkError line naming `what`."""
+        code = self._ack(self._send(buf))
+        if code == 0:
+            return True
+        if code == done_errno:
+            return False
+        raise NetworkError(f"{what}: {os.strerror(code)}")
+
+    def _explain(self, line: str) -> None:
+        explain.cmd(self.where + line)
 
     def dump(self, msg, msg_type: int, cls, flags: int = NLM_F_DUMP) -> list:
-        seq = self._send(msg, msg_type, flags | NLM_F_REQUEST)
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = flags | NLM_F_REQUEST
+        msg.encode()
+        seq = self._send(bytearray(msg.data))
         out = []
         while True:
             data = self.sock.recv(1 << 20)
@@ -160,16 +182,27 @@ class Rtnl:
         m = self.link(ifname)
         return m["index"] if m else None
 
+    def create_veth(self, host_ifname: str, peer_ifname: str, mtu: int, master: int, mac: str, netns_fd: int, *,
+                    bridge: str, pid: int, peer_index: int = 0) -> None:  # fmt: skip
+        """The host end (enslaved to `master`, up) and its peer, created directly inside the
+        netns of `netns_fd` (netavark's peer_opts.netns). bridge and pid name master and the
+        netns in the --explain line. EEXIST is an error here: the name is a container's own."""
+        buf = linkmsgs.veth(self.msgs, host_ifname, peer_ifname, mtu, master, mac, netns_fd, peer_index)
+        what = f"create veth {host_ifname}"
+        if not self.change(buf, what, errno.EEXIST):
+            raise ConflictError(f"{what}: interface already exists (left by a crashed container? try `minirt gc`)")
+        self._explain(render_veth(host_ifname, peer_ifname, mtu, bridge, mac, pid))
+
     def ensure_bridge(self, name: str, mtu: int) -> int:
         """Create bridge `name` (up, with `mtu`) unless it exists; return its ifindex."""
         ifinfmsg = messages()[0]
-        explain.cmd(f"ip link add {name} mtu {mtu} type bridge")
-        explain.cmd(f"ip link set {name} up")
         m = ifinfmsg()
         m["flags"] = IFF_UP
         m["change"] = IFF_UP
         m["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
-        self.change(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"create bridge {name}", errno.EEXIST)
+        buf = linkmsgs.pyroute2_bytes(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+        if self.change(buf, f"create bridge {name}", errno.EEXIST):
+            self._explain(render_bridge(name, mtu))
         link = self.link(name)
         if link is None:
             raise NetworkError(f"create bridge {name}: vanished right after creation")
@@ -182,13 +215,8 @@ class Rtnl:
         return link["index"]
 
     def set_up(self, index: int, ifname: str) -> None:
-        ifinfmsg = messages()[0]
-        explain.cmd(f"ip link set {ifname} up")
-        m = ifinfmsg()
-        m["index"] = index
-        m["flags"] = IFF_UP
-        m["change"] = IFF_UP
-        self.change(m, RTM_NEWLINK, 0, f"set {ifname} up")
+        self.change(linkmsgs.link_up(self.msgs, index), f"set {ifname} up")
+        self._explain(render_up(ifname))
 
     def set_hairpin(self, ifname: str) -> None:
         """`ip link set IFNAME type bridge_slave hairpin on`, as bridge port slave data."""
@@ -200,40 +228,35 @@ class Rtnl:
         m["index"] = index
         m["attrs"] = [("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_SLAVE_KIND", "bridge"),
                                                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]})]  # fmt: skip
-        self.change(m, RTM_NEWLINK, 0, f"set hairpin on {ifname}")
+        self.change(linkmsgs.pyroute2_bytes(m, RTM_NEWLINK, 0), f"set hairpin on {ifname}")
+        self._explain(render_hairpin(ifname))
 
     def delete_link(self, ifname: str) -> None:
-        """Idempotent: a missing link (ENODEV) is already deleted. Costs ~25 ms of kernel time
-        for a veth (synchronous in this call), so the normal exit path leaves it to the kernel."""
+        """Idempotent: a missing link (ENODEV) is already deleted, and prints nothing. Costs
+        ~25 ms of kernel time for a veth (synchronous in this call), so the normal exit path
+        leaves it to the kernel."""
         ifinfmsg = messages()[0]
         m = ifinfmsg()
         m["attrs"] = [("IFLA_IFNAME", ifname)]
-        self.change(m, RTM_DELLINK, 0, f"delete link {ifname}", errno.ENODEV)
+        if self.change(linkmsgs.pyroute2_bytes(m, RTM_DELLINK, 0), f"delete link {ifname}", errno.ENODEV):
+            self._explain(render_delete(ifname))
 
     # -- addresses and routes ---------------------------------------------------------------
 
     def add_address(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
-        """Idempotent: EEXIST (the address is already there) is success."""
-        explain.cmd(f"ip addr add {address}/{prefixlen} dev {ifname}")
-        self._add_address(AF_INET, 0, index, ifname, address, prefixlen, [("IFA_LOCAL", address)])
+        """An IPv4 or IPv6 address (IPv6 with nodad, see linkmsgs.address). Idempotent: EEXIST
+        (the address is already there) is success, and prints nothing."""
+        buf = linkmsgs.address(self.msgs, index, address, prefixlen)
+        if self.change(buf, f"add address {address}/{prefixlen} to {ifname}", errno.EEXIST):
+            self._explain(render_address(ifname, address, prefixlen))
 
-    def add_address6(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
-        """An IPv6 address with IFA_F_NODAD (no duplicate address detection: usable at once,
-        as netavark and Docker add theirs); idempotent like add_address."""
-        explain.cmd(f"ip -6 addr add {address}/{prefixlen} dev {ifname} nodad")
-        self._add_address(AF_INET6, IFA_F_NODAD, index, ifname, address, prefixlen, [])
+    add_address6 = add_address  # the same operation; the family comes from the address
 
-    def _add_address(self, family: int, flags: int, index: int, ifname: str, address: str, prefixlen: int,
-                     extra: list) -> None:  # fmt: skip
-        m = messages()[1]()
-        m["family"] = family
-        m["prefixlen"] = prefixlen
-        if flags:
-            m["flags"] = flags
-        m["index"] = index
-        m["attrs"] = extra + [("IFA_ADDRESS", address)]
-        self.change(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add address {address}/{prefixlen} to {ifname}",
-                    errno.EEXIST)  # fmt: skip
+    def add_default_route(self, index: int, ifname: str, gateway: str) -> None:
+        """The IPv4 or IPv6 default route via gateway on ifname. EEXIST is an error: another
+        default route is there, which is not the one asked for."""
+        self.change(linkmsgs.default_route(self.msgs, index, gateway), f"add default route via {gateway}")
+        self._explain(render_default_route(ifname, gateway))
 
     def routes(self) -> list[tuple[str, int, int]]:
         """IPv4 routes of the main table as (destination, prefixlen, oif)."""

@@ -34,7 +34,6 @@ import fcntl
 import os
 import time
 
-from minirt import explain
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.net.netrecord import DEFAULT_BRIDGE, DEFAULT_NETWORK, Network, list_networks, load, load_existing, networks_dir
 from minirt.state import atomic_write_json, read_json, rmtree
@@ -179,9 +178,9 @@ def _record_ipv6(root: str, net: Network, subnet6: str | None, gateway6: str | N
     others = {n.name: n.subnet6 for n in list_networks(root) if n.subnet6 and n.name != net.name}
     subnet6, gateway6 = _subnet_and_gateway(subnet6, gateway6, subnets.parse_subnet6, others,
                                             lambda: subnets.ula_for(net.name, list(others.values())))  # fmt: skip
-    import ipaddress
+    from minirt.net import inet
 
-    gateway6 = str(ipaddress.ip_address(gateway6))  # canonical: it names no lease, but is compared
+    gateway6 = inet.canonical(gateway6)  # canonical: it names no lease, but is compared
     record = read_json(f"{net.dir}/network.json")
     record.update(subnet6=subnet6, gateway6=gateway6, enable_ipv6=True)
     os.makedirs(f"{net.dir}/leases6", mode=0o700, exist_ok=True)
@@ -227,9 +226,9 @@ def _subnet_and_gateway(subnet: str | None, gateway: str | None, parse, others: 
 
 
 def _disjoint(a: str, b: str) -> bool:
-    import ipaddress
+    from minirt.net import inet
 
-    return not ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
+    return not inet.overlaps(a, b)
 
 
 def _setup_host_side(net: Network, host) -> int:
@@ -284,6 +283,5 @@ def _remove_locked(net: Network, host) -> None:
 
     dnsd.stop(net.dir)
     get_backend(net.firewall).teardown_network(net.spec())
-    explain.cmd(f"ip link del {net.bridge}")
     host.delete_link(net.bridge)
     rmtree(net.dir)

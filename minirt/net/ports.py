@@ -14,6 +14,7 @@ choose a free ephemeral port.
 import _socket
 
 from minirt.errors import ConfigError, ConflictError
+from minirt.net import inet
 
 
 class PortMapping:
@@ -68,10 +69,8 @@ def parse(spec: str) -> list[PortMapping]:
         raise ConfigError(f"port {spec!r}: expected [hostip:][hostport:]containerport[/proto]")
     host_ip = host_ip or "0.0.0.0"
     try:
-        _socket.inet_aton(host_ip)
-        if host_ip.count(".") != 3:
-            raise OSError
-    except OSError:
+        inet.parse4(host_ip)
+    except ValueError:
         raise ConfigError(f"port {spec!r}: host address {host_ip!r} is not an IPv4 address") from None
     return _mappings(spec, host_ip, host, ctr, proto)
 
@@ -79,8 +78,8 @@ def parse(spec: str) -> list[PortMapping]:
 def _ipv6_host(text: str, spec: str) -> str:
     """The canonical form of an IPv6 host address; ::1 and :: are refused (docs/networking.md, IPv6)."""
     try:
-        addr = _socket.inet_ntop(_socket.AF_INET6, _socket.inet_pton(_socket.AF_INET6, text))
-    except (OSError, ValueError):
+        addr = inet.format6(inet.parse6(text))
+    except ValueError:
         raise ConfigError(f"port {spec!r}: host address {text!r} is not an IPv6 address") from None
     if addr == "::1":
         raise ConfigError(

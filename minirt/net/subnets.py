@@ -1,7 +1,7 @@
 """Choosing and checking a network's subnet: Docker's default pools, minus what is in use (pure).
 
-Runs in: host, minirt parent, once per network creation (not per container), which is why the
-stdlib `ipaddress` (a few ms to import) is acceptable here and nowhere on the start-up path.
+Runs in: host, minirt parent, once per network creation (not per container). Addresses and
+prefixes are net/inet.py's, as everywhere in minirt.
 
 Be aware:
 - The pools are IPv4; IPv6 subnets are given (--subnet) or a ULA /64 (ula_for).
@@ -11,23 +11,21 @@ Be aware:
   the resolv.conf nameservers.
 """
 
-import ipaddress
-
 from minirt.errors import ConfigError
+from minirt.net import inet
 
 # moby libnetwork/ipamutils, local scope: 172.17.0.0/16 ... 172.31.0.0/16, each a network, then
 # 192.168.0.0/16 split into /20s: 31 networks in all.
 DEFAULT_POOL = [f"172.{n}.0.0/16" for n in range(17, 32)] + [f"192.168.{n}.0/20" for n in range(0, 256, 16)]
 
 
-def _network(s: str, family: str, example: str):
-    """The ipaddress network named by s (host bits clear), or one ConfigError line."""
+def _network(s: str, family: str, example: str) -> inet.Prefix:
+    """The prefix named by s (host bits clear), or one ConfigError line."""
     try:
-        return ipaddress.ip_network(s, strict=True)
-    except (ValueError, TypeError) as e:
-        if "host bits set" in str(e):
-            meant = ipaddress.ip_interface(s).network
-            raise ConfigError(f"subnet {s}: host bits set (did you mean {meant}?)") from None
+        return inet.prefix(s)
+    except inet.HostBitsSet as e:
+        raise ConfigError(f"subnet {s}: host bits set (did you mean {e.network}?)") from None
+    except ValueError:
         raise ConfigError(f"subnet {s}: not a valid {family} subnet (expected CIDR such as {example})") from None
 
 
@@ -37,9 +35,9 @@ def parse_subnet(s: str) -> tuple[str, int]:
     net = _network(s, "IPv4", "10.88.0.0/24")
     if net.version != 4:
         raise ConfigError(f"subnet {s}: only IPv4 subnets are supported")
-    if net.prefixlen > 30:
+    if net.plen > 30:
         raise ConfigError(f"subnet {s}: too small (at most /30: a gateway and one container)")
-    return str(net.network_address), net.prefixlen
+    return net.address, net.plen
 
 
 def parse_subnet6(s: str) -> tuple[str, int]:
@@ -48,9 +46,9 @@ def parse_subnet6(s: str) -> tuple[str, int]:
     net = _network(s, "IPv6", "fd00:77::/64")
     if net.version != 6:
         raise ConfigError(f"subnet {s}: not an IPv6 subnet")
-    if not 64 <= net.prefixlen <= 120:
+    if not 64 <= net.plen <= 120:
         raise ConfigError(f"subnet {s}: IPv6 subnets must be /64 to /120")
-    return str(net.network_address), net.prefixlen
+    return net.address, net.plen
 
 
 def is_v6(s: str) -> bool:
@@ -66,9 +64,9 @@ def ula_for(name: str, taken: list[str]) -> str:
     import hashlib
 
     gid = hashlib.sha256(name.encode()).digest()[:5]
-    prefix = ipaddress.ip_network((int.from_bytes(b"\xfd" + gid, "big") << 80, 48))
-    used = [ipaddress.ip_network(t, strict=False) for t in taken if is_v6(t)]
-    for cand in prefix.subnets(new_prefix=64):
+    prefix = inet.Prefix(inet.V6, int.from_bytes(b"\xfd" + gid, "big") << 80, 48)
+    used = [inet.prefix(t, strict=False) for t in taken if is_v6(t)]
+    for cand in prefix.subnets(64):
         if not any(cand.overlaps(u) for u in used):
             return str(cand)
     raise ConfigError("no free IPv6 /64 for this network; give one with --subnet")
@@ -76,15 +74,13 @@ def ula_for(name: str, taken: list[str]) -> str:
 
 def contains(subnet: str, address: str) -> bool:
     """address is inside subnet; False for anything malformed."""
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
-    except ValueError:
-        return False
+    return inet.contains(subnet, address)
 
 
 def gateway_of(subnet: str) -> str:
     """The first usable address of subnet (Docker's default gateway)."""
-    return str(ipaddress.ip_network(subnet).network_address + 1)
+    net = inet.prefix(subnet)
+    return inet.to_text(net.version, net.network + 1)
 
 
 def pick_subnet(pool: list[str], taken: list[str]) -> str:
@@ -94,13 +90,13 @@ def pick_subnet(pool: list[str], taken: list[str]) -> str:
     used = []
     for t in taken:
         try:
-            n = ipaddress.ip_network(t, strict=False)
+            n = inet.prefix(t, strict=False)
         except ValueError:
             continue
-        if n.version == 4 and n.prefixlen > 0:
+        if n.version == 4 and n.plen > 0:
             used.append(n)
     for cand in pool:
-        c = ipaddress.ip_network(cand)
+        c = inet.prefix(cand)
         if not any(c.overlaps(u) for u in used):
             return cand
     raise ConfigError(

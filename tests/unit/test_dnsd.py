@@ -7,7 +7,7 @@ import pytest
 
 from minirt import ids, jsonenc, procfs
 from minirt.errors import ConfigError
-from minirt.net import dns, dnsd
+from minirt.net import dns, dnsd, inet
 from minirt.net import dnswire as w
 
 # dig-style query: id 0x1234, RD, one question "Db.backend" A IN
@@ -150,9 +150,9 @@ def test_upstreams(tmp_path):
         "198.51.100.1", "198.51.100.2"]  # fmt: skip
 
 
-def test_in_subnet():
-    assert dnsd._in_subnet("10.77.0.9", "10.77.0.0/24")
-    assert not dnsd._in_subnet("10.78.0.9", "10.77.0.0/24")
+def test_in_subnet():  # the responder's source check (dnsd used its own _in_subnet before net/inet.py)
+    assert inet.contains("10.77.0.0/24", "10.77.0.9")
+    assert not inet.contains("10.77.0.0/24", "10.78.0.9")
 
 
 def test_network_resolv_conf():

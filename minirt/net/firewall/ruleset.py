@@ -70,6 +70,7 @@ minirt's own drop (unpublished inbound) applies however permissive the other tab
 """
 
 from minirt.errors import ConfigError
+from minirt.net import inet
 
 FAMILY = "inet"
 TABLE = "minirt"
@@ -119,33 +120,25 @@ def _masquerade6(net) -> list[dict]:
 
 def _parse_subnet6(net) -> tuple[str, int]:
     """"fd00:77::/64" -> ("fd00:77::", 64), canonical form and host bits clear, or ConfigError."""
-    import _socket
-
-    addr, slash, plen = str(net.subnet6).partition("/")
-    try:
-        packed = _socket.inet_pton(_socket.AF_INET6, addr)
-    except (OSError, ValueError):
-        packed = None
-    if not (packed and slash and plen.isdigit() and int(plen) <= 128 and _socket.inet_ntop(_socket.AF_INET6, packed) == addr):
-        raise ConfigError(f"network {net.name}: subnet {net.subnet6!r}: expected an IPv6 network such as fd00:77::/64")
-    if int.from_bytes(packed, "big") & ((1 << (128 - int(plen))) - 1):
-        raise ConfigError(f"network {net.name}: subnet {net.subnet6!r} has host bits set (not a network address)")
-    return addr, int(plen)
+    return _parse_prefix(net, net.subnet6, inet.V6, "an IPv6 network such as fd00:77::/64")
 
 
 def _parse_subnet(net) -> tuple[str, int]:
-    """"a.b.c.d/len" -> ("a.b.c.d", len), IPv4 only, host bits clear (no ipaddress: import cost)."""
-    bad = ConfigError(f"network {net.name}: subnet {net.subnet!r}: expected an IPv4 network such as 172.17.0.0/16")
-    addr, slash, plen = str(net.subnet).partition("/")
-    octets = addr.split(".")
-    if not (slash and plen.isdigit() and int(plen) <= 32 and len(octets) == 4):
-        raise bad
-    if not all(o.isdigit() and int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets):
-        raise bad
-    value = int.from_bytes(bytes(int(o) for o in octets), "big")
-    if value & ((1 << (32 - int(plen))) - 1):
-        raise ConfigError(f"network {net.name}: subnet {net.subnet!r} has host bits set (not a network address)")
-    return addr, int(plen)
+    """"a.b.c.d/len" -> ("a.b.c.d", len), IPv4 only, host bits clear."""
+    return _parse_prefix(net, net.subnet, inet.V4, "an IPv4 network such as 172.17.0.0/16")
+
+
+def _parse_prefix(net, subnet, version: int, expected: str) -> tuple[str, int]:
+    """The rule text must be what nft lists back: ADDRESS/LEN, canonical, host bits clear."""
+    try:
+        p = inet.prefix(str(subnet), canonical6=True, bare=False)
+    except inet.HostBitsSet:
+        raise ConfigError(f"network {net.name}: subnet {subnet!r} has host bits set (not a network address)") from None
+    except ValueError:
+        p = None
+    if p is None or p.version != version:
+        raise ConfigError(f"network {net.name}: subnet {subnet!r}: expected {expected}")
+    return p.address, p.plen
 
 
 # -- JSON objects (libnftables-json(5)) -------------------------------------------------------
