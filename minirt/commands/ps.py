@@ -23,15 +23,15 @@ def main(args: list[str]) -> int:
         if opts["quiet"]:
             print(cid[:12])
             continue
-        # Only a running container shows an address, as in Docker (a stopped container's
-        # NetworkSettings.IPAddress is ""): a stopped one gave its lease back, a dead one's is
-        # gc's to reclaim, and `start` may hand it another.
+        # Only a running container shows an address and ports, as in Docker (a stopped
+        # container's PORTS column is empty): a stopped one gave its lease and its published
+        # elements back, a dead one's are gc's to reclaim, and `start` may hand it others.
         running = st == "running"
         net = (rec.get("network") or {}) if running else {}
         shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
         cmd = " ".join(rec.get("config", {}).get("argv") or [])
         rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if running else "",
-                     net.get("address", ""), _ports(rec), cmd[:30], rec.get("created", "")))  # fmt: skip
+                     net.get("address", ""), _ports(rec) if running else "", cmd[:30], rec.get("created", "")))  # fmt: skip
     if not opts["quiet"]:
         head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
