@@ -2,8 +2,9 @@
 
 Runs in: the minirt parent, host namespaces.
 
-    validate -> record (state "created", owner = us) -> spawn (container waits at NET_READY)
-    -> network -> release (NET_READY) -> EXEC + EOF => "running" -> wait -> teardown
+    validate -> reserve ports -> directory (owner file) -> spawn (waits at NET_READY)
+    -> record ("created", owner = us, teardown plan) -> network (each change written to the
+    plan first) -> release (NET_READY) -> EXEC + EOF => "running" -> wait -> teardown plan
 
 `run` is create + start: create() leaves the container process parked at the NET_READY
 barrier with every undo registered; start() releases it. This is the seam for the OCI-style
@@ -127,8 +128,8 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
         else:
             _undo_record(rb, c)
             cdir = store.make_dirs(cfg.id, c.record["owner"])
-        with Rollback() as teardown:
-            teardown.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
+        with Rollback() as undo:
+            undo.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
             spawn(c.child, cfg, cdir)
             # The record is written while the child imports and unshares (2 cores: this is
@@ -147,10 +148,10 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             if cfg.net == "bridge":
                 from minirt.net import bridge
 
-                c.net = bridge.attach(c, teardown, store.root)
+                c.net = bridge.attach(c, undo, store.root)
                 faults.point("after-network")
             c.record["network"] = c.net
-            c.undo = c.undo + teardown.release()
+            c.undo = c.undo + undo.release()
         rb.release()
     return c
 
