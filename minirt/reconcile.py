@@ -23,7 +23,9 @@ This is CNI's GC verb and netavark's firewall reload, applied to everything mini
        names           names/<name> whose container directory is gone
 
 Nothing outside minirt's table, state directory and `mr` links is looked at, let alone
-removed. `gc --dry-run` lists the same lines without changing anything; `--explain` prints the
+removed; and of those, only what belongs to this state root's networks (an element pointing
+into one of its subnets, a veth on one of its bridges or on none), so a second MINIRT_ROOT
+sharing the network namespace keeps what is its own. `gc --dry-run` lists the same lines without changing anything; `--explain` prints the
 commands as they run.
 """
 
@@ -98,6 +100,8 @@ def findings(store) -> list[Finding]:
             elif st["undo"] == "ports":
                 claimed_elements.update({(m, k): v for m, k, v in st["elements"]})
 
+    subnets = [sn for n in nets for sn in (n.subnet, n.subnet6) if sn]
+    bridges = {n.bridge for n in nets}
     out = []
     for n in nets:
         for cid in sorted({o.get("container") for _a, o in leases[n.name] if o.get("container") not in live
@@ -106,11 +110,11 @@ def findings(store) -> list[Finding]:
             out.append(Finding(f"lease {n.name}/{addrs} of {ids.short(cid or '?')} (not running)",
                                _release(n.dir, cid)))  # fmt: skip
     for (m, k), v in sorted(elements.items()):
-        if claimed_elements.get((m, k)) != v:
+        if claimed_elements.get((m, k)) != v and _in_any(v.split(" . ")[0], subnets):
             out.append(Finding(f"element inet minirt {m} {{ {k} : {v} }} (no running container publishes it)",
                                _unpublish((m, k, v))))  # fmt: skip
     for name in veths:
-        if name not in claimed_veths:
+        if name not in claimed_veths and _master(name) in bridges | {None}:
             out.append(Finding(f"veth {name} (no running container owns it)", _delete_link(name)))
     for n in nets:
         out += _idle_responder(n, leases[n.name])
@@ -125,6 +129,29 @@ def findings(store) -> list[Finding]:
                                _remove_dir(store, cid)))  # fmt: skip
     out += _stale_names(store, gone)  # last: a name can point at a directory removed above
     return out
+
+
+def _in_any(address: str, subnets: list[str]) -> bool:
+    """An element points into one of this state root's networks: ours to judge. (Another
+    MINIRT_ROOT in the same network namespace shares the table; its elements are not ours.)"""
+    from minirt.net import inet
+
+    for sn in subnets:
+        try:
+            if inet.contains(sn, address):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _master(ifname: str) -> str | None:
+    """The bridge a link is enslaved to (sysfs), or None when it has none: a veth on another
+    state root's bridge is that root's, not ours."""
+    try:
+        return os.path.basename(os.readlink(f"/sys/class/net/{ifname}/master"))
+    except OSError:
+        return None
 
 
 def _load(store, cid: str) -> dict | None:

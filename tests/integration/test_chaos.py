@@ -179,30 +179,37 @@ def test_gc_dry_run_lists_and_explain_prints_without_touching(minirt):
 
 def test_reload_and_gc_remove_what_no_live_container_owns(minirt):
     """`network reload` re-adds a live container's element after a flush and removes stale ones
-    (a killed run's, and one nobody ever recorded); `gc` then finalizes the dead record and
-    removes a stray `mr…` veth; the live container is untouched throughout."""
+    (a killed run's, and one nobody ever recorded); a stray `mr…` veth on our bridge goes too;
+    what points outside this state root's networks (another MINIRT_ROOT's) stays; `gc` then
+    finalizes the dead record; the live container is untouched throughout."""
     ok(minirt("run", "-d", "--name", "live", "-p", "21500:80", "--", "sleep", "60"))
+    live_ip = inspect(minirt, "live")["NetworkSettings"]["IPAddress"]
+    stale_ip = live_ip.rsplit(".", 1)[0] + ".250"  # inside the network's subnet, nobody's
     p = minirt.popen("run", "--rm", "-p", "21501:80", "--", "sleep", "60")
     wait_for(lambda: len(_elements(minirt)) == 2, what="both ports to be published")
     mine = descendants(p.pid)
     _kill([p.pid, *mine])
     p.wait(timeout=30)
     wait_for(lambda: not [x for x in mine if _alive(x)], what="the killed run to go")
-    minirt.host.run("nft", "add element inet minirt ports_any { tcp . 21502 : 10.99.0.9 . 80 }")
-    minirt.host.run("ip", "link", "add", "mr0123456789ab", "type", "veth", "peer", "name", "mtpeer0")
+    minirt.host.run("ip", "link", "add", "mr0123456789ab", "master", "minirt0", "type", "veth", "peer", "name", "mtpeer0")
+    minirt.host.run("ip", "link", "add", "mr0123456789cd", "type", "veth", "peer", "name", "mtpeer1")
     minirt.host.run("nft", "flush", "map", "inet", "minirt", "ports_any")
-    minirt.host.run("nft", "add element inet minirt ports_any { tcp . 21502 : 10.99.0.9 . 80 }")
-    minirt.host.run("nft", "add element inet minirt ports_any { tcp . 21501 : 10.0.0.99 . 80 }")
+    minirt.host.run("nft", f"add element inet minirt ports_any {{ tcp . 21502 : {stale_ip} . 80 }}")
+    minirt.host.run("nft", "add element inet minirt ports_any { tcp . 21503 : 198.51.100.7 . 80 }")
     ok(minirt("network", "reload"))
-    live_ip = inspect(minirt, "live")["NetworkSettings"]["IPAddress"]
-    assert _elements(minirt) == [f"ports_any: [{{'concat': ['tcp', 21500]}}, {{'concat': ['{live_ip}', 80]}}]"]
+    assert sorted(_elements(minirt)) == [
+        f"ports_any: [{{'concat': ['tcp', 21500]}}, {{'concat': ['{live_ip}', 80]}}]",
+        "ports_any: [{'concat': ['tcp', 21503]}, {'concat': ['198.51.100.7', 80]}]",
+    ]
     assert minirt.host.run("ip", "link", "show", "mr0123456789ab", check=False).returncode != 0
+    assert minirt.host.run("ip", "link", "show", "mr0123456789cd", check=False).returncode != 0  # on no bridge
     dead = [c for c in minirt.containers() if json.load(open(f"{minirt.root}/containers/{c}/state.json"))["name"] != "live"]
     assert len(dead) == 1
     out = ok(minirt("gc"))
     assert f"container {dead[0][:12]}: dead" in out, out
-    assert minirt.containers() == [c for c in minirt.containers() if c not in dead]
+    assert dead[0] not in minirt.containers()
     assert inspect(minirt, "live")["State"]["Running"]
     assert ok(minirt("gc", "--dry-run")) == ""  # nothing left to reclaim, the live one is not
     ok(minirt("rm", "-f", "live"))
-    assert _elements(minirt) == []
+    assert _elements(minirt) == ["ports_any: [{'concat': ['tcp', 21503]}, {'concat': ['198.51.100.7', 80]}]"]
+    minirt.host.run("nft", "flush", "map", "inet", "minirt", "ports_any")
