@@ -111,6 +111,12 @@ BR_NETFILTER = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call
 RESOLV_CONF = "nameserver 192.0.2.53\n"
 
 
+# For tests whose traffic must work both ways: bridged frames seen by nftables or not.
+BOTH_BR_NETFILTER = pytest.mark.parametrize(
+    "br_netfilter", ["off", pytest.param("on", marks=pytest.mark.br_netfilter)], ids=["brnf-off", "brnf-on"]
+)
+
+
 def _br_netfilter_per_netns() -> bool:
     major, minor = (int(x) for x in os.uname().release.split(".")[:2])
     return (major, minor) >= (5, 3)

@@ -9,8 +9,8 @@ is shared: other sessions run their own suites, and a person may run `minirt run
 - processes: descendants of the pytest process; processes whose environment carries this
   session's marker (MINIRT_TEST_SESSION=<token>, inherited by everything the suite starts,
   daemonized supervisors, sentinels and DNS responders included) or a MINIRT_ROOT under the
-  session's temporary directories; processes whose root directory lies there (container
-  inits, whose environment is the container's own). Zombies are not counted.
+  session's temporary directories; and the descendants of those (container inits, whose
+  environment is the container's own). Zombies are not counted.
 - links, /run/netns names, nft tables: names the suite hands out (uniq()), and the fixed names
   tests create inside their throwaway hosts (SUITE_LINKS, SUITE_TABLES) should one ever appear
   in the real host. minirt's default names (minirt0, br-…, mr…, `inet minirt`) are not the
@@ -52,7 +52,6 @@ class Proc:
     state: str
     cmdline: str
     env: dict  # only the variables the guard reads: MINIRT_ROOT, MINIRT_TEST_SESSION
-    root: str  # readlink /proc/PID/root ("" if unreadable)
 
 
 # ---- readers ---------------------------------------------------------------------------------
@@ -114,11 +113,7 @@ def read_processes() -> dict[int, Proc]:
                 env = parse_environ(f.read())
         except (OSError, ValueError):
             continue
-        try:
-            root = os.readlink(f"/proc/{pid}/root")
-        except OSError:
-            root = ""
-        out[pid] = Proc(pid, int(ppid), state, cmdline, env, root)
+        out[pid] = Proc(pid, int(ppid), state, cmdline, env)
     return out
 
 
@@ -155,37 +150,32 @@ def under(path: str, roots: tuple[str, ...]) -> bool:
 
 
 def suite_processes(procs: dict[int, Proc], suite: Suite) -> set[str]:
-    """The processes of `procs` that belong to the suite (see the module docstring)."""
-    descends: dict[int, bool] = {}
+    """The processes of `procs` that belong to the suite (see the module docstring): marked by
+    their environment, or descended from pytest or from a marked process (a container's init,
+    whose environment is the container's own, is a child of its minirt or supervisor)."""
 
-    def descendant(pid: int) -> bool:
+    def marked(p: Proc) -> bool:
+        return p.env.get(SESSION_VAR) == suite.token or under(p.env.get("MINIRT_ROOT", ""), suite.roots)
+
+    owned: dict[int, bool] = {suite.pid: True}
+    for start in procs:
         chain = []
-        while pid not in descends:
+        pid = start
+        while pid not in owned:
             p = procs.get(pid)
             if p is None or pid <= 1:
-                descends[pid] = False
+                owned[pid] = False
                 break
-            if p.ppid == suite.pid:
-                descends[pid] = True
+            if marked(p):
+                owned[pid] = True
                 break
             chain.append(pid)
             pid = p.ppid
         for c in chain:
-            descends[c] = descends[pid]
-        return descends[pid]
-
-    out = set()
-    for p in procs.values():
-        if p.pid == suite.pid or p.state == "Z":
-            continue
-        if (
-            descendant(p.pid)
-            or p.env.get(SESSION_VAR) == suite.token
-            or under(p.env.get("MINIRT_ROOT", ""), suite.roots)
-            or (p.root not in ("", "/") and under(p.root, suite.roots))
-        ):
-            out.add(f"{p.pid} {p.cmdline}")
-    return out
+            owned[c] = owned[pid]
+    return {
+        f"{p.pid} {p.cmdline}" for p in procs.values() if owned.get(p.pid) and p.pid != suite.pid and p.state != "Z"
+    }
 
 
 def suite_names(observed: set[str], suite: Suite, fixed: frozenset[str] = frozenset()) -> set[str]:

@@ -3,10 +3,10 @@
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 
+from tests.conftest import BOTH_BR_NETFILTER
 from tests.integration.test_exit_and_signals import wait_line
 
 
@@ -27,7 +27,8 @@ def stop(p: subprocess.Popen) -> None:
     assert p.wait(timeout=30) == 0, p.stderr.read()
 
 
-def test_two_containers_ping_each_other_and_the_gateway(minirt):
+@BOTH_BR_NETFILTER
+def test_two_containers_ping_each_other_and_the_gateway(minirt, br_netfilter):
     a, a_ip = start_idle(minirt)
     try:
         net = json.load(open(f"{minirt.root}/networks/minirt/network.json"))
@@ -185,18 +186,23 @@ def test_30_sequential_and_20_parallel_runs_leave_nothing(minirt):
     for _ in range(30):
         r = minirt("run", "--rm", "--", "true")
         assert r.returncode == 0, r.stderr
-    results: list = []
-
-    def one():
-        results.append(minirt("run", "--rm", "--", "sh", "-c", "ip -4 -o addr show eth0; sleep 1"))
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
-    addrs = [r.stdout.split()[3] for r in results]
+    # 20 at once, each holding its address until all 20 have one (they wait on stdin): the
+    # addresses are compared while every container is known to be running
+    procs = [minirt.popen("run", "--rm", "--", "sh", "-c", "ip -4 -o addr show eth0; read x; true", stdin=subprocess.PIPE)
+             for _ in range(20)]  # fmt: skip
+    addrs = []
+    for p in procs:
+        line = p.stdout.readline()
+        assert line, p.stderr.read() if p.poll() is not None else "no address line"
+        addrs.append(line.split()[3])
+    for p in procs:
+        p.stdin.close()
+    codes = [p.wait(timeout=60) for p in procs]
+    errors = [p.stderr.read() for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert codes == [0] * 20, [e for c, e in zip(codes, errors) if c]
     assert len(set(addrs)) == 20, addrs  # never shared while running together
     assert minirt.containers() == []
     # nft: no per-container objects were ever added; the table holds only the network's rules
