@@ -104,11 +104,11 @@ HOST_SYSCTLS = {
 BR_NETFILTER = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
                 "net.bridge.bridge-nf-call-arptables")  # fmt: skip
 # The throwaway host's /etc/resolv.conf (a fixture file bind-mounted in its private mount
-# namespace), never the machine's: one LAN resolver on TEST-NET-1 that nothing answers on. No
-# search line: busybox's nslookup then asks only NAME.SEARCH, never the bare name, and the
-# name tests would depend on it. Tests of other cases (a 127.0.0.53 stub, ::1, ndots, search)
-# call set_resolv_conf().
-RESOLV_CONF = "nameserver 192.0.2.53\n"
+# namespace), never the machine's: one resolver on TEST-NET-3 that nothing answers on (a query
+# sent there ends in the test's own namespaces). No search line: given one, busybox's nslookup
+# asks only NAME.SEARCH, never the bare name, and the name tests would fail. Tests of other
+# cases (a 127.0.0.53 stub, ::1, ndots, search) call set_resolv_conf().
+RESOLV_CONF = "nameserver 203.0.113.53\n"
 
 
 # For tests whose traffic must work both ways: bridged frames seen by nftables or not.

@@ -113,15 +113,15 @@ STUB = "# minirt: the host's nameservers ({}) are not reachable from a container
 @pytest.mark.parametrize(
     "host, dns, expected",
     [
-        ("nameserver 192.0.2.53\nsearch example.test\n", [], "nameserver 192.0.2.53\nsearch example.test\n"),
+        ("nameserver 203.0.113.53\nsearch example.test\n", [], "nameserver 203.0.113.53\nsearch example.test\n"),
         # systemd-resolved's stub: loopback, unreachable from the container's netns; its
         # options and search lines stay
         ("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n", [],
          STUB.format("127.0.0.53") + "options edns0 trust-ad\nsearch lan\n"),
-        ("nameserver ::1\nnameserver 192.0.2.53\nnameserver 127.0.0.1\n", [], "nameserver 192.0.2.53\n"),
+        ("nameserver ::1\nnameserver 203.0.113.53\nnameserver 127.0.0.1\n", [], "nameserver 203.0.113.53\n"),
         ("nameserver ::1\n", [], STUB.format("::1")),
-        ("nameserver 192.0.2.53\noptions ndots:3 timeout:1\n", [], "nameserver 192.0.2.53\noptions ndots:3 timeout:1\n"),
-        ("nameserver 127.0.0.53\nsearch lan\n", ["203.0.113.53"], "nameserver 203.0.113.53\nsearch lan\n"),
+        ("nameserver 203.0.113.53\noptions ndots:3 timeout:1\n", [], "nameserver 203.0.113.53\noptions ndots:3 timeout:1\n"),
+        ("nameserver 127.0.0.53\nsearch lan\n", ["203.0.113.54"], "nameserver 203.0.113.54\nsearch lan\n"),
         ("", [], STUB.format("none")),
     ],
     ids=["lan", "stub-127.0.0.53", "v6-loopback-dropped", "only-::1", "ndots-kept", "dns-flag", "empty"],
