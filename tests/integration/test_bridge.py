@@ -120,7 +120,8 @@ STUB = "# minirt: the host's nameservers ({}) are not reachable from a container
          STUB.format("127.0.0.53") + "options edns0 trust-ad\nsearch lan\n"),
         ("nameserver ::1\nnameserver 203.0.113.53\nnameserver 127.0.0.1\n", [], "nameserver 203.0.113.53\n"),
         ("nameserver ::1\n", [], STUB.format("::1")),
-        ("nameserver 203.0.113.53\noptions ndots:3 timeout:1\n", [], "nameserver 203.0.113.53\noptions ndots:3 timeout:1\n"),
+        ("nameserver 203.0.113.53\noptions ndots:3 timeout:1\n", [],
+         "nameserver 203.0.113.53\noptions ndots:3 timeout:1\n"),
         ("nameserver 127.0.0.53\nsearch lan\n", ["203.0.113.54"], "nameserver 203.0.113.54\nsearch lan\n"),
         ("", [], STUB.format("none")),
     ],
@@ -188,8 +189,8 @@ def test_30_sequential_and_20_parallel_runs_leave_nothing(minirt):
         assert r.returncode == 0, r.stderr
     # 20 at once, each holding its address until all 20 have one (they wait on stdin): the
     # addresses are compared while every container is known to be running
-    procs = [minirt.popen("run", "--rm", "--", "sh", "-c", "ip -4 -o addr show eth0; read x; true", stdin=subprocess.PIPE)
-             for _ in range(20)]  # fmt: skip
+    hold = "ip -4 -o addr show eth0; read x; true"
+    procs = [minirt.popen("run", "--rm", "--", "sh", "-c", hold, stdin=subprocess.PIPE) for _ in range(20)]
     addrs = []
     for p in procs:
         line = p.stdout.readline()

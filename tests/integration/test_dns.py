@@ -68,7 +68,8 @@ def test_names_aliases_and_late_starters_resolve(minirt):
 @pytest.mark.parametrize(
     "host, expected",
     [
-        ("nameserver 203.0.113.53\nsearch example.test\n", "nameserver 10.76.0.1\nsearch example.test\noptions ndots:0\n"),
+        ("nameserver 203.0.113.53\nsearch example.test\n",
+         "nameserver 10.76.0.1\nsearch example.test\noptions ndots:0\n"),
         ("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n",
          "nameserver 10.76.0.1\nsearch lan\noptions edns0 trust-ad ndots:0\n"),
         ("nameserver ::1\noptions ndots:2\n", "nameserver 10.76.0.1\noptions ndots:2\n"),  # the host's ndots wins
