@@ -143,6 +143,13 @@ class HostNS:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.pid = self.proc.pid
+        try:
+            self._setup(br_netfilter)
+        except BaseException:
+            self.close()  # the fixture never gets a HostNS to close
+            raise
+
+    def _setup(self, br_netfilter: bool) -> None:
         assert self.proc.stdout.readline() == "up\n", "holder namespace never appeared"
         self.proc.stdout.close()
         assert os.readlink(f"/proc/{self.pid}/ns/net") != os.readlink("/proc/self/ns/net")
