@@ -31,16 +31,28 @@ def _require_root(request):
         pytest.fail("this test needs root and the real kernel; run `make test` as root")
 
 
+# Names handed out by uniq() this session: the leak guard claims these in the real host.
+ISSUED_NAMES: set[str] = set()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def leak_guard():
-    """Fail the run if anything minirt can create outlives the suite (links, netns, nft tables,
-    mounts, processes). The veth of a dead netns goes away asynchronously, so poll briefly."""
-    me = {os.getpid(), os.getppid()}
-    before = kernel.snapshot(me)
+def leak_guard(tmp_path_factory):
+    """Fail the run if anything the suite made outlives it (links, netns, nft tables, mounts,
+    processes), looking only at the suite's own objects (tests/helpers/kernel.py says how they
+    are told apart), so a minirt run by hand, or another session's suite, beside this one does
+    not fail it. The veth of a dead netns goes away asynchronously, so poll briefly."""
+    suite = kernel.Suite(
+        pid=os.getpid(),
+        token=f"{os.getpid()}-{secrets.token_hex(4)}",
+        roots=(str(tmp_path_factory.getbasetemp()),),
+        names=ISSUED_NAMES,
+    )
+    os.environ[kernel.SESSION_VAR] = suite.token  # inherited by everything the suite starts
+    before = kernel.snapshot(suite)
     yield
     deadline = time.monotonic() + 5
     while True:
-        problems = kernel.diff(before, kernel.snapshot(me))
+        problems = kernel.diff(before, kernel.snapshot(suite))
         if not problems or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -51,7 +63,9 @@ def leak_guard():
 @pytest.fixture
 def uniq() -> str:
     """A short unique name: 'mt' + 6 hex, leaving room under IFNAMSIZ for prefixes."""
-    return "mt" + secrets.token_hex(3)
+    name = "mt" + secrets.token_hex(3)
+    ISSUED_NAMES.add(name)
+    return name
 
 
 @pytest.fixture
@@ -63,28 +77,106 @@ def minirt_root(tmp_path):
     return str(root)
 
 
+# The sysctls a throwaway host starts with, whatever the real host says. A new network
+# namespace copies the real host's IPv4 devconf (net.core.devconf_inherit_init_net = 0, the
+# default; with 1 it copies IPv6 too): on a Docker host, or after `make run`, it would start
+# with ip_forward=1 and minirt's own `sysctl -w net.ipv4.ip_forward=1` step (test_explain...,
+# test_kernel_state...) would never be seen. These are the kernel's defaults (net/ipv4/devinet.c
+# ipv4_devconf and ipv4_devconf_dflt; IPv6 addrconf.c), for `all` and `default`.
+_DEVCONF4 = {
+    "forwarding": "0", "rp_filter": "0", "route_localnet": "0", "accept_local": "0", "src_valid_mark": "0",
+    "bc_forwarding": "0", "proxy_arp": "0", "proxy_arp_pvlan": "0", "arp_filter": "0", "arp_ignore": "0",
+    "arp_announce": "0", "arp_accept": "0", "arp_notify": "0", "drop_gratuitous_arp": "0",
+    "drop_unicast_in_l2_multicast": "0", "log_martians": "0", "accept_redirects": "1", "send_redirects": "1",
+    "secure_redirects": "1", "shared_media": "1", "disable_policy": "0", "disable_xfrm": "0",
+    "promote_secondaries": "0", "ignore_routes_with_linkdown": "0",
+}  # fmt: skip
+HOST_SYSCTLS = {
+    "net.ipv4.ip_forward": "0",
+    **{f"net.ipv4.conf.{scope}.{key}": value for scope in ("all", "default") for key, value in _DEVCONF4.items()},
+    "net.ipv4.conf.all.accept_source_route": "0",
+    "net.ipv4.conf.default.accept_source_route": "1",
+    **{f"net.ipv6.conf.{scope}.{key}": "0" for scope in ("all", "default") for key in ("forwarding", "disable_ipv6")},
+}
+# br_netfilter: per network namespace since Linux 5.3 (brnf_net), 1 in every new namespace once
+# the module is loaded (built in here). A throwaway host starts with it off, as a host that never
+# loaded it; a test marked `br_netfilter` starts with it on, as a Docker host.
+BR_NETFILTER = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
+                "net.bridge.bridge-nf-call-arptables")  # fmt: skip
+# The throwaway host's /etc/resolv.conf (a fixture file bind-mounted in its private mount
+# namespace), never the machine's: one resolver on TEST-NET-3 that nothing answers on (a query
+# sent there ends in the test's own namespaces). No search line: given one, busybox's nslookup
+# asks only NAME.SEARCH, never the bare name, and the name tests would fail. Tests of other
+# cases (a 127.0.0.53 stub, ::1, ndots, search) call set_resolv_conf().
+RESOLV_CONF = "nameserver 203.0.113.53\n"
+
+
+# For tests whose traffic must work both ways: bridged frames seen by nftables or not.
+BOTH_BR_NETFILTER = pytest.mark.parametrize(
+    "br_netfilter", ["off", pytest.param("on", marks=pytest.mark.br_netfilter)], ids=["brnf-off", "brnf-on"]
+)
+
+
+def _br_netfilter_per_netns() -> bool:
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return (major, minor) >= (5, 3)
+
+
 class HostNS:
     """A throwaway "host" for one test: a holder process in its own network and mount
     namespaces (netavark's `unshare -nm ... sleep inf`, CNI's NewNS). minirt runs inside it via
     nsenter, so minirt0, the `inet minirt` table and ip_forward are the test's own and parallel
     or repeated runs cannot collide. Leak checks run inside it before it is discarded, because
-    discarding it would hide a leaked veth."""
+    discarding it would hide a leaked veth.
 
-    def __init__(self) -> None:
+    It owns its state rather than inheriting the real host's: the sysctls above, br_netfilter
+    off unless asked for, and its own /etc/resolv.conf."""
+
+    def __init__(self, br_netfilter: bool = False, resolv_conf: str = RESOLV_CONF) -> None:
+        import tempfile
+
+        fd, self.resolv_path = tempfile.mkstemp(prefix="minirt-test-resolv-", suffix=".conf")
+        os.close(fd)
+        self.set_resolv_conf(resolv_conf)
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sleep", "3600"],
-            stdin=subprocess.DEVNULL,
-        )
+            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", "echo up; exec sleep 3600"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
         self.pid = self.proc.pid
-        deadline = time.monotonic() + 10
-        own = os.readlink("/proc/self/ns/net")
-        while os.readlink(f"/proc/{self.pid}/ns/net") == own:  # until unshare has run
-            assert time.monotonic() < deadline, "holder namespace never appeared"
-            time.sleep(0.005)
-        self.run("ip", "link", "set", "lo", "up")
-        # a sysfs of this namespace's own (in its private mount namespace), so /sys/class/net
-        # shows this "host"'s links as it would on a real host
-        self.run("mount", "-t", "sysfs", "sysfs", "/sys")
+        try:
+            self._setup(br_netfilter)
+        except BaseException:
+            self.close()  # the fixture never gets a HostNS to close
+            raise
+
+    def _setup(self, br_netfilter: bool) -> None:
+        assert self.proc.stdout.readline() == "up\n", "holder namespace never appeared"
+        self.proc.stdout.close()
+        assert os.readlink(f"/proc/{self.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        sysctls = dict(HOST_SYSCTLS)
+        if br_netfilter and not os.path.isdir("/proc/sys/net/bridge"):
+            _load_br_netfilter()
+        if _br_netfilter_per_netns():  # before 5.3 these are the real host's: never written
+            sysctls.update({key: "1" if br_netfilter else "0" for key in BR_NETFILTER})
+        elif br_netfilter:
+            raise AssertionError(f"kernel {os.uname().release}: bridge-nf-call-* are not per netns (< 5.3)")
+        setup = [
+            "ip link set lo up",
+            # a sysfs of this namespace's own (in its private mount namespace), so
+            # /sys/class/net shows this "host"'s links as it would on a real host
+            "mount -t sysfs sysfs /sys",
+            # bind-mounting over a symlink (systemd-resolved's) covers its target
+            f"mount --bind {self.resolv_path} /etc/resolv.conf",
+            # -e: a key this kernel lacks (an older one; br_netfilter not loaded) is skipped
+            "sysctl -q -e -w " + " ".join(f"{k}={v}" for k, v in sysctls.items()),
+        ]
+        self.run("sh", "-ec", "\n".join(setup))
+
+    def set_resolv_conf(self, text: str) -> None:
+        """What this host's /etc/resolv.conf says from now on (the same inode is rewritten, so
+        the bind mount shows it)."""
+        with open(self.resolv_path, "w") as f:
+            f.write(text)
 
     def prefix(self) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"]
@@ -101,11 +193,29 @@ class HostNS:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        try:
+            os.unlink(self.resolv_path)
+        except FileNotFoundError:
+            pass
+
+
+def _load_br_netfilter() -> None:
+    """Debian's kernels build br_netfilter as a module, which Docker loads; here it is built in
+    (/proc/sys/net/bridge always exists). Loading it is a change to the real host, made only
+    for a test that needs it."""
+    import shutil
+
+    modprobe = shutil.which("modprobe")
+    assert modprobe, "this test needs br_netfilter: not built in, and no modprobe to load it"
+    subprocess.run([modprobe, "br_netfilter"], check=True, capture_output=True)
+    assert os.path.isdir("/proc/sys/net/bridge"), "modprobe br_netfilter did not create /proc/sys/net/bridge"
 
 
 @pytest.fixture
-def host_ns():
-    h = HostNS()
+def host_ns(request):
+    """The test's throwaway host; `@pytest.mark.br_netfilter` starts it with bridged traffic
+    going through nftables (bridge-nf-call-*=1), as on a Docker host."""
+    h = HostNS(br_netfilter=request.node.get_closest_marker("br_netfilter") is not None)
     try:
         yield h
     finally:

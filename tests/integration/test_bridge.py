@@ -3,10 +3,10 @@
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 
+from tests.conftest import BOTH_BR_NETFILTER
 from tests.integration.test_exit_and_signals import wait_line
 
 
@@ -27,7 +27,8 @@ def stop(p: subprocess.Popen) -> None:
     assert p.wait(timeout=30) == 0, p.stderr.read()
 
 
-def test_two_containers_ping_each_other_and_the_gateway(minirt):
+@BOTH_BR_NETFILTER
+def test_two_containers_ping_each_other_and_the_gateway(minirt, br_netfilter):
     a, a_ip = start_idle(minirt)
     try:
         net = json.load(open(f"{minirt.root}/networks/minirt/network.json"))
@@ -100,17 +101,40 @@ def test_net_none_container_cannot_reach_the_bridge(minirt):
     assert "unreachable" in r.stderr or "100% packet loss" in r.stdout
 
 
-def test_hosts_and_resolv_conf(minirt, tmp_path):
-    r = minirt("run", "--rm", "--hostname", "web", "--", "sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf")
-    hosts, _, resolv = r.stdout.partition("---\n")
-    ip_line = hosts.strip().splitlines()[-1].split()
+def test_hosts_file(minirt):
+    r = minirt("run", "--rm", "--hostname", "web", "--", "cat", "/etc/hosts")
+    ip_line = r.stdout.strip().splitlines()[-1].split()
     assert ip_line[1] == "web" and ip_line[0].count(".") == 3
-    host_resolv = open("/etc/resolv.conf").read()
-    for line in host_resolv.splitlines():
-        if line.startswith("nameserver") and not line.split()[1].startswith("127."):
-            assert line in resolv
-    r = minirt("run", "--rm", "--dns", "203.0.113.53", "--", "cat", "/etc/resolv.conf")
-    assert r.stdout.startswith("nameserver 203.0.113.53\n")
+
+
+STUB = "# minirt: the host's nameservers ({}) are not reachable from a container; pass --dns ADDRESS\n"
+
+
+@pytest.mark.parametrize(
+    "host, dns, expected",
+    [
+        ("nameserver 203.0.113.53\nsearch example.test\n", [], "nameserver 203.0.113.53\nsearch example.test\n"),
+        # systemd-resolved's stub: loopback, unreachable from the container's netns; its
+        # options and search lines stay
+        ("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n", [],
+         STUB.format("127.0.0.53") + "options edns0 trust-ad\nsearch lan\n"),
+        ("nameserver ::1\nnameserver 203.0.113.53\nnameserver 127.0.0.1\n", [], "nameserver 203.0.113.53\n"),
+        ("nameserver ::1\n", [], STUB.format("::1")),
+        ("nameserver 203.0.113.53\noptions ndots:3 timeout:1\n", [],
+         "nameserver 203.0.113.53\noptions ndots:3 timeout:1\n"),
+        ("nameserver 127.0.0.53\nsearch lan\n", ["203.0.113.54"], "nameserver 203.0.113.54\nsearch lan\n"),
+        ("", [], STUB.format("none")),
+    ],
+    ids=["lan", "stub-127.0.0.53", "v6-loopback-dropped", "only-::1", "ndots-kept", "dns-flag", "empty"],
+)  # fmt: skip
+def test_resolv_conf_from_the_hosts(minirt, host, dns, expected):
+    """The container's resolv.conf is derived from its host's: here a fixture file over the
+    throwaway host's /etc/resolv.conf, never the machine's own."""
+    minirt.host.set_resolv_conf(host)
+    flags = [x for d in dns for x in ("--dns", d)]
+    r = minirt("run", "--rm", *flags, "--", "cat", "/etc/resolv.conf")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
 
 
 def test_explain_prints_the_equivalent_commands(minirt):
@@ -163,18 +187,23 @@ def test_30_sequential_and_20_parallel_runs_leave_nothing(minirt):
     for _ in range(30):
         r = minirt("run", "--rm", "--", "true")
         assert r.returncode == 0, r.stderr
-    results: list = []
-
-    def one():
-        results.append(minirt("run", "--rm", "--", "sh", "-c", "ip -4 -o addr show eth0; sleep 1"))
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
-    addrs = [r.stdout.split()[3] for r in results]
+    # 20 at once, each holding its address until all 20 have one (they wait on stdin): the
+    # addresses are compared while every container is known to be running
+    hold = "ip -4 -o addr show eth0; read x; true"
+    procs = [minirt.popen("run", "--rm", "--", "sh", "-c", hold, stdin=subprocess.PIPE) for _ in range(20)]
+    addrs = []
+    for p in procs:
+        line = p.stdout.readline()
+        assert line, p.stderr.read() if p.poll() is not None else "no address line"
+        addrs.append(line.split()[3])
+    for p in procs:
+        p.stdin.close()
+    codes = [p.wait(timeout=60) for p in procs]
+    errors = [p.stderr.read() for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert codes == [0] * 20, [e for c, e in zip(codes, errors) if c]
     assert len(set(addrs)) == 20, addrs  # never shared while running together
     assert minirt.containers() == []
     # nft: no per-container objects were ever added; the table holds only the network's rules

@@ -67,13 +67,34 @@ def test_signal_to_minirt_reaches_the_command(minirt, sig):
     assert p.stdout.read().strip() == f"got-{name}"
 
 
+def _signal_bits(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith(field + ":")), 16)
+
+
+def _pending(pid: int, sig: int) -> bool:
+    """`sig` is pending for the process (shared) or its main thread."""
+    bit = 1 << (sig - 1)
+    return bool((_signal_bits(pid, "ShdPnd") | _signal_bits(pid, "SigPnd")) & bit)
+
+
 def test_pid1_without_handler_ignores_sigterm_but_init_forwards_it(minirt):
     # Without --init the kernel drops SIGTERM for a pid namespace's init that has no handler.
-    p = minirt.popen("run", "--rm", "--", "sh", "-c", "echo up; exec sleep 60")
+    # The shell traps USR1 only. minirt relays signals in order, one at a time (sigwaitinfo):
+    # once it has taken the TERM, a USR1 sent after it is relayed after it, so the shell's
+    # answer to USR1 proves the TERM reached it and was dropped, with no sleep to guess by.
+    p = minirt.popen("run", "--rm", "--", "sh", "-c", 'trap "echo usr1" USR1; echo up; while :; do sleep 0.05; done')
     wait_line(p, "up")
+    child = container_pid(p)
+    assert not _signal_bits(child, "SigCgt") & (1 << (signal.SIGTERM - 1))  # no handler for TERM
     p.send_signal(signal.SIGTERM)
-    with pytest.raises(subprocess.TimeoutExpired):
-        p.wait(timeout=0.5)
+    deadline = time.monotonic() + 10
+    while _pending(p.pid, signal.SIGTERM):  # until minirt has taken it
+        assert time.monotonic() < deadline, "minirt never took the SIGTERM"
+        time.sleep(0.005)
+    p.send_signal(signal.SIGUSR1)
+    wait_line(p, "usr1")
+    assert p.poll() is None and os.path.exists(f"/proc/{child}")
     p.send_signal(signal.SIGKILL)  # minirt dies; pdeathsig takes the container with it
     p.wait(timeout=10)
     # With --init, sleep is PID 2 and dies of the forwarded SIGTERM: 128 + 15.
@@ -96,7 +117,10 @@ def test_minirt_killed_takes_the_container_with_it(minirt):
 
 
 def test_init_is_pid1_and_reaps_orphans(minirt):
-    script = "echo $$; (sleep 0.2 &); sleep 0.6; ps -o pid,stat,comm"
+    # an orphan (its parent subshell exits at once), killed by the shell: it becomes a zombie
+    # whose parent is the reaper; its /proc entry goes only when the reaper has waited for it
+    script = ("echo $$; (sleep 30 & echo $! > /tmp/orphan); o=$(cat /tmp/orphan); kill $o; "
+              "while [ -e /proc/$o ]; do sleep 0.01; done; ps -o pid,stat,comm")  # fmt: skip
     r = minirt("run", "--rm", "--init", "--", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -119,12 +143,12 @@ def test_init_is_pid1_and_reaps_orphans(minirt):
     ],
 )
 def test_bad_input_is_one_line_and_125_and_leaves_nothing(minirt, args, message):
-    before = kernel.mounts()
+    before = kernel.mounts(minirt.host.pid)
     r = minirt("run", "--rm", *args)
     assert r.returncode == 125
     assert r.stderr == message + "\n"
     assert minirt.containers() == []
-    assert kernel.mounts() == before
+    assert kernel.mounts(minirt.host.pid) == before
 
 
 def test_not_root_is_refused(minirt):
@@ -153,13 +177,13 @@ def test_name_conflict(minirt):
 
 @pytest.mark.parametrize("point", ["after-record", "after-spawn", "after-exec"])
 def test_failure_at_each_step_leaves_nothing(minirt, point):
-    before = kernel.mounts()
+    before = kernel.mounts(minirt.host.pid)
     r = minirt("run", "--name", "faulty", "--", "sleep", "5", env={"MINIRT_FAULT": f"fail:{point}"})
     assert r.returncode == 125
     assert r.stderr == f"minirt: injected fault at {point}\n"
     assert minirt.containers() == []
     assert os.listdir(f"{minirt.root}/names") == []
-    assert kernel.mounts() == before
+    assert kernel.mounts(minirt.host.pid) == before
     # the dismissed sentinel exits on its own, a moment after minirt returns
     deadline = time.monotonic() + 5
     while kernel.minirt_processes({os.getpid(), os.getppid()}, root=minirt.root) and time.monotonic() < deadline:
@@ -212,13 +236,17 @@ def test_interactive_shell_with_job_control_through_a_pty(minirt):
         _read_until(fd, b"# ")
         os.write(fd, b"jobs\n")
         assert b"Running" in _read_until(fd, b"# ")
+        shell_group = os.tcgetpgrp(fd)  # the terminal's foreground group (TIOCGPGRP on the master)
         os.write(fd, b"fg %1\n")
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while os.tcgetpgrp(fd) == shell_group:  # until the shell has handed the terminal to the job
+            assert time.monotonic() < deadline, "fg never made the job the foreground group"
+            time.sleep(0.005)
         os.write(fd, b"\x1a")  # ^Z stops the foreground job, not the shell
         assert b"Stopped" in _read_until(fd, b"# ")
         os.write(fd, b"kill -9 %1\n")
         _read_until(fd, b"# ")
-        os.write(fd, b"sleep 0.2; jobs; echo pid=$$\n")
+        os.write(fd, b"wait; echo pid=$$\n")  # the killed job reaped, then the shell's pid
         assert b"pid=1" in _read_until(fd, b"pid=1")
         os.write(fd, b"exit 5\n")
         assert _wait_exit(pid, timeout=10) == 5

@@ -189,13 +189,13 @@ def test_reload_restores_v6_masquerade_after_a_flush(minirt, wan6):
 
 
 HOLD6 = """
-import socket, sys, time
+import signal, socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 s.bind(("::", int(sys.argv[1])))
 s.listen(1)
 print("listening", flush=True)
-time.sleep(60)
+signal.pause()  # until the test kills it
 """
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO
+from tests.conftest import BOTH_BR_NETFILTER, REPO
 from tests.integration.test_lifecycle import inspect, ok, wait_for
 from tests.integration.test_nat_wan import WAN_HOST, WAN_PEER, wan  # noqa: F401 - fixture
 
@@ -34,7 +34,8 @@ def fetch(ns, host: str, port: int, proto: str = "tcp") -> str:
     return r.stdout.strip() if r.returncode == 0 else f"failed: {r.stderr.strip().splitlines()[-1:]}"
 
 
-def test_published_ports_from_everywhere(minirt, wan):  # noqa: F811
+@BOTH_BR_NETFILTER
+def test_published_ports_from_everywhere(minirt, wan, br_netfilter):  # noqa: F811
     ok(minirt("run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:9090:80", "-p", "5353:9999/udp", "--",
               *HTTP.split()))  # fmt: skip
     ip = inspect(minirt, "web")["NetworkSettings"]["IPAddress"]
@@ -88,7 +89,7 @@ def test_conflicts_are_refused_before_anything_is_set_up(minirt):
     assert (r.returncode, r.stderr) == (125, "minirt: port 0.0.0.0:8080/tcp is already in use (by another container or a host process)\n")
     # a host process listening on a port
     holder = subprocess.Popen([*minirt.host.prefix(), sys.executable, "-c",
-                               "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 7070)); s.listen(); print('up', flush=True); time.sleep(30)"],
+                               "import signal,socket; s=socket.socket(); s.bind(('0.0.0.0', 7070)); s.listen(); print('up', flush=True); signal.pause()"],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "up"

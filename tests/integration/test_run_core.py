@@ -131,11 +131,13 @@ def test_sys_is_readonly_and_dev_is_minimal(minirt):
 
 
 def test_etc_files_for_none_network(minirt):
+    host_resolv = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n"  # copied unchanged
+    minirt.host.set_resolv_conf(host_resolv)
     r = minirt("run", "--rm", "--net", "none", "--hostname", "h1", "--", "sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf")
     hosts, _, resolv = r.stdout.partition("---\n")
     assert "127.0.0.1\tlocalhost" in hosts and "ff02::2\tip6-allrouters" in hosts
     assert "h1" not in hosts  # Docker: no entry for itself with --net none
-    assert resolv == open("/etc/resolv.conf").read()
+    assert resolv == host_resolv
 
 
 def test_env_workdir_and_path(minirt):
@@ -197,4 +199,4 @@ def test_net_host_sees_host_links(minirt):
     names = sorted(line.split(": ")[1].split("@")[0] for line in r.stdout.splitlines())
     assert names == host_names and "mtdummy0" in names
     r = minirt("run", "--rm", "--net", "host", "--", "cat", "/etc/hosts")
-    assert r.stdout == open("/etc/hosts").read()
+    assert r.stdout == minirt.host.run("cat", "/etc/hosts").stdout

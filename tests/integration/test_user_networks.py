@@ -2,12 +2,14 @@
 
 import json
 
+from tests.conftest import BOTH_BR_NETFILTER
 from tests.integration.test_lifecycle import inspect, ok, wait_for
 from tests.integration.test_ports import HTTP, fetch
 from tests.integration.test_nat_wan import WAN_PEER, wan  # noqa: F401 - fixture
 
 
-def test_create_inspect_isolation_and_rm(minirt):
+@BOTH_BR_NETFILTER
+def test_create_inspect_isolation_and_rm(minirt, br_netfilter):
     ok(minirt("network", "create", "--subnet", "10.77.0.0/24", "backend"))
     ok(minirt("network", "create", "frontend"))
     nets = json.loads(ok(minirt("network", "inspect", "backend", "frontend")))
@@ -68,7 +70,10 @@ def test_internal_network_cannot_reach_wan_but_default_can(minirt, wan):  # noqa
     ok(minirt("network", "rm", "lab"))
 
 
-def test_icc_false_drops_container_to_container_but_not_gateway(minirt):
+@BOTH_BR_NETFILTER
+def test_icc_false_drops_container_to_container_but_not_gateway(minirt, br_netfilter):
+    nf = "net.bridge.bridge-nf-call-iptables"
+    assert minirt.host.run("sysctl", "-n", nf).stdout.strip() == {"off": "0", "on": "1"}[br_netfilter]
     ok(minirt("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "--subnet", "10.81.0.0/24",
               "quiet"))  # fmt: skip
     assert json.loads(ok(minirt("network", "inspect", "quiet")))[0]["Options"][
@@ -80,7 +85,7 @@ def test_icc_false_drops_container_to_container_but_not_gateway(minirt):
     rules = [r["rule"] for r in minirt.host.json("nft", "-j", "list", "chain", "inet", "minirt", "net-quiet-in")["nftables"]
              if "rule" in r]  # fmt: skip
     assert [r.get("comment") for r in rules][-2:] == ["minirt:net:quiet:icc", "minirt:net:quiet:unpublished"]
-    assert minirt.host.run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
+    assert minirt.host.run("sysctl", "-n", nf).stdout.strip() == "1"  # minirt turned it on
     wget = "timeout 3 wget -qO- http://{}/"  # busybox wget -T segfaults (1.35)
     r = minirt("run", "--rm", "--net", "quiet", "--", "ping", "-c", "1", "-W", "1", srv_ip)
     assert r.returncode != 0

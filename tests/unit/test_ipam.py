@@ -213,7 +213,11 @@ def test_a_reclaimer_waits_for_the_lease_lock_then_looks_again(tmp_path):
         os._exit(0)
     os.close(w)
     try:
-        time.sleep(0.2)
+        # until the kernel lists the child as blocked on a flock (a "->" line of /proc/locks)
+        deadline = time.monotonic() + 10
+        while not _blocked_on_flock(child):
+            assert time.monotonic() < deadline, "the child never waited for the lease lock"
+            time.sleep(0.005)
         os.set_blocking(r, False)
         with pytest.raises(BlockingIOError):
             os.read(r, 1)  # still waiting for our lock
@@ -319,3 +323,10 @@ def test_mac_for():
     assert ipam.mac_for("10.88.255.254") == "02:42:0a:58:ff:fe"
     with pytest.raises(ValueError):
         ipam.mac_for("10.88.0")
+
+
+def _blocked_on_flock(pid: int) -> bool:
+    """/proc/locks lists a waiter as `N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`
+    (proc(5))."""
+    with open("/proc/locks") as f:
+        return any(fields[1:3] == ["->", "FLOCK"] and fields[5] == str(pid) for fields in map(str.split, f))
