@@ -1,7 +1,7 @@
 """Suite-wide fixtures: per-test state roots, the minirt runner, and the session leak guard.
 
 Root-only tests never skip: a test that needs the kernel runs for real, and if it cannot
-(not root) it fails (STYLE 4: "tests that pass when they cannot run" are not copied).
+(not root) it fails (a test that passes when it cannot run proves nothing; see docs/testing.md).
 """
 
 import os
@@ -295,6 +295,13 @@ def _check_clean(r: Runner) -> None:
             break
         time.sleep(0.05)
     assert not leases, f"leases left behind: {leases}"
+    # published-port elements: each points a host port at an address the IPAM hands out again
+    elements = []
+    for m in ("ports_any", "ports_ip", "ports6_any", "ports6_ip"):
+        listed = r.host.run("nft", "-j", "list", "map", "inet", "minirt", m, check=False)
+        if listed.returncode == 0:
+            elements += [f"{m} {e}" for o in json.loads(listed.stdout)["nftables"] for e in o.get("map", {}).get("elem", [])]
+    assert not elements, f"published-port elements left behind: {elements}"
 
 
 def pytest_report_header(config):
