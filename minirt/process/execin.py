@@ -106,6 +106,7 @@ def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
             os.dup2(slave, fd)
         os.close(slave)
     caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True))
+    signals.reset_dispositions()
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:
         os.execve(exe, argv, env)

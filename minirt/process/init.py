@@ -23,7 +23,7 @@ import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
 from minirt import caps, rootfs, timing
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
-from minirt.process import reaper
+from minirt.process import reaper, signals
 from minirt.process.sync import EXEC, NET_READY, NS_READY, Channel
 
 STANDARD_HOSTS = (
@@ -166,6 +166,7 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
     caps.apply(cfg.caps, cfg.no_new_privs)
     timing.mark("caps")
     _close_inherited_fds(keep=ch.sock.fileno())
+    signals.reset_dispositions()
     ch.send(EXEC)
     if cfg.init:
         reaper.run(ch, exe, cfg.argv, env, old_mask)  # does not return

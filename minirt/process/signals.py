@@ -18,6 +18,20 @@ WAITED = FORWARDED | {signal.SIGCHLD}
 SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. the tty's ^C (asm-generic/siginfo.h)
 
 
+def reset_dispositions() -> None:
+    """Every signal back to its default action before the container's command is exec'd.
+
+    execve keeps SIG_IGN: without this the command would inherit what the Python interpreter
+    ignores (SIGPIPE and SIGXFSZ, set at its start-up) and whatever the calling shell ignored
+    (a background job's SIGINT and SIGQUIT), and a shell cannot even trap a signal ignored on
+    entry (POSIX). A Docker container starts with none ignored (SigIgn: 0): its process comes
+    from the daemon, not from the caller's shell.
+    """
+    from minirt._syscalls import default_signals
+
+    default_signals()
+
+
 def block() -> set:
     """Block what we wait for; returns the old mask for the child to restore before execve."""
     return signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)

@@ -67,6 +67,27 @@ def test_signal_to_minirt_reaches_the_command(minirt, sig):
     assert p.stdout.read().strip() == f"got-{name}"
 
 
+def _ignore_int_quit_pipe() -> None:
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("args", [["run", "--rm", "--net", "none"], ["run", "--rm", "--net", "none", "--init"]])
+def test_the_command_starts_with_no_signal_ignored(minirt, args):
+    """Started from a background job (SIGINT, SIGQUIT ignored) by a Python process (SIGPIPE
+    ignored), the container's command still starts with every signal at its default, as in
+    Docker (SigIgn: 0), and its shell can trap SIGINT."""
+    r = subprocess.run(minirt.argv(*args, "--", "grep", "SigIgn", "/proc/self/status"), env=minirt.env,
+                       capture_output=True, text=True, timeout=60, preexec_fn=_ignore_int_quit_pipe)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["SigIgn:", "0000000000000000"]
+    script = 'trap "echo got-INT; exit 7" INT; echo ready; while :; do sleep 0.05; done'
+    p = minirt.popen("run", "--rm", "--net", "none", "--", "sh", "-c", script, preexec_fn=_ignore_int_quit_pipe)
+    wait_line(p, "ready")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=20) == 7
+
+
 def _signal_bits(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as f:
         return int(next(line.split()[1] for line in f if line.startswith(field + ":")), 16)
