@@ -5,7 +5,7 @@ import os
 import sys
 
 from minirt import explain
-from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
+from minirt.cliparse import FLAG, LIST, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 

@@ -7,7 +7,6 @@ import subprocess
 import pytest
 
 from tests.conftest import BOTH_BR_NETFILTER
-from tests.integration.test_exit_and_signals import wait_line
 
 
 def start_idle(minirt, *extra: str) -> tuple[subprocess.Popen, str]:

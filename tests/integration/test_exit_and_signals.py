@@ -242,8 +242,6 @@ def _wait_exit(pid: int, timeout: float) -> int:
 
 
 def test_interactive_shell_with_job_control_through_a_pty(minirt):
-    from tests.conftest import MINIRT
-
     pid, fd = pty.fork()
     if pid == 0:  # child: the pty is our controlling terminal, as in a user's shell
         try:

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 from tests.conftest import BOTH_BR_NETFILTER, REPO
 from tests.integration.test_lifecycle import inspect, ok, wait_for
