@@ -6,7 +6,8 @@ This is CNI's GC verb and netavark's firewall reload, applied to everything mini
 
 1. Every container a crash left "dead" (created/running, but neither its init nor its owner
    runs) is finalized from its own teardown plan (teardown.finalize_dead): exact and
-   value-checked, the same code the owner and the sentinel run.
+   value-checked, the same code the owner and the sentinel run. An exited container whose
+   plan kept steps that failed gets them retried.
 2. Then the host is observed, and only then are the live records read. A container writes each
    teardown step before the change it undoes (teardown.py), so any object seen in the first
    pass that belongs to a live container is claimed by a record read in the second; what no
@@ -52,10 +53,11 @@ def gc(store, dry_run: bool = False) -> list[str]:
     done = []
     for cid in store.ids():
         rec = _load(store, cid)
-        if rec is None or liveness.status(rec) != "dead":
+        if rec is None or not teardown.unfinished(rec):
             continue
         removed = (rec.get("config") or {}).get("rm")
-        done.append(f"container {ids.short(cid)}: dead; carry out its teardown plan, then "
+        why = "dead" if liveness.status(rec) == "dead" else f"exited with {len(rec['teardown'])} failed teardown step(s)"
+        done.append(f"container {ids.short(cid)}: {why}; carry out its teardown plan, then "
                     f"{'remove it (--rm)' if removed else 'keep it as exited'}")  # fmt: skip
         if not dry_run:
             teardown.finalize_dead(store, cid)

@@ -174,14 +174,14 @@ def delete_host_link(ifname: str) -> None:
 
 def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
     """The container's owner died without tearing down (kill -9, OOM): carry out its plan and
-    keep the record as "exited" (137 unless an exit was recorded), or remove it (--rm).
+    keep the record as "exited" (137 unless an exit was recorded), or remove it (--rm). An
+    exited container whose plan still holds failed steps gets them retried the same way.
     Serves `gc`, `rm`, `start` and the sentinel; under the record's lock, so two of them never
     finalize one container twice. With expect_owner (the sentinel), only if that process is
     still the record's owner: a container restarted meanwhile belongs to its new owner.
     Returns False if there was nothing to do (not dead, gone, or owned by another process)."""
     import fcntl
 
-    from minirt import liveness
     from minirt.state import atomic_write_json, read_json
 
     d = store.container_dir(cid)
@@ -197,7 +197,7 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
             return False
         if expect_owner is not None and _owner_key(rec.get("supervisor") or rec.get("owner")) != _owner_key(expect_owner):
             return False
-        if liveness.status(rec) != "dead":
+        if not unfinished(rec):
             return False
         left, failures = carry_out(store.root, cid, plan_of(rec))
         if (rec.get("config") or {}).get("rm") and not left:
@@ -215,6 +215,15 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
         return True
     finally:
         os.close(dfd)
+
+
+def unfinished(rec: dict) -> bool:
+    """Dead (its owner is gone, its plan not carried out), or exited with steps that failed
+    and are left for `gc` to retry."""
+    from minirt import liveness
+
+    st = liveness.status(rec)
+    return st == "dead" or (st == "exited" and bool(rec.get("teardown")))
 
 
 def _owner_key(o: dict | None) -> tuple:

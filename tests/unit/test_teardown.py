@@ -200,3 +200,27 @@ def test_listed_renders_elements_as_nft_takes_them(monkeypatch):
     # and what the plan records for those ports is the same text
     assert fwports.elements([PortMapping("0.0.0.0", 8080, 80, "tcp")], "10.88.0.2") == [
         ("ports_any", "tcp . 8080", "10.88.0.2 . 80")]
+
+
+def test_gc_retries_the_failed_steps_of_an_exited_container(tmp_path, monkeypatch):
+    from minirt import reconcile
+
+    store = Store(str(tmp_path))
+    calls = []
+
+    def flaky(*_a):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("busy")
+
+    monkeypatch.setitem(teardown._UNDO, "flaky", flaky)
+    monkeypatch.setattr(reconcile, "findings", lambda store: [])
+    _dead_record(store, True, [{"undo": "flaky"}])
+    with pytest.raises(CleanupError):
+        teardown.finalize_dead(store, CID)
+    assert store.load(CID)["status"] == "exited"
+    assert reconcile.gc(store, dry_run=True) == [
+        f"container {CID[:12]}: exited with 1 failed teardown step(s); carry out its teardown plan, then remove it (--rm)"]
+    assert len(calls) == 1  # a dry run changes nothing
+    reconcile.gc(store)
+    assert len(calls) == 2 and not os.path.exists(store.container_dir(CID))
