@@ -27,9 +27,9 @@ container is still alive, deletes it explicitly.
 import _socket
 import os
 
-from minirt import explain, faults, ids, timing
+from minirt import explain, faults, ids, sentinel, timing
 from minirt.errors import ConfigError
-from minirt.net import network, sentinel
+from minirt.net import network
 from minirt.net.netlink import ETH0_INDEX, Rtnl, render_hairpin, socket_in
 from minirt.teardown import host_ifname
 
