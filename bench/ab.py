@@ -43,7 +43,9 @@ class Side:
 
     def time(self, args: list[str]) -> float:
         t = time.perf_counter()
-        r = subprocess.run([*self.prefix, self.minirt, *args], env=self.env, capture_output=True, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            [*self.prefix, self.minirt, *args], env=self.env, capture_output=True, stdin=subprocess.DEVNULL
+        )
         ms = (time.perf_counter() - t) * 1000
         if r.returncode != 0:
             raise SystemExit(f"{self.minirt} {' '.join(args)}: exit {r.returncode}: {r.stderr.decode().strip()}")
@@ -67,9 +69,9 @@ def main() -> None:
     try:
         times = {(c, s): [] for c, _ in CASES for s in (0, 1)}
         for rnd in range(opts.runs + 3):  # 3 warm-up rounds (bridge creation, bytecode)
-            order = CASES[rnd % len(CASES):] + CASES[: rnd % len(CASES)]
+            order = CASES[rnd % len(CASES) :] + CASES[: rnd % len(CASES)]
             for name, args in order:
-                for s in ((0, 1) if rnd % 2 else (1, 0)):
+                for s in (0, 1) if rnd % 2 else (1, 0):
                     ms = sides[s].time(args)
                     if rnd >= 3:
                         times[(name, s)].append(ms)
@@ -79,7 +81,10 @@ def main() -> None:
         for name, _ in CASES:
             a, b = times[(name, 0)], times[(name, 1)]
             ma, mb = statistics.median(a), statistics.median(b)
-            print(f"| {name} | {ma:.1f} ({min(a):.1f}–{max(a):.1f}) | {mb:.1f} ({min(b):.1f}–{max(b):.1f}) | {mb / ma:.3f} |")
+            print(
+                f"| {name} | {ma:.1f} ({min(a):.1f}–{max(a):.1f}) "
+                f"| {mb:.1f} ({min(b):.1f}–{max(b):.1f}) | {mb / ma:.3f} |"
+            )
     finally:
         for s in sides:
             s.close()

@@ -294,7 +294,8 @@ def main() -> int:
         notes += [f"minirt doctor on this host: {w}" for w in env.doctor_warnings()]
         env.allow_bridge("minirt0")
         notes.append("as the doctor advises, the harness accepts minirt's bridges in Docker's DOCKER-USER chain "
-                     "(Docker 20.10's FORWARD policy DROP would drop minirt's forwarded traffic; docs/networking.md, Coexistence with other firewalls)")
+                     "(Docker 20.10's FORWARD policy DROP would drop minirt's forwarded traffic; "
+                     "docs/networking.md, Coexistence with other firewalls)")
         sides = {"docker": Side(env, "docker"), "minirt": Side(env, "minirt")}
         for fn in SCENARIOS:
             results = {}

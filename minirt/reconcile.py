@@ -26,8 +26,8 @@ This is CNI's GC verb and netavark's firewall reload, applied to everything mini
 Nothing outside minirt's table, state directory and `mr` links is looked at, let alone
 removed; and of those, only what belongs to this state root's networks (an element pointing
 into one of its subnets, a veth on one of its bridges or on none), so a second MINIRT_ROOT
-sharing the network namespace keeps what is its own. `gc --dry-run` lists the same lines without changing anything; `--explain` prints the
-commands as they run.
+sharing the network namespace keeps what is its own. `gc --dry-run` lists the same lines
+without changing anything; `--explain` prints the commands as they run.
 """
 
 import os
@@ -56,7 +56,9 @@ def gc(store, dry_run: bool = False) -> list[str]:
         if rec is None or not teardown.unfinished(rec):
             continue
         removed = (rec.get("config") or {}).get("rm")
-        why = "dead" if liveness.status(rec) == "dead" else f"exited with {len(rec['teardown'])} failed teardown step(s)"
+        why = (
+            "dead" if liveness.status(rec) == "dead" else f"exited with {len(rec['teardown'])} failed teardown step(s)"
+        )
         done.append(f"container {ids.short(cid)}: {why}; carry out its teardown plan, then "
                     f"{'remove it (--rm)' if removed else 'keep it as exited'}")  # fmt: skip
         if not dry_run:

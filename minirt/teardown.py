@@ -79,7 +79,9 @@ def plan_of(rec: dict) -> list[dict]:
         from minirt.net.ports import PortMapping
 
         mappings = [PortMapping.from_dict(p) for p in net["ports"]]
-        steps.append(ports_step(net["network"], "nftables", fwports.elements(mappings, net["address"], net.get("address6"))))
+        steps.append(
+            ports_step(net["network"], "nftables", fwports.elements(mappings, net["address"], net.get("address6")))
+        )
     for e in rec.get("connected") or []:
         steps += connected_steps(e["network"], e["host_ifname"])
     return steps
@@ -195,7 +197,9 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
             rec = read_json(f"{d}/state.json")
         except (FileNotFoundError, ValueError):
             return False
-        if expect_owner is not None and _owner_key(rec.get("supervisor") or rec.get("owner")) != _owner_key(expect_owner):
+        if expect_owner is not None and _owner_key(rec.get("supervisor") or rec.get("owner")) != _owner_key(
+            expect_owner
+        ):
             return False
         if not unfinished(rec):
             return False

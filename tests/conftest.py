@@ -300,7 +300,8 @@ def _check_clean(r: Runner) -> None:
     for m in ("ports_any", "ports_ip", "ports6_any", "ports6_ip"):
         listed = r.host.run("nft", "-j", "list", "map", "inet", "minirt", m, check=False)
         if listed.returncode == 0:
-            elements += [f"{m} {e}" for o in json.loads(listed.stdout)["nftables"] for e in o.get("map", {}).get("elem", [])]
+            for obj in json.loads(listed.stdout)["nftables"]:
+                elements += [f"{m} {e}" for e in obj.get("map", {}).get("elem", [])]
     assert not elements, f"published-port elements left behind: {elements}"
 
 

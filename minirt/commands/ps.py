@@ -30,8 +30,9 @@ def main(args: list[str]) -> int:
         net = (rec.get("network") or {}) if running else {}
         shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
         cmd = " ".join(rec.get("config", {}).get("argv") or [])
-        rows.append((cid[:12], rec.get("name", ""), shown, str(rec.get("pid") or "") if running else "",
-                     net.get("address", ""), _ports(rec) if running else "", cmd[:30], rec.get("created", "")))  # fmt: skip
+        pid, ports = (str(rec.get("pid") or ""), _ports(rec)) if running else ("", "")
+        rows.append((cid[:12], rec.get("name", ""), shown, pid, net.get("address", ""), ports, cmd[:30],
+                     rec.get("created", "")))  # fmt: skip
     if not opts["quiet"]:
         head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]

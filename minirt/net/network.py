@@ -35,7 +35,15 @@ import os
 import time
 
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
-from minirt.net.netrecord import DEFAULT_BRIDGE, DEFAULT_NETWORK, Network, list_networks, load, load_existing, networks_dir
+from minirt.net.netrecord import (  # noqa: F401 - the records' names, re-exported for the network's callers
+    DEFAULT_BRIDGE,
+    DEFAULT_NETWORK,
+    Network,
+    list_networks,
+    load,
+    load_existing,
+    networks_dir,
+)
 from minirt.state import atomic_write_json, read_json, rmtree
 
 DEFAULT_CONFIG = "/etc/minirt/config.json"

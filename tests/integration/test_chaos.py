@@ -191,7 +191,9 @@ def test_reload_and_gc_remove_what_no_live_container_owns(minirt):
     _kill([p.pid, *mine])
     p.wait(timeout=30)
     wait_for(lambda: not [x for x in mine if _alive(x)], what="the killed run to go")
-    minirt.host.run("ip", "link", "add", "mr0123456789ab", "master", "minirt0", "type", "veth", "peer", "name", "mtpeer0")
+    minirt.host.run(
+        "ip", "link", "add", "mr0123456789ab", "master", "minirt0", "type", "veth", "peer", "name", "mtpeer0"
+    )
     minirt.host.run("ip", "link", "add", "mr0123456789cd", "type", "veth", "peer", "name", "mtpeer1")
     minirt.host.run("nft", "flush", "map", "inet", "minirt", "ports_any")
     minirt.host.run("nft", f"add element inet minirt ports_any {{ tcp . 21502 : {stale_ip} . 80 }}")
@@ -203,7 +205,9 @@ def test_reload_and_gc_remove_what_no_live_container_owns(minirt):
     ]
     assert minirt.host.run("ip", "link", "show", "mr0123456789ab", check=False).returncode != 0
     assert minirt.host.run("ip", "link", "show", "mr0123456789cd", check=False).returncode != 0  # on no bridge
-    dead = [c for c in minirt.containers() if json.load(open(f"{minirt.root}/containers/{c}/state.json"))["name"] != "live"]
+    dead = [
+        c for c in minirt.containers() if json.load(open(f"{minirt.root}/containers/{c}/state.json"))["name"] != "live"
+    ]
     assert len(dead) == 1
     out = ok(minirt("gc"))
     assert f"container {dead[0][:12]}: dead" in out, out

@@ -133,13 +133,13 @@ class FakeNft:
         new = dict(self.elements)
         for line in script.splitlines():
             if line.startswith("add element inet minirt "):
-                name, rest = line[len("add element inet minirt "):].split(" ", 1)
+                name, rest = line[len("add element inet minirt ") :].split(" ", 1)
                 key, value = rest.strip("{} ").split(" : ")
                 if new.get((name, key), value) != value:
                     return 1, "", "Error: Could not process rule: File exists"
                 new[(name, key)] = value
             elif line.startswith("delete element inet minirt "):
-                name, rest = line[len("delete element inet minirt "):].split(" ", 1)
+                name, rest = line[len("delete element inet minirt ") :].split(" ", 1)
                 new.pop((name, rest.strip("{} ")), None)
         self.elements = new
         return 0, "", ""
@@ -199,7 +199,8 @@ def test_listed_renders_elements_as_nft_takes_them(monkeypatch):
     }
     # and what the plan records for those ports is the same text
     assert fwports.elements([PortMapping("0.0.0.0", 8080, 80, "tcp")], "10.88.0.2") == [
-        ("ports_any", "tcp . 8080", "10.88.0.2 . 80")]
+        ("ports_any", "tcp . 8080", "10.88.0.2 . 80")
+    ]
 
 
 def test_gc_retries_the_failed_steps_of_an_exited_container(tmp_path, monkeypatch):
@@ -220,7 +221,9 @@ def test_gc_retries_the_failed_steps_of_an_exited_container(tmp_path, monkeypatc
         teardown.finalize_dead(store, CID)
     assert store.load(CID)["status"] == "exited"
     assert reconcile.gc(store, dry_run=True) == [
-        f"container {CID[:12]}: exited with 1 failed teardown step(s); carry out its teardown plan, then remove it (--rm)"]
+        f"container {CID[:12]}: exited with 1 failed teardown step(s); "
+        "carry out its teardown plan, then remove it (--rm)"
+    ]
     assert len(calls) == 1  # a dry run changes nothing
     reconcile.gc(store)
     assert len(calls) == 2 and not os.path.exists(store.container_dir(CID))

@@ -1,4 +1,4 @@
-"""Published ports in nftables: two DNAT maps, so the rule count stays flat as ports grow.
+"""Published ports in nftables: two DNAT maps per address family, so the rule count stays flat as ports grow.
 
     map ports_ip  { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }   -p IP:H:C
     map ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }               -p H:C
@@ -20,9 +20,10 @@ chains carry (ruleset.py). DNATed traffic is accepted by the network's inbound c
 (`ct status dnat accept`) ahead of its "unpublished" drop.
 
 libnftables 1.0.6 mis-creates maps with concatenated data when they are declared in JSON
-(docs/networking.md, "libnftables 1.0.6 JSON quirks": rc 0, a plain set; a DNAT rule on it segfaults), so everything here is nft
-text through the same context, one transaction per change: declare (idempotent), rebuild the
-three chains' static rules, add or delete elements.
+(docs/networking.md, "libnftables 1.0.6 JSON quirks": rc 0, a plain set; a DNAT rule on it
+segfaults), so everything here is nft text through the same context, one transaction per
+change: declare (idempotent), rebuild the static rules of prerouting, output, ports and
+ports_masq (and their IPv6 twins), add or delete elements.
 """
 
 from minirt import explain
@@ -80,7 +81,8 @@ def elements(mappings, address: str, address6: str | None = None) -> list[tuple[
     for m in mappings:
         if ":" in m.host_ip:
             if address6:
-                out.append(("ports6_ip", f"{m.host_ip} . {m.proto} . {m.host_port}", f"{address6} . {m.container_port}"))
+                key = f"{m.host_ip} . {m.proto} . {m.host_port}"
+                out.append(("ports6_ip", key, f"{address6} . {m.container_port}"))
             continue
         out.append(_element(m, address))
         if address6 and m.host_ip == "0.0.0.0":
