@@ -83,16 +83,11 @@ def remove(store: Store, cid: str, force: bool) -> None:
         return
     from minirt import teardown
 
-    teardown.finalize_dead(store, cid)  # a crash left it "dead": its plan first (idempotent)
+    # a crash left it "dead", or its exit left failed steps: the plan first (raises what is left)
+    teardown.finalize_dead(store, cid)
     try:
         rec = store.load(cid)
     except FileNotFoundError:
         return  # it was a --rm container: finalizing removed it
-    left, failures = teardown.carry_out(store.root, cid, teardown.plan_of(rec))
-    if failures:
-        from minirt.errors import CleanupError
-
-        store.update(cid, lambda r: r.__setitem__("teardown", left))
-        raise CleanupError(failures)
     store.release_name(rec.get("name", ""), cid)
     store.remove(cid)

@@ -33,7 +33,8 @@ without changing anything; `--explain` prints the commands as they run.
 import os
 import re
 
-from minirt import ids, liveness, teardown
+from minirt import ids, liveness, procfs, teardown
+from minirt.net import ipam
 
 _VETH = re.compile(r"mr[0-9a-f]{12}|mr[0-9a-f]{11}x[1-9]")
 
@@ -109,7 +110,7 @@ def findings(store) -> list[Finding]:
     out = []
     for n in nets:
         for cid in sorted({o.get("container") for _a, o in leases[n.name] if o.get("container") not in live
-                           and not _owner_alive(o)}):  # fmt: skip
+                           and not ipam.owner_alive(o)}):  # fmt: skip
             addrs = ", ".join(a for a, o in leases[n.name] if o.get("container") == cid)
             out.append(Finding(f"lease {n.name}/{addrs} of {ids.short(cid or '?')} (not running)",
                                _release(n.dir, cid)))  # fmt: skip
@@ -122,8 +123,6 @@ def findings(store) -> list[Finding]:
             out.append(Finding(f"veth {name} (no running container owns it)", _delete_link(name)))
     for n in nets:
         out += _idle_responder(n, leases[n.name])
-    from minirt import procfs
-
     gone = set()
     for cid in orphans:
         pid, started = store.dir_owner(cid)
@@ -175,19 +174,10 @@ def _live(store) -> dict[str, dict]:
 
 
 def _leases(net) -> list[tuple[str, dict]]:
-    from minirt.net import ipam
-
     out = []
     for sub in ("leases", "leases6"):
         out += list(ipam.LeaseStore(f"{net.dir}/{sub}").leases().items())
     return out
-
-
-def _owner_alive(owner: dict) -> bool:
-    from minirt import procfs
-
-    pid, started = owner.get("pid"), owner.get("start_time")
-    return type(pid) is int and type(started) is int and procfs.is_alive(pid, started)
 
 
 def _if_nameindex() -> list[tuple[int, str]]:
@@ -203,8 +193,6 @@ def _published() -> dict:
 
 
 def _release(net_dir: str, cid: str):
-    from minirt.net import ipam
-
     return lambda: ipam.release_owner(net_dir, cid)
 
 
@@ -215,22 +203,22 @@ def _unpublish(element: tuple):
 
 
 def _delete_link(name: str):
-    return lambda: teardown.delete_host_link(name)
+    from minirt.net import netlink
+
+    return lambda: netlink.delete_host_link(name)
 
 
 def _idle_responder(net, leases) -> list[Finding]:
     from minirt.net import dnsd
 
     pid = dnsd.running(net.dir)
-    if not pid or any(_owner_alive(o) for _a, o in leases):
+    if not pid or any(ipam.owner_alive(o) for _a, o in leases):
         return []
 
     def stop() -> None:
-        from minirt.net import ipam
-
         fd = ipam._lock(net.dir, create=False)  # the lock a starting container holds (dnsd.py)
         try:
-            if not any(_owner_alive(o) for _a, o in _leases(net)):
+            if not any(ipam.owner_alive(o) for _a, o in _leases(net)):
                 dnsd.stop(net.dir)
         finally:
             if fd is not None:

@@ -45,7 +45,7 @@ class Container:
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         # The teardown plan (teardown.py) starts with what the network steps will change; it is
         # in the record written before the first host change, so it costs no extra write.
-        steps = teardown.bridge_steps(cfg.id, cfg.network) if cfg.net == "bridge" else []
+        steps = teardown.network_steps(cfg.network, teardown.host_ifname(cfg.id)) if cfg.net == "bridge" else []
         if record is not None:  # start / restart: same id, name, writable layer
             left = [s for s in record.get("teardown") or [] if s not in steps]  # a failed step is retried
             self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None,

@@ -39,20 +39,10 @@ import os
 
 from minirt import explain, ids
 
-# A plan's steps of one network: the first network's are written with the record; those of a
-# connected network by `network connect`, and removed again by `network disconnect`.
-
-
-def bridge_steps(cid: str, network: str) -> list[dict]:
-    """The steps of a container on a bridge network, known before anything is allocated: its
-    lease and its veth. They go into the record that is written before the first host change."""
-    return [
-        {"undo": "lease", "network": network},
-        {"undo": "veth", "network": network, "ifname": host_ifname(cid)},
-    ]
-
-
-def connected_steps(network: str, ifname: str) -> list[dict]:
+def network_steps(network: str, ifname: str) -> list[dict]:
+    """A network's steps, known before anything is allocated in it: the lease and the host
+    veth. The first network's go into the record written before the first host change; a
+    connected network's are written by `network connect` and removed by `disconnect`."""
     return [{"undo": "lease", "network": network}, {"undo": "veth", "network": network, "ifname": ifname}]
 
 
@@ -73,7 +63,7 @@ def plan_of(rec: dict) -> list[dict]:
     net = rec.get("network") or {}
     if (rec.get("config") or {}).get("net") != "bridge" or not net.get("network"):
         return []
-    steps = bridge_steps(rec["id"], net["network"])
+    steps = network_steps(net["network"], host_ifname(rec["id"]))
     if net.get("ports") and net.get("address"):
         from minirt.net.firewall import ports as fwports
         from minirt.net.ports import PortMapping
@@ -83,7 +73,7 @@ def plan_of(rec: dict) -> list[dict]:
             ports_step(net["network"], "nftables", fwports.elements(mappings, net["address"], net.get("address6")))
         )
     for e in rec.get("connected") or []:
-        steps += connected_steps(e["network"], e["host_ifname"])
+        steps += network_steps(e["network"], e["host_ifname"])
     return steps
 
 
@@ -99,10 +89,7 @@ def carry_out(root: str, cid: str, steps: list[dict], netns_gone: bool = False,
     failed, failures = [], []
     for step in reversed(steps):
         try:
-            if step["undo"] == "ports":
-                _undo_ports(step, firewall)
-            else:
-                _UNDO[step["undo"]](root, cid, step, netns_gone)
+            _UNDO[step["undo"]](root, cid, step, netns_gone, firewall)
         except Exception as e:  # noqa: BLE001 - collect and keep going: teardown does all it can
             failed.insert(0, step)
             failures.append(f"{describe(step, cid)}: {e}")
@@ -120,7 +107,7 @@ def describe(step: dict, cid: str) -> str:
     return f"undo {kind}"
 
 
-def _undo_lease(root: str, cid: str, step: dict, _netns_gone: bool) -> None:
+def _undo_lease(root: str, cid: str, step: dict, _netns_gone: bool, _firewall) -> None:
     from minirt.net import ipam, netrecord
 
     net = netrecord.load(root, step["network"])
@@ -128,16 +115,18 @@ def _undo_lease(root: str, cid: str, step: dict, _netns_gone: bool) -> None:
         ipam.release_owner(net.dir, cid)
 
 
-def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool) -> None:
+def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool, _firewall) -> None:
+    from minirt.net import netlink
+
     ifname = step["ifname"]
-    if link_exists(ifname):
+    if netlink.index_of(ifname) is not None:
         if netns_gone:
             explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
             return
-        delete_host_link(ifname)
+        netlink.delete_host_link(ifname)
 
 
-def _undo_ports(step: dict, firewall=None) -> None:
+def _undo_ports(_root: str, _cid: str, step: dict, _netns_gone: bool, firewall) -> None:
     name = step.get("firewall") or "nftables"
     if firewall is None or firewall.name != name:
         from minirt.net.firewall import get_backend
@@ -146,28 +135,7 @@ def _undo_ports(step: dict, firewall=None) -> None:
     firewall.unpublish([tuple(e) for e in step["elements"]])
 
 
-_UNDO = {"lease": _undo_lease, "veth": _undo_veth}
-
-
-def link_exists(ifname: str) -> bool:
-    import _socket
-
-    try:
-        _socket.if_nametoindex(ifname)
-    except OSError:
-        return False
-    return True
-
-
-def delete_host_link(ifname: str) -> None:
-    """`ip link del IFNAME` in the host netns; a link already gone is fine (netlink.delete_link)."""
-    from minirt.net.netlink import Rtnl
-
-    host = Rtnl.host()
-    try:
-        host.delete_link(ifname)
-    finally:
-        host.close()
+_UNDO = {"lease": _undo_lease, "veth": _undo_veth, "ports": _undo_ports}
 
 
 # ---------------------------------------------------------------------------------------------

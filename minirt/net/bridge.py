@@ -24,13 +24,12 @@ netns (~26 ms later, off the user's path: see docs/performance.md); a rollback, 
 container is still alive, deletes it explicitly.
 """
 
-import _socket
 import os
 
 from minirt import explain, faults, ids, sentinel, timing
 from minirt.errors import ConfigError
 from minirt.net import network
-from minirt.net.netlink import ETH0_INDEX, Rtnl, render_hairpin, socket_in
+from minirt.net.netlink import ETH0_INDEX, Rtnl, delete_host_link, index_of, render_hairpin, socket_in
 from minirt.teardown import host_ifname
 
 
@@ -45,7 +44,7 @@ def attach(c, rb, root: str) -> dict:
     timing.mark("messages-loaded")
     name = cfg.network or network.DEFAULT_NETWORK
     net = network.load(root, name)
-    bridge_index = _index_of(net.bridge) if net else None
+    bridge_index = index_of(net.bridge) if net else None
     if bridge_index is None:  # first use, or the bridge vanished: the full pyroute2 path
         host = Rtnl.host()
         rb.add("# close the host netlink socket", host.close)
@@ -175,20 +174,9 @@ def _wait_gone(ifname: str) -> None:
     free: the kernel unregisters a dying netns's devices asynchronously."""
     import time
 
-    if _index_of(ifname) is None:
+    if index_of(ifname) is None:
         return
-    host = Rtnl.host()
-    try:
-        host.delete_link(ifname)
-    finally:
-        host.close()
+    delete_host_link(ifname)
     deadline = time.monotonic() + 5
-    while _index_of(ifname) is not None and time.monotonic() < deadline:
+    while index_of(ifname) is not None and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-def _index_of(ifname: str) -> int | None:
-    try:
-        return _socket.if_nametoindex(ifname)
-    except OSError:
-        return None

@@ -98,7 +98,7 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
         owner = _lease_owner(store.root, cid, rec)
         # the lease and the veth go into the container's teardown plan before they exist, so
         # whoever ends the container (its owner, the sentinel, rm, gc) undoes them too
-        steps = teardown.connected_steps(net.name, hostif)
+        steps = teardown.network_steps(net.name, hostif)
         store.update(cid, lambda r: r.setdefault("teardown", teardown.plan_of(r)).extend(steps))
         rb.add(f"# carry out the plan's steps for network {net.name}", _undo_steps, store, cid, steps)
         if net.subnet6:

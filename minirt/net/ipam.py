@@ -119,7 +119,7 @@ class Allocator:
                 yield self._to_ip(a)
 
 
-def _alive(owner: dict) -> bool:
+def owner_alive(owner: dict) -> bool:
     """The lease's owner still runs; a malformed owner is stale."""
     pid, started = owner.get("pid"), owner.get("start_time")
     return type(pid) is int and type(started) is int and procfs.is_alive(pid, started)
@@ -173,7 +173,7 @@ class LeaseStore:
         owner's pid + start time no longer run) is reclaimed."""
         path = self._path(addr)
         held = self.owner_of(addr)
-        if held is not None and _alive(held):
+        if held is not None and owner_alive(held):
             return False  # the common "taken" answer, without writing anything
         tmp = self._write_tmp(addr, jsonenc.dumps(owner).encode())
         try:
@@ -183,7 +183,7 @@ class LeaseStore:
                     return True
                 except FileExistsError:
                     pass
-                if self._remove_if(addr, lambda o: not _alive(o)) is False:
+                if self._remove_if(addr, lambda o: not owner_alive(o)) is False:
                     return False  # a live owner holds it (possibly one that just won the race)
             return False
         finally:

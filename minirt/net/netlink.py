@@ -283,6 +283,24 @@ class Rtnl:
         return found[0].get_attr("IFLA_MTU") if found else default
 
 
+def index_of(ifname: str) -> int | None:
+    """The link's ifindex in this thread's network namespace, or None (one ioctl-free call:
+    if_nametoindex, no socket of ours)."""
+    try:
+        return _socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
+def delete_host_link(ifname: str) -> None:
+    """`ip link del IFNAME` in the host netns; a link already gone is fine (Rtnl.delete_link)."""
+    host = Rtnl.host()
+    try:
+        host.delete_link(ifname)
+    finally:
+        host.close()
+
+
 def split_messages(data: bytes):
     """(type, seq, offset, length) of each netlink message in one datagram."""
     off = 0

@@ -8,6 +8,7 @@ import pytest
 
 from minirt import teardown
 from minirt.errors import CleanupError, FirewallError
+from minirt.net import netlink
 from minirt.net.firewall import ports as fwports
 from minirt.net.ports import PortMapping
 from minirt.state import Store
@@ -16,7 +17,7 @@ CID = "3f2a9c1e0d4f" + "0" * 52
 
 
 def test_bridge_steps_are_known_before_anything_is_allocated():
-    assert teardown.bridge_steps(CID, "minirt") == [
+    assert teardown.network_steps("minirt", teardown.host_ifname(CID)) == [
         {"undo": "lease", "network": "minirt"},
         {"undo": "veth", "network": "minirt", "ifname": "mr3f2a9c1e0d4f"},
     ]
@@ -42,10 +43,10 @@ def test_plan_of_a_record_written_before_plans_existed():
 def test_carry_out_goes_newest_first_and_keeps_going_past_failures(monkeypatch):
     done = []
 
-    def ok(_root, _cid, step, netns_gone):
+    def ok(_root, _cid, step, netns_gone, _firewall):
         done.append((step["n"], netns_gone))
 
-    def boom(_root, _cid, step, _netns_gone):
+    def boom(_root, _cid, step, _netns_gone, _firewall):
         done.append((step["n"], "boom"))
         raise OSError("refused")
 
@@ -60,14 +61,14 @@ def test_carry_out_goes_newest_first_and_keeps_going_past_failures(monkeypatch):
 
 def test_the_veth_of_a_reaped_container_is_left_to_the_kernel(monkeypatch):
     deleted = []
-    monkeypatch.setattr(teardown, "link_exists", lambda name: True)
-    monkeypatch.setattr(teardown, "delete_host_link", deleted.append)
+    monkeypatch.setattr(netlink, "index_of", lambda name: 7)
+    monkeypatch.setattr(netlink, "delete_host_link", deleted.append)
     step = {"undo": "veth", "network": "minirt", "ifname": "mr3f2a9c1e0d4f"}
     teardown.carry_out("/x", CID, [step], netns_gone=True)
     assert deleted == []
     teardown.carry_out("/x", CID, [step], netns_gone=False)
     assert deleted == ["mr3f2a9c1e0d4f"]
-    monkeypatch.setattr(teardown, "link_exists", lambda name: False)
+    monkeypatch.setattr(netlink, "index_of", lambda name: None)
     teardown.carry_out("/x", CID, [step], netns_gone=False)  # gone already: nothing to do
     assert deleted == ["mr3f2a9c1e0d4f"]
 
@@ -85,7 +86,7 @@ def _dead_record(store: Store, rm: bool, steps: list) -> dict:
 def test_finalize_dead_carries_out_the_plan_then_records_the_exit(tmp_path, monkeypatch, rm):
     store = Store(str(tmp_path))
     seen = []
-    monkeypatch.setitem(teardown._UNDO, "fake", lambda _r, cid, step, gone: seen.append((cid, step["n"], gone)))
+    monkeypatch.setitem(teardown._UNDO, "fake", lambda _r, cid, step, gone, _fw: seen.append((cid, step["n"], gone)))
     _dead_record(store, rm, [{"undo": "fake", "n": 1}, {"undo": "fake", "n": 2}])
     assert teardown.finalize_dead(store, CID) is True
     assert seen == [(CID, 2, False), (CID, 1, False)]  # a dead owner's veth is deleted explicitly

@@ -147,25 +147,24 @@ def unpublish(elems, helper=None) -> None:
         apply(unpublish_script(elems), "unpublish ports", helper)
         return
     except FirewallError:
-        if len(elems) == 1:
-            _not_ours_or_raise(elems, helper)
-            return
+        pass  # some key may be another container's now: one element at a time tells which
     for e in elems:
         try:
             apply(unpublish_script([e]), "unpublish port", helper)
         except FirewallError:
-            _not_ours_or_raise([e], helper)
+            if not _taken_by_another(e):
+                raise
 
 
-def _not_ours_or_raise(elems, helper) -> None:
-    """A refused value-checked delete: fine when the key maps elsewhere now (not ours to
-    delete); any other refusal is an error."""
-    name, key, value = elems[0]
+def _taken_by_another(element) -> bool:
+    """A value-checked delete was refused: fine when the key maps to another value now (not
+    ours to delete); any other refusal is an error."""
+    name, key, value = element
     current = listed().get((name, key))
-    if current is not None and current != value:
-        explain.cmd(f"# {name} {{ {key} }} maps to {current} now, not {value}: not ours, left alone")
-        return
-    apply(unpublish_script(elems), "unpublish ports", helper)
+    if current is None or current == value:
+        return False
+    explain.cmd(f"# {name} {{ {key} }} maps to {current} now, not {value}: not ours, left alone")
+    return True
 
 
 MAPS = ("ports_any", "ports_ip", "ports6_any", "ports6_ip")
