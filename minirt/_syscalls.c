@@ -1,5 +1,5 @@
 /*
- * minirt._syscalls: mount(2), umount2(2) and pivot_root(2), which Python's os module lacks,
+ * minirt._syscalls: mount(2), umount2(2), pivot_root(2) and statfs(2), which Python's os module lacks,
  * and every signal's disposition back to SIG_DFL before execve (default_signals).
  *
  * Runs in: the container init before execve. ctypes would do the same but costs ~4 ms to
@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,6 +51,18 @@ static PyObject *sys_pivot_root(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* statfs(2)'s f_type: which filesystem is mounted at a path (runc detects the cgroup mode by
+ * it: CGROUP2_SUPER_MAGIC at /sys/fs/cgroup or /sys/fs/cgroup/unified). os.statvfs lacks it. */
+static PyObject *sys_statfs_type(PyObject *self, PyObject *args) {
+    const char *path;
+    struct statfs st;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    if (statfs(path, &st) != 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    return PyLong_FromUnsignedLong((unsigned long)st.f_type);
+}
+
 /* rt_sigaction(2) straight to the kernel for signals 1..64: glibc's sigaction refuses the two
  * real-time signals it reserves (32, 33), yet an ignored one survives execve like any other.
  * An all-zero kernel sigaction is SIG_DFL, no flags, empty mask, whatever the architecture's
@@ -68,6 +81,7 @@ static PyMethodDef methods[] = {
     {"default_signals", sys_default_signals, METH_NOARGS, "default_signals(): every signal to SIG_DFL"},
     {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
     {"umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)"},
+    {"statfs_type", sys_statfs_type, METH_VARARGS, "statfs_type(path): statfs(2) f_type"},
     {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
     {NULL, NULL, 0, NULL},
 };

@@ -11,6 +11,21 @@ from minirt.errors import ConfigError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's default
 NET_MODES = ("none", "host", "bridge", "container")
+HOST_CONFIG = "/etc/minirt/config.json"  # $MINIRT_CONFIG overrides
+
+
+def host_config() -> dict:
+    """The machine's minirt settings ($MINIRT_CONFIG, default /etc/minirt/config.json):
+    default_subnet, default_dns, cgroup_parent. A missing file means all defaults."""
+    from minirt.state import read_json
+
+    path = os.environ.get("MINIRT_CONFIG") or HOST_CONFIG
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise ConfigError(f"config {path}: not valid JSON ({e})") from None
 
 
 def mount_target(path: str, what: str) -> str:
@@ -76,7 +91,7 @@ class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
-        "aliases",
+        "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns",
     )  # fmt: skip
 
     def __init__(self, **kw: object):

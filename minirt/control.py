@@ -34,6 +34,23 @@ def send_signal(rec: dict, sig: int) -> None:
         raise gone from None
     finally:
         os.close(fd)
+    if sig == _sig.SIGKILL:
+        kill_all(rec)
+
+
+def kill_all(rec: dict) -> None:
+    """SIGKILL every process in the container's cgroup, not only its init: a process that
+    left the init's process group, or one an --init did not pass the signal to (runc kill
+    --all; `docker kill` of SIGKILL ends them all when the pid namespace's init dies, but only
+    the cgroup also finds an `exec`'d process while it is being set up)."""
+    from minirt import cgroups
+
+    cg = cgroups.driver(rec.get("cgroup"))
+    if cg is not None and cg.exists():
+        try:
+            cg.kill_all()
+        except OSError:
+            pass  # gone meanwhile: the exit path removes it
 
 
 def wait_exited(store: Store, cid: str, timeout: float) -> bool:

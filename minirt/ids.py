@@ -13,6 +13,10 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
+def is_full_id(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 def short(cid: str) -> str:
     return cid[:12]
 

@@ -20,6 +20,10 @@ This is CNI's GC verb and netavark's firewall reload, applied to everything mini
        veths           host links named mr<12 hex> or mr<11 hex>x<N> that no live plan claims
        DNS responders  of networks with no live lease, decided under the network's lock, the
                        lock the responder's own idle exit and a starting container take
+       cgroups         <parent>/<64 hex> in each hierarchy, under the configured parent and
+                       the parents the records name, that no live plan claims: removed when
+                       its id is a container of this root, or when it holds no process
+                       (another root's container is never without its init)
        directories     containers/<id> without a readable record, whose creator is gone
        names           names/<name> whose container directory is gone
 
@@ -95,12 +99,15 @@ def findings(store) -> list[Finding]:
     veths = sorted(name for _i, name in _if_nameindex() if _VETH.fullmatch(name))
     elements = _published() if nets else {}
     orphans = [cid for cid in store.ids() if _load(store, cid) is None]
+    cgroup_dirs = _cgroup_dirs(store)
     # 2. claims of the live records, read after
     live = _live(store)
-    claimed_veths, claimed_elements = set(), {}
+    claimed_veths, claimed_elements, claimed_cgroups = set(), {}, set()
     for rec in live.values():
         for st in teardown.plan_of(rec):
-            if st["undo"] == "veth":
+            if st["undo"] == "cgroup":
+                claimed_cgroups.update(st["dirs"].values())
+            elif st["undo"] == "veth":
                 claimed_veths.add(st["ifname"])
             elif st["undo"] == "ports":
                 claimed_elements.update({(m, k): v for m, k, v in st["elements"]})
@@ -121,6 +128,11 @@ def findings(store) -> list[Finding]:
     for name in veths:
         if name not in claimed_veths and _master(name) in bridges | {None}:
             out.append(Finding(f"veth {name} (no running container owns it)", _delete_link(name)))
+    ours = set(store.ids())
+    for d in cgroup_dirs:
+        cid = os.path.basename(d)
+        if d not in claimed_cgroups and (cid in ours or not _cgroup_procs(d)):
+            out.append(Finding(f"cgroup {d} (no running container owns it)", _remove_cgroup(d)))
     for n in nets:
         out += _idle_responder(n, leases[n.name])
     gone = set()
@@ -225,6 +237,47 @@ def _idle_responder(net, leases) -> list[Finding]:
                 os.close(fd)
 
     return [Finding(f"dns responder of network {net.name} (pid {pid}; no container left)", stop)]
+
+
+def _cgroup_dirs(store) -> list[str]:
+    """Container cgroups (directories named by a 64-hex id) under the configured parent and
+    under every parent a record of this root names, in every hierarchy."""
+    from minirt import cgroups
+    from minirt.cgroups import layout
+
+    parents = set()
+    try:
+        probe = cgroups.for_container("0" * 64, layout.configured_parent())
+        parents.update(os.path.dirname(d) for d in probe.dirs.values())
+    except (OSError, ValueError):
+        pass
+    for cid in store.ids():
+        rec = _load(store, cid)
+        parents.update(os.path.dirname(d) for d in ((rec or {}).get("cgroup") or {}).get("dirs", {}).values())
+    out = []
+    for p in sorted(parents):
+        try:
+            names = os.listdir(p)
+        except OSError:
+            continue
+        out += [f"{p}/{n}" for n in names if ids.is_full_id(n) and os.path.isdir(f"{p}/{n}")]
+    return out
+
+
+def _cgroup_procs(d: str) -> list[int]:
+    from minirt.cgroups import fsutil
+
+    return fsutil.read_pids(d)
+
+
+def _remove_cgroup(d: str):
+    from minirt.cgroups import fsutil
+
+    def fix() -> None:
+        fsutil.kill_pids(lambda: fsutil.read_pids(d))
+        fsutil.rmdir(d)
+
+    return fix
 
 
 def _remove_dir(store, cid: str):

@@ -91,6 +91,35 @@ def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
             libc.mount("none", root + "/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
+def mount_cgroups(root: str, cg: dict, private: bool, privileged: bool) -> None:
+    """/sys/fs/cgroup as Docker shows it: the container's own cgroup as each hierarchy's root,
+    read-only (writable with --privileged). v1: a tmpfs holding one bind of the container's
+    directory per controller (runc mounts each at its cgroup path the same way). v2: a cgroup2
+    mount in a private cgroup namespace (its root is the container's cgroup), a bind of the
+    directory otherwise."""
+    dest = root + "/sys/fs/cgroup"
+    ro = 0 if privileged else MS_RDONLY
+    dirs = cg.get("dirs") or {}
+    if cg.get("version") == 2:
+        if private:
+            libc.mount("cgroup2", dest, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro)
+        else:
+            libc.mount(dirs[""], dest, None, MS_BIND)
+            if ro:
+                libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        return
+    libc.mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    for name, d in dirs.items():
+        if name == "unified":
+            continue
+        os.mkdir(f"{dest}/{name}")
+        libc.mount(d, f"{dest}/{name}", None, MS_BIND)
+        if ro:
+            libc.mount("none", f"{dest}/{name}", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if ro:
+        libc.mount("none", dest, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+
+
 def mount_dev(root: str) -> None:
     """A minimal /dev on tmpfs, as Docker builds it: device nodes, devpts (newinstance), shm,
     mqueue and the fd/stdin/stdout/stderr links."""

@@ -22,11 +22,12 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import faults, ids, procfs, teardown, timing
+from minirt import cgroups, faults, ids, procfs, teardown, timing
+from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
 from minirt.process.spawn import Child, spawn
-from minirt.process.sync import EXEC, NET_READY, NS_READY
+from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY
 from minirt.rollback import Rollback, run_undo
 from minirt.state import Store
 
@@ -45,11 +46,17 @@ class Container:
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         # The teardown plan (teardown.py) starts with what the network steps will change; it is
         # in the record written before the first host change, so it costs no extra write.
-        steps = teardown.network_steps(cfg.network, teardown.host_ifname(cfg.id)) if cfg.net == "bridge" else []
+        # Every container gets a cgroup of its own (accounting, limits, and `stop` reaching
+        # every process); its paths are known from the id and the parent, so its step is in
+        # the first record too.
+        self.cgroup = cgroups.for_container(cfg.id, cfg.cgroup_parent or layout.configured_parent())
+        steps = [teardown.cgroup_step(self.cgroup)]
+        if cfg.net == "bridge":
+            steps += teardown.network_steps(cfg.network, teardown.host_ifname(cfg.id))
         if record is not None:  # start / restart: same id, name, writable layer
             left = [s for s in record.get("teardown") or [] if s not in steps]  # a failed step is retried
             self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None,
-                               teardown=left + steps)  # fmt: skip
+                               teardown=left + steps, cgroup=self.cgroup.to_dict(), oom_killed=False)  # fmt: skip
             return
         self.record = {
             "id": cfg.id,
@@ -63,6 +70,7 @@ class Container:
             "exit_code": None,
             "restart_count": 0,
             "teardown": steps,
+            "cgroup": self.cgroup.to_dict(),
         }
 
     def add_step(self, step: dict) -> None:
@@ -142,6 +150,9 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
                 store.register(c.record)
             timing.mark("recorded")
             faults.point("after-record")
+            _join_cgroup(c)
+            timing.mark("cgroup")
+            faults.point("after-cgroup")
             c.child.channel.expect(NS_READY)
             timing.mark("ns-ready")
             faults.point("after-spawn")
@@ -154,6 +165,24 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             c.undo = c.undo + undo.release()
         rb.release()
     return c
+
+
+def _join_cgroup(c: Container) -> None:
+    """Create the container's cgroup, write its limits and move the init into it, then tell the
+    init (CGROUP): it waits for this before building its filesystem, so the command starts
+    limited and a private cgroup namespace is rooted at its own cgroup. Undone by the plan's
+    cgroup step, in the record already."""
+    from minirt.cgroups.limits import Resources
+
+    cg, res = c.cgroup, Resources.from_dict(c.cfg.resources)
+    cg.create()
+    cg.apply(res.v1_writes() if cg.version == 1 else res.v2_writes())
+    cg.place(c.child.pid)
+    if c.cfg.oom_score_adj is not None:
+        from minirt.cgroups import fsutil
+
+        fsutil.write(f"/proc/{c.child.pid}/oom_score_adj", str(c.cfg.oom_score_adj))
+    c.child.channel.send(CGROUP, **cg.to_dict())
 
 
 def start(c: Container) -> None:
@@ -191,6 +220,9 @@ def wait_and_teardown(c: Container) -> int:
 def finish(c: Container, code: int, remove: bool) -> None:
     """After the container's init has exited and been reaped: undo the setup, then record the
     exit or remove the container."""
+    # read before the plan removes the cgroup: OOMKilled comes from the kernel's count of OOM
+    # kills in it, not from the exit code (Docker: containerd's OOM event)
+    c.record["oom_killed"] = c.cgroup.oom_kills() > 0
     failures = run_undo(c.undo)
     c.undo = []
     if remove and not c.record.get("teardown"):

@@ -12,7 +12,9 @@ the change it undoes is made. A process killed at any instant therefore leaves a
 names everything it may have changed, and whoever finds the owner dead carries the plan out.
 
     state.json "teardown": [                       appended in the order the changes are made
-      {"undo": "lease", "network": "minirt"}       release this container's leases in the network
+      {"undo": "cgroup", "version": 1,              kill what is left in it, rmdir each directory
+     "dirs": {"memory": "/sys/fs/cgroup/memory/minirt/<id>", ...}}
+    {"undo": "lease", "network": "minirt"}       release this container's leases in the network
       {"undo": "veth", "network": "minirt",        delete the host end of the pair
        "ifname": "mr3f2a9c1e0d4f"}
       {"undo": "ports", "network": "minirt",       delete each published element that still
@@ -26,13 +28,15 @@ Steps are carried out newest first. Each is idempotent and deletes only what is 
 - an element is deleted only while its value is ours: the transaction declares it with our
   value first, which the kernel refuses (EEXIST) when the key now maps to someone else, as
   moby checks the old value before deleting a map element;
+- a cgroup directory is named after the container id, and only its own directory goes (the
+  parent, /minirt, stays: Docker's /docker does too);
 - a veth is named after the container id (`mr` + 12 hex, or `mr` + 11 hex + `x` + N for a
   connected network), a name no other container can have.
 
 What is not a host change is not in the plan: the overlay and every other mount live in the
 container's own mount namespace; the port reservation sockets and the nft helper die with the
 process holding them; the DNS responder counts live leases, so the lease step is its
-reference. Later resources (cgroups) add a step kind here and nowhere else.
+reference. A new kind of resource adds a step kind here and nowhere else (cgroups did).
 """
 
 import os
@@ -44,6 +48,26 @@ def network_steps(network: str, ifname: str) -> list[dict]:
     veth. The first network's go into the record written before the first host change; a
     connected network's are written by `network connect` and removed by `disconnect`."""
     return [{"undo": "lease", "network": network}, {"undo": "veth", "network": network, "ifname": ifname}]
+
+
+def cgroup_step(cg) -> dict:
+    """The container's cgroup (a driver from minirt.cgroups): first in the plan, so last undone."""
+    return {"undo": "cgroup", **cg.to_dict()}
+
+
+def oom_killed(steps: list[dict]) -> bool:
+    """Whether the OOM killer killed a process in the plan's cgroup: read before the plan
+    removes it (the kernel's count, not a guess from exit code 137)."""
+    from minirt import cgroups
+
+    for step in steps:
+        if step["undo"] == "cgroup":
+            cg = cgroups.driver(step)
+            try:
+                return cg is not None and cg.oom_kills() > 0
+            except OSError:
+                return False
+    return False
 
 
 def ports_step(network: str, firewall: str, elements: list) -> dict:
@@ -102,6 +126,8 @@ def describe(step: dict, cid: str) -> str:
         return f"release the lease of {ids.short(cid)} in network {step['network']}"
     if kind == "veth":
         return f"delete veth {step['ifname']}"
+    if kind == "cgroup":
+        return f"remove cgroup {ids.short(cid)} ({', '.join(sorted(set(step.get('dirs', {}).values())))})"
     if kind == "ports":
         return f"unpublish {len(step['elements'])} port element(s) of {ids.short(cid)}"
     return f"undo {kind}"
@@ -135,7 +161,15 @@ def _undo_ports(_root: str, _cid: str, step: dict, _netns_gone: bool, firewall) 
     firewall.unpublish([tuple(e) for e in step["elements"]])
 
 
-_UNDO = {"lease": _undo_lease, "veth": _undo_veth, "ports": _undo_ports}
+def _undo_cgroup(_root: str, _cid: str, step: dict, _netns_gone: bool, _firewall) -> None:
+    from minirt import cgroups
+
+    cg = cgroups.driver(step)
+    if cg is not None:
+        cg.remove()
+
+
+_UNDO = {"cgroup": _undo_cgroup, "lease": _undo_lease, "veth": _undo_veth, "ports": _undo_ports}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +205,10 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
             return False
         if not unfinished(rec):
             return False
-        left, failures = carry_out(store.root, cid, plan_of(rec))
+        steps = plan_of(rec)
+        if rec.get("status") != "exited":
+            rec["oom_killed"] = oom_killed(steps)
+        left, failures = carry_out(store.root, cid, steps)
         if (rec.get("config") or {}).get("rm") and not left:
             store.release_name(rec.get("name", ""), cid)
             store.remove(cid)

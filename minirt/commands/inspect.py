@@ -18,6 +18,7 @@ def document(rec: dict, status: str) -> dict:
             "Status": status,
             "Running": status == "running",
             "Pid": rec.get("pid") if status == "running" else 0,
+            "OOMKilled": bool(rec.get("oom_killed")),
             "ExitCode": rec.get("exit_code") or 0,
             "StartedAt": rec.get("started_at"),
             "FinishedAt": rec.get("finished_at"),
@@ -38,6 +39,7 @@ def document(rec: dict, status: str) -> dict:
             "CapAdd": cfg.get("cap_add"),
             "CapDrop": cfg.get("cap_drop"),
             "Binds": [f"{v['source']}:{v['target']}" + (":ro" if v["readonly"] else "") for v in cfg.get("volumes") or []],
+            **_resources(cfg),
         },
         "NetworkSettings": {
             "IPAddress": net.get("address", ""),
@@ -53,6 +55,17 @@ def document(rec: dict, status: str) -> dict:
             "Networks": _networks(rec, cfg, net),
         },
     }
+
+
+def _resources(cfg: dict) -> dict:
+    """Memory, NanoCpus, PidsLimit, ... and CgroupParent, with Docker's zero values when unset."""
+    from minirt.cgroups.limits import Resources
+
+    out = Resources.from_dict(cfg.get("resources")).docker_host_config()
+    out["OomScoreAdj"] = cfg.get("oom_score_adj") or 0
+    out["CgroupParent"] = cfg.get("cgroup_parent") or ""
+    out["CgroupnsMode"] = cfg.get("cgroupns") or "host"
+    return out
 
 
 def _endpoint(e: dict, aliases: list) -> dict:

@@ -29,6 +29,8 @@ def main(args: list[str]) -> int:
         running = st == "running"
         net = (rec.get("network") or {}) if running else {}
         shown = st if st != "exited" else f"exited ({rec.get('exit_code')})"
+        if rec.get("oom_killed"):  # the kernel counted an OOM kill in its cgroup
+            shown = shown[:-1] + ", OOM killed)" if st == "exited" else f"{st} (OOM killed)"
         cmd = " ".join(rec.get("config", {}).get("argv") or [])
         pid, ports = (str(rec.get("pid") or ""), _ports(rec)) if running else ("", "")
         rows.append((cid[:12], rec.get("name", ""), shown, pid, net.get("address", ""), ports, cmd[:30],

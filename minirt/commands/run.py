@@ -4,6 +4,7 @@ with -d, hand it to a supervisor and print its id)."""
 import os
 
 from minirt import caps, explain, ids
+from minirt.cgroups import flags as resource_flags
 from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.config import ContainerConfig, Tmpfs, Volume, container_env, parse_env
 from minirt.errors import ConfigError, NoSuchObject
@@ -30,6 +31,8 @@ OPTIONS = [
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
+    *resource_flags.OPTIONS,
+    *resource_flags.RUN_ONLY,
 ]
 USAGE = "minirt run [OPTIONS] [--] COMMAND [ARG...]"
 
@@ -111,6 +114,9 @@ def build_config(args: list[str]) -> ContainerConfig:
         ports=_ports(opts["publish"]),
         restart=opts["restart"] or "no",
         aliases=[ids.check_alias(a) for a in opts["network_alias"]],
+        resources=resource_flags.resources(opts).to_dict(),
+        oom_score_adj=_oom_score_adj(opts["oom_score_adj"]),
+        **_cgroup(opts),
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart
@@ -123,6 +129,33 @@ def build_config(args: list[str]) -> ContainerConfig:
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
+
+
+def _oom_score_adj(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f'invalid argument "{value}" for "--oom-score-adj" flag: strconv.ParseInt: '
+                          f'parsing "{value}": invalid syntax') from None  # fmt: skip
+    if not -1000 <= n <= 1000:  # moby daemon_unix.go verifyPlatformContainerSettings
+        raise ConfigError(f"Invalid value {n}, range for oom score adj is [-1000, 1000]")
+    return n
+
+
+def _cgroup(opts: dict) -> dict:
+    """--cgroup-parent (else $MINIRT_CONFIG's cgroup_parent, else /minirt) and --cgroupns
+    (Docker's default: private on cgroup v2, host on v1)."""
+    from minirt.cgroups import layout
+
+    parent = layout.validate_parent(opts["cgroup_parent"]) if opts["cgroup_parent"] else layout.configured_parent()
+    ns = opts["cgroupns"]
+    if ns is None:
+        ns = "private" if layout.mode() == "unified" else "host"
+    elif ns not in ("host", "private"):
+        raise ConfigError(f"invalid cgroup namespace mode {ns!r}: host or private")
+    return {"cgroup_parent": parent, "cgroupns": ns}
 
 
 def _ports(specs: list[str]) -> list:

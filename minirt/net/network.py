@@ -46,7 +46,6 @@ from minirt.net.netrecord import (  # noqa: F401 - the records' names, re-export
 )
 from minirt.state import atomic_write_json, read_json, rmtree
 
-DEFAULT_CONFIG = "/etc/minirt/config.json"
 
 
 def _lock(root: str) -> int:
@@ -62,13 +61,9 @@ def pinned_subnet() -> str | None:
 
 
 def _config() -> dict:
-    path = os.environ.get("MINIRT_CONFIG") or DEFAULT_CONFIG
-    try:
-        return read_json(path)
-    except FileNotFoundError:
-        return {}
-    except ValueError as e:
-        raise ConfigError(f"config {path}: not valid JSON ({e})") from None
+    from minirt.config import host_config
+
+    return host_config()
 
 
 def ensure(root: str, name: str, host) -> tuple[Network, int]:

@@ -4,7 +4,8 @@ Runs in: the minirt parent (host), then a forked child that joins the container.
 
 Joining, in runc's setns order: the parent setns()es its pid_for_children into the container's
 pid namespace (as spawn.py does for a new one) and forks, so the child is born inside it and
-shows up in the container's `ps`; the child then joins ipc, uts, net and mnt with os.setns.
+shows up in the container's `ps`; the child then joins the container's cgroup, and ipc, uts,
+net, mnt (and cgroup, when private) with os.setns.
 Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
 the container's pivoted root. The child applies the container's capability set and
 no_new_privs, its environment (plus -e) and working directory, resolves the command
@@ -36,8 +37,9 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     if not procfs.is_alive(pid, rec.get("start_time")):
         os.close(pidfd)
         raise ConflictError(f"container {rec['id'][:12]} is not running")
-    fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in JOINED + (("pid", 0),)}
     cfg = rec["config"]
+    joined = JOINED + (("cgroup", os.CLONE_NEWCGROUP),) if cfg.get("cgroupns") == "private" else JOINED
+    fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in joined + (("pid", 0),)}
     env = dict(e.partition("=")[::2] for e in cfg.get("env") or [])
     env.update(dict(e.partition("=")[::2] for e in parse_env(env_extra, os.environ)))
     if tty:
@@ -52,7 +54,7 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(errr)
         code = EXIT_RUNTIME
         try:
-            _child(fds, cfg, argv, env, workdir, slave if tty else None, old_mask)
+            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask)
         except ExecError as e:
             code = e.exit_code
             os.write(errw, f"{code} {e}".encode())
@@ -85,14 +87,21 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _child(fds, cfg, argv, env, workdir, slave, old_mask) -> None:
+def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> None:
     import fcntl
     import termios
 
     from minirt import caps
     from minirt.process.init import resolve_command  # also imports prctl: nothing is importable after setns(mnt)
 
-    for name, flag in JOINED:
+    # the container's cgroup first, while the host's /sys/fs/cgroup is still in view (runc:
+    # the exec'd process joins the container's cgroups before it enters its namespaces);
+    # limits, accounting and `stop` then cover it like every other process of the container
+    if cgroup:
+        from minirt import cgroups
+
+        cgroups.driver(cgroup).place(0)  # 0: the writer itself
+    for name, flag in joined:
         os.setns(fds[name], flag)
     try:
         os.chdir(workdir or cfg.get("workdir") or "/")

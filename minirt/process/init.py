@@ -24,7 +24,7 @@ import prctl  # imported before pivot_root: caps.apply needs it afterwards
 from minirt import caps, rootfs, timing
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
-from minirt.process.sync import EXEC, NET_READY, NS_READY, Channel
+from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, Channel
 
 STANDARD_HOSTS = (
     "127.0.0.1\tlocalhost\n"
@@ -57,9 +57,14 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
             from minirt.net import loopback
 
             loopback.up()
+        # In our cgroup from here on (the parent moved us in before sending CGROUP): a private
+        # cgroup namespace made now has it as its root (cgroup_namespaces(7)).
+        cg = ch.expect(CGROUP)
+        if cfg.cgroupns == "private":
+            os.unshare(os.CLONE_NEWCGROUP)
         # The filesystem needs nothing from the network: build it while the parent sets up
         # the host side (2 cores: this runs in parallel with the parent's netlink work).
-        _prepare_rootfs(cfg, cdir)
+        _prepare_rootfs(cfg, cdir, cg)
         net = ch.expect(NET_READY)
         timing.mark("net-ready")
         _configure_and_exec(ch, cfg, net, host_files, old_mask)
@@ -132,12 +137,13 @@ def resolve_command(argv0: str, path_var: str) -> str:
     raise ExecError(f'exec "{argv0}": executable file not found in $PATH', EXIT_NOT_FOUND)
 
 
-def _prepare_rootfs(cfg, cdir: str) -> None:
+def _prepare_rootfs(cfg, cdir: str, cg: dict) -> None:
     os.umask(0o022)
     merged = cdir + "/merged"
     rootfs.make_private()
     rootfs.mount_overlay(cfg.rootfs, cdir + "/upper", cdir + "/work", merged)
     rootfs.mount_proc_sys(merged, new_netns=cfg.net != "host", privileged=cfg.privileged)
+    rootfs.mount_cgroups(merged, cg, private=cfg.cgroupns == "private", privileged=cfg.privileged)
     rootfs.mount_dev(merged)
     for v in cfg.volumes:
         rootfs.mount_volume(merged, v.source, v.target, v.readonly)

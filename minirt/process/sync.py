@@ -8,8 +8,12 @@ subprocess learns of exec failure through a CLOEXEC pipe the same way).
     child (PID 1 of a new pid namespace)        parent (host namespaces)
     ------------------------------------        ------------------------
     pdeathsig(SIGKILL); unshare(mnt|uts|ipc|net)
+                                      <-------  CGROUP {version, dirs} (sent early: the parent
+                                                made the cgroup and moved us in while we imported)
     NS_READY                          ------->  open /proc/<pid>/ns/net, set up the network
-    lo up, mounts, pivot_root                   (both sides work in parallel here)
+    lo up; wait for CGROUP;
+    [unshare(CLONE_NEWCGROUP)]
+    mounts, pivot_root                          (both sides work in parallel here)
                                       <-------  NET_READY {address, gateway, mac, resolv_conf}
     /etc files, hostname,
     resolve argv[0] (126/127),
@@ -29,7 +33,7 @@ import _socket
 from minirt import jsonenc
 from minirt.errors import EXIT_RUNTIME, ExecError, InitError
 
-NS_READY, NET_READY, EXEC, ERROR = "ns-ready", "net-ready", "exec", "error"
+NS_READY, CGROUP, NET_READY, EXEC, ERROR = "ns-ready", "cgroup", "net-ready", "exec", "error"
 MAX_MSG = 65536
 
 

@@ -1,0 +1,168 @@
+"""Reading and writing cgroupfs files, for both versions; each change printed under --explain.
+
+Runs in: whoever touches a container's cgroup. Files are opened per call (no caching): a cgroup
+file is a kernel interface and each read is a fresh answer.
+"""
+
+import errno
+import os
+import time
+
+from minirt import explain
+
+
+def write(path: str, value: str) -> None:
+    explain.cmd(f"echo {value} > {path}")
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        # the kernel's errno alone ("Invalid argument") does not say which file refused what
+        raise OSError(e.errno, f"{e.strerror} (writing {value!r})", path) from None
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def read_int(path: str) -> int:
+    try:
+        v = read(path)
+    except FileNotFoundError:
+        return 0
+    return -1 if v == "max" else int(v)
+
+
+def keyed(path: str) -> dict[str, int]:
+    """`key value` lines (memory.stat, memory.oom_control, memory.events, cpu.stat)."""
+    out: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                try:
+                    out[k] = int(v)
+                except ValueError:
+                    pass
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def read_pids(d: str) -> list[int]:
+    try:
+        with open(f"{d}/cgroup.procs") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def mkdirs(d: str, cpuset: bool = False) -> None:
+    """mkdir -p; on a v1 cpuset hierarchy each new level copies its parent's cpus and mems,
+    or it would refuse tasks (runc fs/cpuset.go ensureParent + copyIfNeeded)."""
+    if os.path.isdir(d):
+        return
+    parent = os.path.dirname(d)
+    mkdirs(parent, cpuset)
+    explain.cmd(f"mkdir {d}")
+    try:
+        os.mkdir(d)
+    except FileExistsError:
+        return  # another container created the shared parent at the same moment
+    if cpuset:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read(f"{d}/{name}"):
+                write(f"{d}/{name}", read(f"{parent}/{name}"))
+
+
+def enable_controllers(d: str, wanted: tuple[str, ...]) -> None:
+    """v2: a cgroup's controllers come from its parent's cgroup.subtree_control (cgroups(7),
+    "Enabling and disabling controllers"). Enable the wanted ones the parent offers."""
+    offered = read(f"{d}/cgroup.controllers").split()
+    on = read(f"{d}/cgroup.subtree_control").split()
+    missing = [c for c in wanted if c in offered and c not in on]
+    if missing:
+        write(f"{d}/cgroup.subtree_control", " ".join("+" + c for c in missing))
+
+
+def kill_v2(d: str) -> bool:
+    """cgroup.kill (Linux 5.14+): SIGKILL to every process of the subtree in one write."""
+    try:
+        write(f"{d}/cgroup.kill", "1")
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL, errno.EACCES):
+            return False
+        raise
+
+
+def kill_pids(procs) -> None:
+    """SIGKILL each pid listed until none is left: a process forking meanwhile shows up in the
+    next read (runc's v1 answer freezes first; SIGKILL'd processes cannot fork any more)."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        pids = procs()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
+
+
+def rmdir(d: str, timeout: float = 2.0) -> None:
+    """rmdir, retried while the kernel still counts exiting tasks (EBUSY for a moment after
+    the last SIGKILL). Gone already is fine: removal is idempotent."""
+    explain.cmd(f"rmdir {d}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise OSError(e.errno, f"cannot remove cgroup: {e.strerror}", d) from None
+        time.sleep(0.005)
+
+
+def blkio_v1(path: str) -> tuple[int, int]:
+    """Read and Write totals of blkio.throttle.io_service_bytes (`MAJ:MIN Op bytes` lines)."""
+    r = w = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3:
+                    if parts[1] == "Read":
+                        r += int(parts[2])
+                    elif parts[1] == "Write":
+                        w += int(parts[2])
+    except FileNotFoundError:
+        pass
+    return r, w
+
+
+def io_v2(path: str) -> tuple[int, int]:
+    """rbytes and wbytes totals of io.stat (`MAJ:MIN rbytes=N wbytes=N ...` lines)."""
+    r = w = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                for kv in line.split()[1:]:
+                    k, _, v = kv.partition("=")
+                    if k == "rbytes":
+                        r += int(v)
+                    elif k == "wbytes":
+                        w += int(v)
+    except FileNotFoundError:
+        pass
+    return r, w

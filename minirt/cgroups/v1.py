@@ -1,0 +1,107 @@
+"""A container's cgroup on a v1 (legacy or hybrid) host: one directory per hierarchy.
+
+Runs in: the minirt parent and the commands that look at or change a container's cgroup.
+
+The files written per flag are runc's (libcontainer/cgroups/fs/{memory,cpu,cpuset,pids}.go)
+and listed in limits.py. What v1 needs beyond v2:
+- a new cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks (ENOSPC) until
+  they are filled, so every level we create copies its parent's (runc fs/cpuset.go
+  ensureParent);
+- OOM kills are counted in memory.oom_control (`oom_kill N`, Linux 4.13+);
+- there is no cgroup.kill: killing everything means signalling each pid in cgroup.procs until
+  it is empty. In hybrid mode the v2 twin (key "unified") has cgroup.kill and is used first.
+"""
+
+import os
+
+from minirt.cgroups import fsutil
+
+
+class CgroupV1:
+    version = 1
+
+    def __init__(self, dirs: dict[str, str]):
+        self.dirs = dirs
+
+    def to_dict(self) -> dict:
+        return {"version": 1, "dirs": self.dirs}
+
+    def _unique(self) -> list[str]:
+        seen: list[str] = []
+        for d in self.dirs.values():
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def create(self) -> None:
+        """mkdir every hierarchy's directory (and missing parents). Idempotent."""
+        for key, d in self.dirs.items():
+            fsutil.mkdirs(d, cpuset=key == "cpuset")
+
+    def apply(self, writes: list[tuple[str, str, str]]) -> None:
+        """[(controller, file, value)] from limits.Resources.v1_writes()."""
+        for ctl, name, value in writes:
+            d = self.dirs.get(ctl)
+            if d is None:
+                from minirt.errors import ConfigError
+
+                raise ConfigError(f"cgroup controller {ctl} is not mounted on this host (needed for {name})")
+            fsutil.write(f"{d}/{name}", value)
+
+    def place(self, pid: int) -> None:
+        for d in self._unique():
+            fsutil.write(f"{d}/cgroup.procs", str(pid))
+
+    def procs(self) -> list[int]:
+        d = self.dirs.get("pids") or self.dirs.get("memory") or next(iter(self.dirs.values()))
+        return fsutil.read_pids(d)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the container, however it left the pid namespace's process
+        group (runc signalAllProcesses)."""
+        if "unified" in self.dirs and fsutil.kill_v2(self.dirs["unified"]):
+            return
+        fsutil.kill_pids(self.procs)
+
+    def remove(self) -> None:
+        """Kill what is left and rmdir each directory (only the container's own; parents stay,
+        like Docker's /docker). Gone already is fine."""
+        if any(os.path.isdir(d) for d in self.dirs.values()):
+            if self.procs():
+                self.kill_all()
+            for d in self._unique():
+                fsutil.rmdir(d)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    def oom_kills(self) -> int:
+        d = self.dirs.get("memory")
+        if not d:
+            return 0
+        return fsutil.keyed(f"{d}/memory.oom_control").get("oom_kill", 0)
+
+    def stats(self) -> dict:
+        """What `minirt stats` shows, in bytes / nanoseconds (Docker's v1 sources)."""
+        out = {"cpu_ns": 0, "mem_usage": 0, "mem_limit": 0, "blk_read": 0, "blk_write": 0, "pids": 0}
+        d = self.dirs.get("cpuacct")
+        if d:
+            out["cpu_ns"] = fsutil.read_int(f"{d}/cpuacct.usage")
+        d = self.dirs.get("memory")
+        if d:
+            usage = fsutil.read_int(f"{d}/memory.usage_in_bytes")
+            # docker CLI (calculateMemUsageUnixNoCache): usage minus total_inactive_file on v1
+            inactive = fsutil.keyed(f"{d}/memory.stat").get("total_inactive_file", 0)
+            out["mem_usage"] = usage - inactive if inactive < usage else usage
+            out["mem_limit"] = fsutil.read_int(f"{d}/memory.limit_in_bytes")
+        d = self.dirs.get("blkio")
+        if d:
+            r, w = fsutil.blkio_v1(f"{d}/blkio.throttle.io_service_bytes")
+            out["blk_read"], out["blk_write"] = r, w
+        d = self.dirs.get("pids")
+        if d:
+            out["pids"] = fsutil.read_int(f"{d}/pids.current")
+        return out
+
+    def read(self, ctl: str, name: str) -> str:
+        return fsutil.read(f"{self.dirs[ctl]}/{name}")
