@@ -1,0 +1,1 @@
+"""cgroups: resource limits and accounting (limits.py: flags -> values; the drivers write them)."""
