@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.helpers import kernel
+from tests.helpers import cgroups, kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MINIRT = os.environ.get("MINIRT_BIN") or f"{REPO}/.venv/bin/minirt"
@@ -50,6 +50,7 @@ def leak_guard(tmp_path_factory):
     os.environ[kernel.SESSION_VAR] = suite.token  # inherited by everything the suite starts
     before = kernel.snapshot(suite)
     yield
+    cgroups.remove(CGROUP_SESSION)  # each test removed its own; the session's parent is empty
     deadline = time.monotonic() + 5
     while True:
         problems = kernel.diff(before, kernel.snapshot(suite))
@@ -222,15 +223,35 @@ def host_ns(request):
         h.close()
 
 
+# The session's cgroup parent, relative to the pytest process's own cgroup in each hierarchy
+# (tests/helpers/cgroups.py); each test gets a directory below it.
+CGROUP_SESSION = f"mrtest-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class Runner:
     def __init__(self, root: str, host: HostNS):
         self.root = root
         self.host = host
-        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/no-config"}
+        self.cgroup_parent = f"{CGROUP_SESSION}/t{secrets.token_hex(4)}"
+        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/config.json"}
+        self.write_config()
         # network safety: a network's DNS responder never forwards to the host's resolvers in
         # a test (set but empty = answer REFUSED); test_dns.py points it at a fake upstream
         self.env["MINIRT_DNS_UPSTREAM"] = ""
         self.env.pop("MINIRT_FAULT", None)
+
+    def write_config(self, **settings) -> str:
+        """The test's $MINIRT_CONFIG: its own cgroup parent, plus `settings`."""
+        import json
+
+        path = self.env["MINIRT_CONFIG"]
+        with open(path, "w") as f:
+            json.dump({"cgroup_parent": self.cgroup_parent, **settings}, f)
+        return path
+
+    def cgroup_dirs(self, cid: str) -> dict[str, str]:
+        """The container's cgroup directories, as the kernel's mounts place them."""
+        return cgroups.dirs(f"{self.cgroup_parent}/{cid}")
 
     def argv(self, *args: str) -> list[str]:
         return [*self.host.prefix(), MINIRT, *args]
@@ -268,7 +289,12 @@ def minirt(minirt_root, host_ns) -> Runner:
     left = r.containers()
     if left:  # a failed test may leave detached containers: never let them outlive the test
         r("rm", "-f", *left)
-    _check_clean(r)
+    try:
+        _check_clean(r)
+        stray = cgroups.leftovers(r.cgroup_parent)
+        assert not stray, f"container cgroups left behind: {stray}"
+    finally:
+        cgroups.remove(r.cgroup_parent)
 
 
 def _check_clean(r: Runner) -> None:

@@ -84,10 +84,8 @@ def test_mtu_follows_the_uplink_and_subnet_avoids_host_routes(minirt):
 
 
 def test_pinned_subnet_from_the_config_file(minirt):
-    conf = f"{minirt.root}/config.json"
-    with open(conf, "w") as f:
-        json.dump({"default_subnet": "10.123.45.0/24"}, f)
-    r = minirt("run", "--rm", "--", "ip", "-4", "-o", "addr", "show", "eth0", env={"MINIRT_CONFIG": conf})
+    minirt.write_config(default_subnet="10.123.45.0/24")
+    r = minirt("run", "--rm", "--", "ip", "-4", "-o", "addr", "show", "eth0")
     assert " 10.123.45." in r.stdout and "/24" in r.stdout, r.stdout + r.stderr
 
 

@@ -174,8 +174,7 @@ def test_unknown_names_forwarded_to_a_fake_upstream(minirt):
 
 
 def test_default_network_names_when_the_config_says_so(minirt):
-    with open(minirt.env["MINIRT_CONFIG"], "w") as f:
-        f.write('{"default_dns": true}\n')
+    minirt.write_config(default_dns=True)
     ok(minirt("run", "-d", "--name", "web", "--", "sleep", "1000"))
     out = ok(minirt("run", "--rm", "--", "sh", "-c", "head -1 /etc/resolv.conf; nslookup web"))
     gateway = inspect(minirt, "web")["NetworkSettings"]["Gateway"]

@@ -1,0 +1,90 @@
+"""The suite's cgroups, read from the kernel (mountinfo, /proc/self/cgroup), not from minirt.
+
+Every test's containers nest under the test process's own cgroup in each hierarchy (the issue's
+rule: a cgroup made at a hierarchy's root escapes the machine's own accounting): the suite owns
+`<own cgroup>/mrtest-<session token>/` and each test one directory below it, which minirt gets as
+a relative cgroup parent (runc's rule for relative paths) through its $MINIRT_CONFIG file.
+"""
+
+import os
+import time
+
+
+def hierarchies() -> dict[str, str]:
+    """{key: mount point}: v1 controllers by name, the v2 tree as "unified" (hybrid) or ""."""
+    out: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            point = pre.split()[4]
+            if fields[0] == "cgroup2":
+                out["unified" if point.endswith("/unified") else ""] = point
+            elif fields[0] == "cgroup":
+                for opt in fields[2].split(","):
+                    if opt in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"):
+                        out.setdefault(opt, point)
+    return out
+
+
+def own() -> dict[str, str]:
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctls, path = line.rstrip("\n").split(":", 2)
+            for c in ctls.split(","):
+                out[c] = path
+    return out
+
+
+def dirs(rel: str) -> dict[str, str]:
+    """The directory of relative cgroup path `rel` under this process's cgroup, per hierarchy."""
+    mine = own()
+    out = {}
+    for key, point in hierarchies().items():
+        base = mine.get("" if key == "unified" else key, "/")
+        out[key] = os.path.normpath(f"{point}/{base}/{rel}")
+    return out
+
+
+def leftovers(rel: str, timeout: float = 5.0) -> list[str]:
+    """Container cgroups still under `rel` (polled: rmdir waits for dying tasks)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for d in dirs(rel).values():
+            try:
+                left += [f"{d}/{n}" for n in os.listdir(d) if os.path.isdir(f"{d}/{n}")]
+            except FileNotFoundError:
+                pass
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def remove(rel: str) -> None:
+    """rmdir `rel` in every hierarchy, deepest first (its leftovers too, killing what runs)."""
+    for d in dirs(rel).values():
+        if not os.path.isdir(d):
+            continue
+        for sub, subdirs, _files in sorted(os.walk(d), key=lambda t: -t[0].count("/")):
+            try:
+                with open(f"{sub}/cgroup.procs") as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), 9)
+                        except ProcessLookupError:
+                            pass
+            except FileNotFoundError:
+                pass
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    os.rmdir(sub)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
