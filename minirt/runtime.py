@@ -22,7 +22,7 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import cgroups, faults, ids, procfs, teardown, timing
+from minirt import cgroups, faults, ids, procfs, sentinel, teardown, timing
 from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
@@ -150,6 +150,12 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
                 store.register(c.record)
             timing.mark("recorded")
             faults.point("after-record")
+            # Registered first, so they run last: by then rollback or teardown has done
+            # everything. From here on every host change (the cgroup, then the network) is a
+            # step of the plan, and a killed minirt leaves it to the sentinel.
+            w = sentinel.start(store.root, cfg.id, c.record["owner"])
+            undo.add("# dismiss the sentinel", sentinel.dismiss, w)
+            undo.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
             _join_cgroup(c)
             timing.mark("cgroup")
             faults.point("after-cgroup")

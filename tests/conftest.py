@@ -139,6 +139,7 @@ class HostNS:
         fd, self.resolv_path = tempfile.mkstemp(prefix="minirt-test-resolv-", suffix=".conf")
         os.close(fd)
         self.set_resolv_conf(resolv_conf)
+        self.cgroup_hold = tempfile.mkdtemp(prefix="minirt-test-cg-")  # a mount point for a moment
         self.proc = subprocess.Popen(
             ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", "echo up; exec sleep 3600"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
@@ -164,8 +165,11 @@ class HostNS:
         setup = [
             "ip link set lo up",
             # a sysfs of this namespace's own (in its private mount namespace), so
-            # /sys/class/net shows this "host"'s links as it would on a real host
+            # /sys/class/net shows this "host"'s links as it would on a real host; the cgroup
+            # mounts are the one tree shared with the real host, kept on top of it
+            f"mount --rbind /sys/fs/cgroup {self.cgroup_hold}",
             "mount -t sysfs sysfs /sys",
+            f"mount --move {self.cgroup_hold} /sys/fs/cgroup",
             # bind-mounting over a symlink (systemd-resolved's) covers its target
             f"mount --bind {self.resolv_path} /etc/resolv.conf",
             # -e: a key this kernel lacks (an older one; br_netfilter not loaded) is skipped
@@ -197,6 +201,10 @@ class HostNS:
         try:
             os.unlink(self.resolv_path)
         except FileNotFoundError:
+            pass
+        try:
+            os.rmdir(self.cgroup_hold)
+        except OSError:
             pass
 
 

@@ -26,7 +26,7 @@ container is still alive, deletes it explicitly.
 
 import os
 
-from minirt import explain, faults, ids, sentinel, timing
+from minirt import explain, faults, timing
 from minirt.errors import ConfigError
 from minirt.net import network
 from minirt.net.netlink import ETH0_INDEX, Rtnl, delete_host_link, index_of, render_hairpin, socket_in
@@ -52,12 +52,8 @@ def attach(c, rb, root: str) -> dict:
     timing.mark("network-ready")
 
     ifname = host_ifname(cfg.id)
-    # Registered first, so it runs last: by then rollback or teardown has done everything.
-    w = sentinel.start(root, cfg.id, c.record["owner"])
-    rb.add("# dismiss the sentinel", sentinel.dismiss, w)
-    # The lease and veth steps of the plan are in the record already (runtime.Container); from
-    # here on every host change is undone by carrying the plan out.
-    rb.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
+    # The lease and veth steps of the plan are in the record already (runtime.Container), and
+    # the sentinel and "carry out the plan" were registered before the cgroup was made.
 
     owner = {"container": cfg.id, "pid": c.record["owner"]["pid"], "start_time": c.record["owner"]["start_time"]}
     previous = (c.record.get("network") or {}).get("address") if c.restarting else None

@@ -117,6 +117,9 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
     except MinirtError as e:
         os.write(report_fd, f"err {e.exit_code} {e}".replace("\n", " ").encode() + b"\n")
         return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a bug or an OSError: the caller prints it, not "died"
+        os.write(report_fd, f"err {EXIT_RUNTIME} {e}".replace("\n", " ").encode() + b"\n")
+        return EXIT_RUNTIME
     os.write(report_fd, f"ok {cfg.id}\n".encode())
     os.close(report_fd)
     # From here on nothing of ours may write to the log pipes: only the container holds them.
