@@ -6,7 +6,7 @@ named fault point (MINIRT_FAULT=kill:<point>, where minirt SIGKILLs itself). Eve
 also kills everything the run forked (the sentinel, the nft helper, the supervisor, the
 container), so no watchdog can clean up and `gc` has to work from the records alone. After all
 rounds, `minirt gc` runs once and the kernel is checked: no record, lease, map element, veth,
-reserved port socket, process or mount of any round is left.
+cgroup, reserved port socket, process or mount of any round is left.
 
 MINIRT_CHAOS_ROUNDS overrides the number of rounds (default 100, the issue's minimum).
 """
@@ -18,11 +18,12 @@ import signal
 import sys
 import time
 
+from tests.helpers import cgroups
 from tests.integration.test_lifecycle import inspect, ok, wait_for
 
 ROUNDS = int(os.environ.get("MINIRT_CHAOS_ROUNDS") or 100)
 # every point where a `run -p` on the default network can stop (minirt/faults.py callers)
-FAULT_POINTS = ["after-record", "after-spawn", "after-lease", "after-veth", "after-address",
+FAULT_POINTS = ["after-record", "after-cgroup", "after-spawn", "after-lease", "after-veth", "after-address",
                 "after-publish", "after-network", "after-exec"]  # fmt: skip
 BASE_PORT = 21000
 
@@ -107,7 +108,8 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
         group = i % 3 == 0
         detached = i % 5 == 4
         env = {"MINIRT_FAULT": f"kill:{point}"} if point else None
-        args = ["run", "--rm", "-p", f"{port}:80"] + (["-d"] if detached else []) + ["--", "sleep", "3"]
+        limits = ["--memory", "64m", "--pids-limit", "50"] if i % 2 else []  # every container has a cgroup
+        args = ["run", "--rm", "-p", f"{port}:80", *limits] + (["-d"] if detached else []) + ["--", "sleep", "3"]
         p = minirt.popen(*args, env=env)
         kinds["fault" if point else "random"] += 1
         kinds["group"] += group
@@ -147,6 +149,7 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
     leases = f"{minirt.root}/networks/minirt/leases"
     assert [x for x in os.listdir(leases) if x[0].isdigit()] == []
     assert _elements(minirt) == []
+    assert cgroups.leftovers(minirt.cgroup_parent) == []
     assert _ports_free(minirt, ports) == []
     assert not _minirt_pids(minirt)
     mounts = open(f"/proc/{minirt.host.pid}/mountinfo").read()
@@ -174,6 +177,7 @@ def test_gc_dry_run_lists_and_explain_prints_without_touching(minirt):
     assert r.returncode == 0, r.stderr
     assert "nft" in r.stderr and "delete element inet minirt ports_any" in r.stderr, r.stderr
     assert _elements(minirt) == []
+    assert cgroups.leftovers(minirt.cgroup_parent) == []
     assert minirt.containers() == []
 
 
