@@ -340,4 +340,8 @@ def _check_clean(r: Runner) -> None:
 
 
 def pytest_report_header(config):
-    return [f"minirt: {MINIRT}", f"rootfs: {ROOTFS}", f"python: {sys.version.split()[0]}"]
+    return [f"minirt: {MINIRT}", f"rootfs: {ROOTFS}", f"python: {sys.version.split()[0]}", cgroups.summary()]
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(cgroups.summary())

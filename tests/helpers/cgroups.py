@@ -88,3 +88,29 @@ def remove(rel: str) -> None:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
+
+
+def v2_controllers() -> tuple[str, set[str]]:
+    """(where the v2 tree is mounted, the controllers it offers), or ("", set()) if none."""
+    points = hierarchies()
+    point = points.get("") or points.get("unified") or ""
+    if not point:
+        return "", set()
+    with open(f"{point}/cgroup.controllers") as f:
+        return point, set(f.read().split())
+
+
+def unified_with_limits() -> bool:
+    """A unified (v2-only) host whose tree offers what minirt limits with: v2 runs for real."""
+    point, ctls = v2_controllers()
+    return point == "/sys/fs/cgroup" and {"memory", "pids", "cpu"} <= ctls
+
+
+def summary() -> str:
+    """What `make test` says about which cgroup version its real-kernel tests ran."""
+    point, ctls = v2_controllers()
+    if unified_with_limits():
+        return "cgroups: v2 (unified) limits tested on the real kernel; v1 by the fake-tree unit tests"
+    offered = ", ".join(sorted(ctls)) or "nothing"
+    return ("cgroups: v1 limits tested on the real kernel (" + ("hybrid" if point else "legacy") + "); "
+            f"v2 limits by the fake-tree unit tests only: this kernel's cgroup2 offers {offered}")

@@ -194,3 +194,28 @@ def test_twenty_parallel_runs_with_limits_leave_nothing(minirt):
     assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
     assert cgroups.leftovers(minirt.cgroup_parent) == []
     assert minirt.containers() == []
+
+
+def test_explain_prints_each_cgroup_step_as_a_shell_line(minirt):
+    r = minirt("run", "--rm", "--net", "none", "--memory", "64m", "--explain", "--", "true")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any(line.startswith("+ mkdir ") and minirt.cgroup_parent in line for line in lines), r.stderr
+    assert any(line.startswith("+ echo 67108864 > ") and line.endswith("/memory.limit_in_bytes") for line in lines)
+    assert any(line.startswith("+ echo ") and line.endswith("/cgroup.procs") for line in lines)
+    assert any(line.startswith("+ rmdir ") for line in lines), r.stderr
+
+
+@pytest.mark.skipif(not cgroups.unified_with_limits(), reason=cgroups.summary())
+def test_v2_limits_and_oom_on_a_unified_host(minirt):
+    """Runs where the kernel offers a v2 hierarchy with the controllers (not on hybrid hosts:
+    `make test` prints which ran)."""
+    cid = ok(minirt("run", "-d", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "20", "--",
+                    "sleep", "60")).strip()  # fmt: skip
+    d = minirt.cgroup_dirs(cid)[""]
+    assert read(f"{d}/memory.max") == str(64 << 20) and read(f"{d}/pids.max") == "20"
+    assert read(f"{d}/cpu.max") == "50000 100000" and read(f"{d}/memory.swap.max") == str(64 << 20)
+    ok(minirt("rm", "-f", cid))
+    r = minirt("run", "--name", "hog", "--memory", "32m", "--", *HOG, timeout=120)
+    assert r.returncode == 137 and inspect(minirt, "hog")["State"]["OOMKilled"] is True
+    ok(minirt("rm", "hog"))
