@@ -13,6 +13,8 @@ VERBS = {
     "exec": "run a command in a running container",
     "logs": "print a detached container's output (-f: follow)",
     "inspect": "Docker-shaped JSON of containers",
+    "stats": "CPU, memory, network and block I/O of containers (--no-stream: one sample)",
+    "update": "change the resource limits of containers",
     "port": "the published ports of a container",
     "stop": "SIGTERM, then SIGKILL after -t seconds",
     "start": "start a stopped container again (detached)",

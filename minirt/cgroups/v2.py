@@ -63,6 +63,10 @@ class CgroupV2:
     def oom_kills(self) -> int:
         return fsutil.keyed(f"{self.dir}/memory.events").get("oom_kill", 0)
 
+    def cpu_ns(self) -> int:
+        """CPU time used by the container's processes, in ns (cpu.stat counts microseconds)."""
+        return fsutil.keyed(f"{self.dir}/cpu.stat").get("usage_usec", 0) * 1000
+
     def stats(self) -> dict:
         d = self.dir
         usage = fsutil.read_int(f"{d}/memory.current")
@@ -70,7 +74,7 @@ class CgroupV2:
         inactive = fsutil.keyed(f"{d}/memory.stat").get("inactive_file", 0)
         r, w = fsutil.io_v2(f"{d}/io.stat")
         return {
-            "cpu_ns": fsutil.keyed(f"{d}/cpu.stat").get("usage_usec", 0) * 1000,
+            "cpu_ns": self.cpu_ns(),
             "mem_usage": usage - inactive if inactive < usage else usage,
             "mem_limit": fsutil.read_int(f"{d}/memory.max"),
             "blk_read": r,
