@@ -76,10 +76,16 @@ def test_update_pids_limit_changes_pids_max(minirt):
 def test_update_of_a_stopped_container_keeps_the_new_limit(minirt):
     cid = ok(minirt("run", "-d", "--", "true")).strip()
     wait_for(lambda: "exited" in ok(minirt("ps", "-a")), what="the container to exit")
-    ok(minirt("update", "--memory", "96m", cid))
+    # Docker (container/container_unix.go UpdateContainer): a memory limit above the stored
+    # memory+swap (0: none) needs --memory-swap in the same update
+    r = minirt("update", "--memory", "96m", cid)
+    assert r.returncode == 125 and "update the memoryswap at the same time" in r.stderr, r.stderr
+    ok(minirt("update", "--memory", "96m", "--memory-swap", "192m", cid))
     doc = json.loads(ok(minirt("inspect", cid)))[0]
-    assert doc["HostConfig"]["Memory"] == 96 * 1024 * 1024
-    ok(minirt("rm", cid))
+    assert doc["HostConfig"]["Memory"] == 96 * 1024 * 1024 and doc["HostConfig"]["MemorySwap"] == 192 << 20
+    # the next start applies what is stored
+    ok(minirt("start", cid))
+    ok(minirt("rm", "-f", cid))
 
 
 def test_invalid_updates_exit_125_with_one_line(minirt):
