@@ -7,18 +7,28 @@ Each install runs in a throwaway network + mount namespace of its own (so each h
 `minirt0`, `inet minirt` table and ip_forward, and neither sees the other's), with its own
 MINIRT_ROOT. The cases are `--net none`, the bridge and `-p`, all `run --rm -- /bin/true`;
 rounds interleave A and B and rotate the case order, so the machine's noise hits both alike.
-Prints one Markdown row per case: the medians, min/max, and B/A. Needs root. Build the other
+Prints one Markdown row per case: the medians, min/max, and B/A. Every container's cgroup goes
+under the relative cgroup parent minirt-bench-<pid> (nested in this process's own cgroups; the
+same $MINIRT_CONFIG for both sides), removed at the end; a cgroup left in it is printed as an
+error line and the exit status is 1. Needs root. Build the other
 install with e.g. `git worktree add /tmp/base <rev> && make -C /tmp/base deps`.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
 
+# bench.py's cgroup-parent helpers (this directory is sys.path[0] when run as a script)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import remove_cgroup_parent  # noqa: E402
+
+CGROUP_PARENT = f"minirt-bench-{os.getpid()}"
 CASES = [
     ("run --rm --net none -- /bin/true", ["run", "--rm", "--net", "none", "--", "/bin/true"]),
     ("run --rm --net bridge -- /bin/true", ["run", "--rm", "--net", "bridge", "--", "/bin/true"]),
@@ -37,9 +47,17 @@ class Side:
             time.sleep(0.005)
         self.prefix = ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "--"]
         subprocess.run([*self.prefix, "ip", "link", "set", "lo", "up"], check=True)
+        # its own sysfs, with the host's cgroup mounts kept on top (every container gets a cgroup)
+        hold = os.path.join(self.root, "cgroup-hold")
+        os.mkdir(hold)
+        subprocess.run([*self.prefix, "mount", "--rbind", "/sys/fs/cgroup", hold], check=True)
         subprocess.run([*self.prefix, "mount", "-t", "sysfs", "sysfs", "/sys"], check=True)
-        self.env = {**os.environ, "MINIRT_ROOT": self.root, "MINIRT_ROOTFS": rootfs,
-                    "MINIRT_CONFIG": f"{self.root}/no-config"}  # fmt: skip
+        subprocess.run([*self.prefix, "mount", "--move", hold, "/sys/fs/cgroup"], check=True)
+        # nothing of the machine's config, only the bench's cgroup parent (relative: nested)
+        config = os.path.join(self.root, "config.json")
+        with open(config, "w") as f:
+            json.dump({"cgroup_parent": CGROUP_PARENT}, f)
+        self.env = {**os.environ, "MINIRT_ROOT": self.root, "MINIRT_ROOTFS": rootfs, "MINIRT_CONFIG": config}
 
     def time(self, args: list[str]) -> float:
         t = time.perf_counter()
@@ -65,8 +83,11 @@ def main() -> None:
     ap.add_argument("a")
     ap.add_argument("b")
     opts = ap.parse_args()
-    sides = [Side(opts.a, opts.rootfs), Side(opts.b, opts.rootfs)]
+    sides: list[Side] = []
+    errors: list[str] = []
     try:
+        for minirt in (opts.a, opts.b):  # one at a time, so a failed B still closes A
+            sides.append(Side(minirt, opts.rootfs))
         times = {(c, s): [] for c, _ in CASES for s in (0, 1)}
         for rnd in range(opts.runs + 3):  # 3 warm-up rounds (bridge creation, bytecode)
             order = CASES[rnd % len(CASES) :] + CASES[: rnd % len(CASES)]
@@ -88,6 +109,11 @@ def main() -> None:
     finally:
         for s in sides:
             s.close()
+        errors = remove_cgroup_parent(CGROUP_PARENT)  # last: every container is gone by now
+        for line in errors:
+            print(line)
+    if errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

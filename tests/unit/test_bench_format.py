@@ -254,5 +254,82 @@ def test_parse_args(monkeypatch):
         bench.parse_args([], environ={"BENCH_RUNS": "many"})
     assert bench.parse_args([], environ={"BENCH_PEERS": "docker"}).peers == ["docker"]
     assert (a.sequential, a.throughput) == (100, 100) and (q.sequential, q.throughput) == (2, 2)
+    assert (a.stats, q.stats) == (bench.DEFAULT_STATS_CONTAINERS, 2)
+    assert bench.parse_args(["--quick", "--stats", "5"], environ={}).stats == 5
     with pytest.raises(SystemExit):
         bench.parse_args([], environ={"BENCH_PEERS": "lxd"})
+
+
+def test_limits_line_ratio_of_the_medians_against_the_goal():
+    line = bench.limits_line([30.0, 31.0, 32.0], [33.0, 34.0, 35.0])
+    assert line == ("goal: cgroup + limits (--memory 64m --cpus 1 --pids-limit 100) ÷ plain --net none medians "
+                    "≤ 1.10: met (1.097: 34.0 ms vs 31.0 ms)")
+    assert ": met (1.100: 33.0 ms vs 30.0 ms)" in bench.limits_line([30.0], [33.0])  # the goal itself passes
+    assert ": missed (1.103: 33.1 ms vs 30.0 ms)" in bench.limits_line([30.0], [33.1])
+    assert bench.limits_line([], [33.0]) is None and bench.limits_line([30.0], None) is None
+
+
+def test_render_report_has_the_limits_row_and_line():
+    results = {bench.NET_NONE: [30.0, 31.0], bench.LIMITS: [32.0, 33.0], bench.UNSHARE: [4.0]}
+    text = bench.render_report({}, results, [], {})
+    assert f"| {bench.LIMITS} " in text
+    assert "÷ plain --net none medians ≤ 1.10: met (1.066: 32.5 ms vs 30.5 ms)" in text
+    # the limits row is minirt's own case: no peer ratio, and it stays out of the comparisons
+    row = bench.case_rows(results)[1]
+    assert row[0] == bench.LIMITS and row[-3:] == ["", "", ""]
+    assert "÷ plain" not in bench.render_report({}, {bench.NET_NONE: [30.0]}, [], {})
+
+
+def test_stats_section_measured_and_skipped():
+    text = bench.stats_section(50, [40.0, 50.0, 60.0, 70.0, 200.0])
+    assert text.splitlines()[0] == "## minirt stats --no-stream with 50 running containers (--net none, sleep 600)"
+    assert "minirt stats --no-stream: median 60.0 ms, p90 148.0 ms, min 40.0, max 200.0 (5 runs)" in text
+    assert "goal: stats --no-stream median ≤ 100 ms with 50 containers: met" in text
+    assert bench.stats_section(50, [101.0]).endswith("with 50 containers: missed\n")
+    why = "`minirt stats --help` exited 125 (not a known command here): minirt: unknown command 'stats'"
+    skipped = bench.stats_section(2, None, why)
+    assert skipped.splitlines()[2] == f"skipped: {why}" and "goal" not in skipped
+    assert "skipped: no timed run" in bench.stats_section(2, [])
+
+
+MOUNTINFO = """\
+22 1 0:21 / /sys rw - sysfs sysfs rw
+30 22 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+35 30 0:31 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+"""
+PROC_CGROUP = """\
+5:pids:/
+4:cpu,cpuacct:/user.slice
+3:memory:/process_api/abc
+1:name=systemd:/init.scope
+0::/init.scope
+"""
+
+
+def test_cgroup_parent_dirs_nest_under_the_own_cgroup_of_each_hierarchy():
+    assert bench.cgroup_parent_dirs("minirt-bench-7", MOUNTINFO, PROC_CGROUP) == [
+        "/sys/fs/cgroup/unified/init.scope/minirt-bench-7",
+        "/sys/fs/cgroup/systemd/init.scope/minirt-bench-7",
+        "/sys/fs/cgroup/memory/process_api/abc/minirt-bench-7",
+        "/sys/fs/cgroup/cpu,cpuacct/user.slice/minirt-bench-7",  # co-mounted: one directory
+        "/sys/fs/cgroup/pids/minirt-bench-7",
+    ]
+    # a hierarchy this process has no line for (not its own) is left alone
+    assert bench.cgroup_parent_dirs("p", MOUNTINFO, "3:memory:/\n") == ["/sys/fs/cgroup/unified/p",
+                                                                        "/sys/fs/cgroup/memory/p"]
+    for bad in ("/minirt", "a/../b"):
+        with pytest.raises(ValueError):
+            bench.cgroup_parent_dirs(bad, MOUNTINFO, PROC_CGROUP)
+
+
+def test_cgroup_error_lines():
+    assert bench.cgroup_error_lines([], []) == []
+    lines = bench.cgroup_error_lines(["/cg/memory/p/abc"], [("/cg/pids/p", "Device or resource busy")])
+    assert lines == [
+        "error: container cgroup left behind in the bench's cgroup parent: /cg/memory/p/abc",
+        "error: could not remove the bench's cgroup directory /cg/pids/p: Device or resource busy",
+    ]
