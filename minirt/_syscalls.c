@@ -8,6 +8,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/vfs.h>
@@ -63,6 +67,38 @@ static PyObject *sys_statfs_type(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong((unsigned long)st.f_type);
 }
 
+/* A detached thread that writes "0" to a cgroup.procs file (the writer moves itself into the
+ * cgroup it is already in) and exits, so the kernel's grace-period wait in that write overlaps
+ * whatever the interpreter does meanwhile: see minirt/cgroups/__init__.py warm_up_attach. A
+ * Python thread would need the GIL between its steps, which the importing main thread holds. */
+static void *self_move_thread(void *arg) {
+    int fd = open((char *)arg, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "0", 1) < 0) { /* only an optimisation */ }
+        close(fd);
+    }
+    free(arg);
+    return NULL;
+}
+
+static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
+    const char *path;
+    pthread_t thread;
+    pthread_attr_t attr;
+    char *copy;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    copy = strdup(path);
+    if (copy == NULL)
+        return PyErr_NoMemory();
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&thread, &attr, self_move_thread, copy) != 0)
+        free(copy);
+    pthread_attr_destroy(&attr);
+    Py_RETURN_NONE;
+}
+
 /* rt_sigaction(2) straight to the kernel for signals 1..64: glibc's sigaction refuses the two
  * real-time signals it reserves (32, 33), yet an ignored one survives execve like any other.
  * An all-zero kernel sigaction is SIG_DFL, no flags, empty mask, whatever the architecture's
@@ -81,6 +117,7 @@ static PyMethodDef methods[] = {
     {"default_signals", sys_default_signals, METH_NOARGS, "default_signals(): every signal to SIG_DFL"},
     {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
     {"umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)"},
+    {"self_move_async", sys_self_move_async, METH_VARARGS, "self_move_async(cgroup_procs_path)"},
     {"statfs_type", sys_statfs_type, METH_VARARGS, "statfs_type(path): statfs(2) f_type"},
     {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
     {NULL, NULL, 0, NULL},

@@ -156,6 +156,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             w = sentinel.start(store.root, cfg.id, c.record["owner"])
             undo.add("# dismiss the sentinel", sentinel.dismiss, w)
             undo.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
+            timing.mark("sentinel")
             _join_cgroup(c)
             timing.mark("cgroup")
             faults.point("after-cgroup")
@@ -178,11 +179,14 @@ def _join_cgroup(c: Container) -> None:
     init (CGROUP): it waits for this before building its filesystem, so the command starts
     limited and a private cgroup namespace is rooted at its own cgroup. Undone by the plan's
     cgroup step, in the record already."""
-    from minirt.cgroups.limits import Resources
-
-    cg, res = c.cgroup, Resources.from_dict(c.cfg.resources)
+    cg = c.cgroup
     cg.create()
-    cg.apply(res.v1_writes() if cg.version == 1 else res.v2_writes())
+    if c.cfg.resources:  # no flags, no files to write (and limits.py not imported)
+        from minirt.cgroups.limits import Resources
+
+        res = Resources.from_dict(c.cfg.resources)
+        cg.apply(res.v1_writes() if cg.version == 1 else res.v2_writes())
+    timing.mark("cgroup-made")
     cg.place(c.child.pid)
     if c.cfg.oom_score_adj is not None:
         from minirt.cgroups import fsutil

@@ -2,8 +2,10 @@
 
 layout.py finds the mode and the paths, limits.py turns flags into file values, v1.py and v2.py
 are the two drivers (the same methods), fsutil.py reads and writes the files. A record keeps
-the driver's to_dict(); of_record() turns it back into a driver.
+the driver's to_dict(); driver() turns it back into a driver.
 """
+
+import os
 
 
 def driver(d: dict | None, root: str = "/sys/fs/cgroup"):
@@ -26,3 +28,30 @@ def for_container(cid: str, parent: str, cg_mode: str | None = None, root: str =
     cg_mode = cg_mode or layout.mode(root)
     dirs = layout.container_dirs(cid, parent, cg_mode, root)
     return driver({"version": 2 if cg_mode == "unified" else 1, "dirs": dirs, "root": root})
+
+
+def warm_up_attach() -> None:
+    """Start a no-op move of this process into the cgroup it is already in, in a thread, so
+    that moving the container's init a few milliseconds later is fast.
+
+    Every write to cgroup.procs takes the global cgroup_threadgroup_rwsem for writing
+    (kernel/cgroup/cgroup.c, cgroup_attach_lock), whose percpu_down_write() waits for an RCU
+    grace period unless one passed moments ago (rcu_sync): 5-35 ms on these VMs, for the first
+    move only (measured: the first of nine hierarchies' writes pays it, the others ~0.1 ms).
+    Started at the top of `run` and `exec`, the wait overlaps our own imports and config
+    parsing, and the real move lands inside the window where the kernel skips it. The thread is
+    C (minirt._syscalls): a Python one would wait for the GIL the importing main thread holds.
+    The kernel's `favordynmods` mount option removes the wait altogether; it is the host's
+    choice, not ours. Nothing changes on the host: the process stays where it is."""
+    from minirt._syscalls import self_move_async
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    except (OSError, ValueError):
+        return
+    v2 = own.get("", "/").rstrip("/")
+    for path in (f"/sys/fs/cgroup/unified{v2}", f"/sys/fs/cgroup{v2}", f"/sys/fs/cgroup/pids{own.get('pids', '')}"):
+        if os.path.exists(f"{path}/cgroup.procs"):
+            self_move_async(f"{path}/cgroup.procs")  # "0" in it: the writer itself (cgroup-v2.rst)
+            return

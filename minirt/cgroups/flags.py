@@ -28,6 +28,11 @@ def _online(path: str) -> str:
         return ""
 
 
+def given(opts: dict) -> bool:
+    """Any resource flag on the command line (without one, limits.py is not even imported)."""
+    return any(opts.get(o.dest) is not None for o in OPTIONS)
+
+
 def resources(opts: dict):
     """limits.Resources from the parsed flags, validated against the online CPUs and nodes."""
     from minirt.cgroups.limits import FLAGS, Resources

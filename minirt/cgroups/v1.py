@@ -66,11 +66,10 @@ class CgroupV1:
     def remove(self) -> None:
         """Kill what is left and rmdir each directory (only the container's own; parents stay,
         like Docker's /docker). Gone already is fine."""
-        if any(os.path.isdir(d) for d in self.dirs.values()):
-            if self.procs():
-                self.kill_all()
-            for d in self._unique():
-                fsutil.rmdir(d)
+        if self.procs():  # [] when gone already
+            self.kill_all()
+        for d in self._unique():
+            fsutil.rmdir(d)  # gone already is fine
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())

@@ -16,7 +16,9 @@ USAGE = "minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]"
 
 
 def main(args: list[str]) -> int:
-    from minirt import liveness
+    from minirt import cgroups, liveness
+
+    cgroups.warm_up_attach()  # the exec'd process joins the container's cgroup (see there)
     from minirt.process.execin import exec_in
 
     opts, rest = parse(OPTIONS, args, prog=USAGE)

@@ -114,7 +114,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         ports=_ports(opts["publish"]),
         restart=opts["restart"] or "no",
         aliases=[ids.check_alias(a) for a in opts["network_alias"]],
-        resources=resource_flags.resources(opts).to_dict(),
+        resources=resource_flags.resources(opts).to_dict() if resource_flags.given(opts) else {},
         oom_score_adj=_oom_score_adj(opts["oom_score_adj"]),
         **_cgroup(opts),
     )
@@ -177,6 +177,9 @@ def _check_ip(addr: str) -> str:
 
 
 def main(args: list[str]) -> int:
+    from minirt import cgroups
+
+    cgroups.warm_up_attach()  # overlaps the kernel's wait for the init's cgroup move with our start-up
     cfg = build_config(args)
     if os.geteuid() != 0:
         raise ConfigError("must run as root (creating namespaces needs CAP_SYS_ADMIN)")
