@@ -9,6 +9,7 @@ kill the holder; the real host's links, nft ruleset, ip_forward, mounts are comp
 """
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -47,7 +48,8 @@ def host_snapshot() -> dict:
         "mounts": sorted(line.split()[1] for line in open("/proc/self/mounts")),
         "netns": out("ip", "netns", "list"),
         "daemons": sorted(daemons_in_this_netns()),
-        "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/docker") + glob.glob("/sys/fs/cgroup/*/minirt-compare-*")),
+        "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/docker") + glob.glob("/sys/fs/cgroup/*/minirt")
+                          + glob.glob("/sys/fs/cgroup/*/minirt-compare-*")),
         "state dirs": [d for d in STATE_DIRS if os.path.exists(d)],
     }
 
@@ -121,11 +123,15 @@ class Env:
         self.servers = []
         self.made: list[str] = []  # mount points this run created on the host's filesystem
         self.menv = {**os.environ, "MINIRT_ROOT": f"{self.tmp}/minirt-root", "MINIRT_ROOTFS": ROOTFS,
-                     "MINIRT_CONFIG": f"{self.tmp}/no-config"}
+                     "MINIRT_CONFIG": f"{self.tmp}/minirt-config.json"}
         self.menv.pop("MINIRT_FAULT", None)
         self.sock = f"unix://{self.tmp}/docker.sock"
-        # cgroups are the one tree shared with the real host: Docker's go under a parent of our own
+        # cgroups are the one tree shared with the real host: both runtimes' go under a parent of
+        # our own (Docker's containers at /<cgparent>/<id>, minirt's at /<cgparent>/minirt/<id>),
+        # removed in stop()
         self.cgparent = os.path.basename(self.tmp)
+        with open(self.menv["MINIRT_CONFIG"], "w") as f:
+            json.dump({"cgroup_parent": f"/{self.cgparent}/minirt"}, f)
 
     def setup(self):
         h, w, t = self.host, self.wan, self.tmp
@@ -267,7 +273,6 @@ class Side:
         if r.returncode != 0:
             raise RuntimeError(f"{self.kind} network create: {r.stderr.strip()}")
         if self.kind == "minirt":
-            import json
             self.env.allow_bridge(json.loads(self.cli("network", "inspect", name).stdout)[0]["Options"]["bridge"])
 
     def net_rm(self, name):

@@ -148,3 +148,14 @@ def table(rows: list[tuple[str, str, str]]) -> tuple[str, int]:
     lines.append(f"{len(rows)} scenarios: {counts.get('same', 0)} same, {counts.get('intended', 0)} intended, "
                  f"{counts.get('as Docker 28+', 0)} as Docker 28+, {bad} unexplained")
     return "\n".join(lines) + "\n", (1 if bad else 0)
+
+
+def norm_error(stderr: str) -> str:
+    """A refused `run`'s stderr -> its message: the first line, without the runtime's prefix
+    ('docker: ', 'Error response from daemon: ', 'minirt: ', 'minirt run: ') and a final '.'
+    (the docker CLI appends one to a daemon's error; 'See ... --help' lines are dropped)."""
+    line = next((x.strip() for x in stderr.splitlines() if x.strip() and not x.startswith("See ")), "")
+    for prefix in ("docker: ", "Error response from daemon: ", "minirt run: ", "minirt: ", "error: "):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return line.rstrip(".") or "(no message)"

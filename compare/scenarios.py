@@ -1,5 +1,6 @@
 """The catalogue: each function takes a Side (docker or minirt) and returns {row: observable}."""
 
+import json
 import time
 
 from compare import report
@@ -189,3 +190,154 @@ def masquerade(s):
 
 
 SCENARIOS = [inside_default, net_none, exit_codes, ports, user_networks, masquerade]
+
+
+# --- cgroups (issue 11) ----------------------------------------------------------------------
+
+LIMITS = (
+    # (flags, [(controller, file), ...])
+    (["--memory", "64m"], [("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes")]),
+    (["--memory", "64m", "--memory-swap", "128m"],
+     [("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes")]),
+    (["--memory-reservation", "32m"], [("memory", "memory.soft_limit_in_bytes")]),
+    (["--cpus", "0.5"], [("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us")]),
+    (["--cpu-shares", "512"], [("cpu", "cpu.shares")]),
+    (["--cpuset-cpus", "0"], [("cpuset", "cpuset.cpus")]),
+    (["--pids-limit", "100"], [("pids", "pids.max")]),
+)
+ALL_LIMITS = ["--memory", "64m", "--memory-swap", "128m", "--memory-reservation", "32m", "--cpus", "0.5",
+              "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "100", "--oom-score-adj", "100"]
+AWK_HOG = ["awk", 'BEGIN { s = "x"; while (1) s = s s }']
+IMAGE = "minirt-bb"
+FORK_LOOP = "n=0; while [ $n -lt 40 ]; do sleep 30 & n=$((n+1)); done; echo all"
+HOSTCONFIG_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpusetCpus", "PidsLimit",
+                   "OomScoreAdj")
+
+
+def inspect(s, name) -> dict:
+    r = s.cli("inspect", name)
+    if r.returncode != 0:
+        raise RuntimeError(f"inspect {name}: {r.stderr.strip()[-200:]}")
+    return json.loads(r.stdout)[0]
+
+
+def cgroup_dir(s, name, ctl) -> str:
+    """The container's cgroup directory of one v1 controller, as the host sees it."""
+    cid = inspect(s, name)["Id"]
+    if s.kind == "docker":
+        return f"/sys/fs/cgroup/{ctl}/{s.env.cgparent}/{cid}"
+    with open(f"{s.env.menv['MINIRT_ROOT']}/containers/{cid}/state.json") as f:
+        return json.load(f)["cgroup"]["dirs"][ctl]
+
+
+def read_host(path) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        return f"({e.strerror})"
+
+
+def limits(s):
+    res = {}
+    name = f"cmp-{s.kind}-lim"
+    for flags, files in LIMITS:
+        label = " ".join(flags)
+        s.run_d(["--name", name, *flags], ["sleep", "600"])
+        try:
+            host = [read_host(f"{cgroup_dir(s, name, ctl)}/{f}") for ctl, f in files]
+            r = s.exec(name, "cat", *(f"/sys/fs/cgroup/{ctl}/{f}" for ctl, f in files))
+            inside = r.stdout.split() if r.returncode == 0 else [f"rc={r.returncode} {r.stderr.strip()[-80:]}"]
+        finally:
+            s.rm(name)
+        what = " ".join(f for _, f in files)
+        res[f"{label}: {what} (host)"] = " ".join(host)
+        res[f"{label}: {what} (inside)"] = " ".join(inside)
+    return res
+
+
+def oom(s):
+    name = f"cmp-{s.kind}-oom"
+    try:
+        if s.kind == "docker":
+            r = s.env.docker("run", "--name", name, "--memory", "32m", IMAGE, *AWK_HOG, timeout=120)
+        else:
+            r = s.env.minirt("run", "--name", name, "--memory", "32m", "--", *AWK_HOG, timeout=120)
+        st = inspect(s, name)["State"]
+        return {"OOM --memory 32m: exit code, State.OOMKilled": f"{r.returncode} {json.dumps(st['OOMKilled'])}"}
+    finally:
+        s.rm(name)
+
+
+
+def pids_limit(s):
+    r = s.run(["--pids-limit", "20"], ["sh", "-c", FORK_LOOP], timeout=90)
+    fork = "can't fork on stderr" if "can't fork" in r.stderr else "no can't fork"
+    return {"--pids-limit 20, 40 background forks: exit code, stderr": f"{r.returncode}, {fork}"}
+
+
+def hostconfig(s):
+    name = f"cmp-{s.kind}-hc"
+    s.run_d(["--name", name, *ALL_LIMITS], ["sleep", "600"])
+    try:
+        hc = inspect(s, name)["HostConfig"]
+    finally:
+        s.rm(name)
+    name = f"cmp-{s.kind}-hc0"
+    s.run_d(["--name", name], ["sleep", "600"])
+    try:
+        hc0 = inspect(s, name)["HostConfig"]
+    finally:
+        s.rm(name)
+    res = {f"inspect HostConfig.{k} (all limit flags)": json.dumps(hc.get(k, "(absent)")) for k in HOSTCONFIG_KEYS}
+    res["inspect HostConfig.CgroupParent (no --cgroup-parent)"] = json.dumps(hc0.get("CgroupParent", "(absent)"))
+    return res
+
+
+def stats(s):
+    name = f"cmp-{s.kind}-stats"
+    s.run_d(["--name", name, "--memory", "64m"], ["sleep", "600"])
+    try:
+        time.sleep(0.5)
+        if s.kind == "docker":
+            r = s.cli("stats", "--no-stream", "--format", "{{json .}}", name)
+        else:
+            r = s.cli("stats", "--no-stream", "--format", "json", name)
+        if r.returncode != 0:
+            raise RuntimeError(f"stats: {r.stderr.strip()[-200:]}")
+        row = json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        s.rm(name)
+    return {
+        "stats --no-stream JSON keys": " ".join(sorted(row)),
+        "stats MemUsage limit (--memory 64m)": row.get("MemUsage", "/ ?").split("/")[-1].strip(),
+        "stats PIDs (sleep)": row.get("PIDs", "?"),
+    }
+
+
+INVALID = (["--memory", "3x"], ["--memory", "4m"], ["--memory", "64m", "--memory-swap", "32m"], ["--cpus", "64"],
+           ["--cpuset-cpus", "0-63"])
+
+
+def invalid(s):
+    res = {}
+    for flags in INVALID:
+        r = s.run(flags, ["true"])
+        res[f"invalid {' '.join(flags)}: exit code, error"] = f"{r.returncode} {report.norm_error(r.stderr)}"
+    return res
+
+
+def update(s):
+    name = f"cmp-{s.kind}-upd"
+    s.run_d(["--name", name, "--memory", "64m"], ["sleep", "600"])
+    try:
+        r = s.cli("update", "--memory", "128m", "--memory-swap", "256m", name)
+        files = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+        vals = [read_host(f"{cgroup_dir(s, name, 'memory')}/{f}") for f in files]
+    finally:
+        s.rm(name)
+    return {"update --memory 128m --memory-swap 256m: exit code, memory.limit_in_bytes memsw (host)":
+            f"{r.returncode} {' '.join(vals)}"}
+
+
+SCENARIOS += [limits, oom, pids_limit, hostconfig, stats, invalid, update]

@@ -145,11 +145,17 @@ def _oom_score_adj(value: str | None) -> int | None:
 
 
 def _cgroup(opts: dict) -> dict:
-    """--cgroup-parent (else $MINIRT_CONFIG's cgroup_parent, else /minirt) and --cgroupns
-    (Docker's default: private on cgroup v2, host on v1)."""
+    """--cgroup-parent and --cgroupns (Docker's default: private on cgroup v2, host on v1).
+
+    Only a --cgroup-parent given on the command line is stored: without one the container runs
+    under $MINIRT_CONFIG's cgroup_parent (else /minirt), read again at each start, and inspect
+    shows CgroupParent "" as Docker does when its daemon's --cgroup-parent (or /docker) applies.
+    The configured parent is still validated here, so a bad one is refused before anything is made."""
     from minirt.cgroups import layout
 
-    parent = layout.validate_parent(opts["cgroup_parent"]) if opts["cgroup_parent"] else layout.configured_parent()
+    parent = layout.validate_parent(opts["cgroup_parent"]) if opts["cgroup_parent"] else None
+    if parent is None:
+        layout.configured_parent()
     ns = opts["cgroupns"]
     if ns is None:
         ns = "private" if layout.mode() == "unified" else "host"

@@ -85,3 +85,12 @@ def test_crash_fails_even_when_both_crash():
 def test_pipes_escaped():
     md, _ = report.table([("a|b", "x|y", "x|y")])
     assert "a\\|b" in md and "x\\|y" in md
+
+
+def test_error_text_without_the_runtime_prefix():
+    docker = "docker: Error response from daemon: Minimum memory limit allowed is 6MB.\nSee 'docker run --help'.\n"
+    assert report.norm_error(docker) == "Minimum memory limit allowed is 6MB"
+    assert report.norm_error("minirt: Minimum memory limit allowed is 6MB\n") == "Minimum memory limit allowed is 6MB"
+    flag = "invalid argument \"3x\" for \"-m, --memory\" flag: invalid size: '3x'\nSee 'docker run --help'.\n"
+    assert report.norm_error(flag) == report.norm_error("minirt: " + flag.splitlines()[0]) == flag.splitlines()[0]
+    assert report.norm_error("") == "(no message)"

@@ -203,3 +203,27 @@ def test_default_rootfs_under_the_install_prefix(monkeypatch):
     monkeypatch.delenv("MINIRT_ROOTFS")
     monkeypatch.setattr(minirt, "__file__", "/opt/venv/lib/python3.12/site-packages/minirt/__init__.py")
     assert run.default_rootfs() == "/opt/venv/share/minirt/rootfs"
+
+
+def test_cgroup_parent_is_stored_only_when_given_as_docker_shows_it(tmp_path, monkeypatch):
+    # Docker: HostConfig.CgroupParent is "" unless --cgroup-parent was given (the daemon's own
+    # --cgroup-parent, or /docker, applies then); `make compare` row "inspect HostConfig.CgroupParent"
+    from minirt.commands.inspect import _resources
+
+    conf = tmp_path / "config.json"
+    conf.write_text('{"cgroup_parent": "/site"}')
+    monkeypatch.setenv("MINIRT_CONFIG", str(conf))
+    cfg = build_config([])
+    assert cfg.cgroup_parent is None
+    assert _resources(cfg.to_dict())["CgroupParent"] == ""
+    cfg = build_config(["--cgroup-parent", "/mine"])
+    assert cfg.cgroup_parent == "/mine"
+    assert _resources(cfg.to_dict())["CgroupParent"] == "/mine"
+
+
+def test_a_bad_configured_cgroup_parent_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    conf = tmp_path / "config.json"
+    conf.write_text('{"cgroup_parent": "a/../b"}')
+    monkeypatch.setenv("MINIRT_CONFIG", str(conf))
+    with pytest.raises(ConfigError, match="invalid cgroup parent"):
+        build_config([])
