@@ -26,7 +26,18 @@ DEFAULT_PARENT = "/minirt"  # Docker: /docker
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 
 
+_modes: dict[str, str] = {}
+
+
 def mode(root: str = ROOT) -> str:
+    """The host's cgroup mode; asked once per process (run asks for the --cgroupns default and
+    again for the paths)."""
+    if root not in _modes:
+        _modes[root] = _detect(root)
+    return _modes[root]
+
+
+def _detect(root: str) -> str:
     from minirt._syscalls import statfs_type
 
     if statfs_type(root) == CGROUP2_SUPER_MAGIC:
