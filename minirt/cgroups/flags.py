@@ -33,8 +33,10 @@ def given(opts: dict) -> bool:
     return any(opts.get(o.dest) is not None for o in OPTIONS)
 
 
-def resources(opts: dict):
-    """limits.Resources from the parsed flags, validated against the online CPUs and nodes."""
+def resources(opts: dict, update: bool = False):
+    """limits.Resources from the parsed flags, validated against the online CPUs and nodes.
+    update: `minirt update`, where --memory-swap may come alone (checked against the stored
+    limits by Resources.validate_update)."""
     from minirt.cgroups.limits import FLAGS, Resources
 
     given = {k: opts.get(k) for k in FLAGS if opts.get(k) is not None}
@@ -42,4 +44,5 @@ def resources(opts: dict):
         given,
         _online("/sys/devices/system/cpu/online") if "cpus" in given or "cpuset_cpus" in given else "",
         _online("/sys/devices/system/node/online") if "cpuset_mems" in given else "",
+        update=update,
     )

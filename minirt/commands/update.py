@@ -28,7 +28,7 @@ def main(args: list[str]) -> int:
         raise ConfigError("you must provide one or more flags when using this command")  # docker's words
     if not refs:
         raise ConfigError('"minirt update" requires at least 1 argument (a container)')
-    update = flags.resources(opts)
+    update = flags.resources(opts, update=True)
     from minirt.state import Store
 
     store = Store()

@@ -63,6 +63,11 @@ def test_stats_memory_limit_and_update_raise_it_live(minirt):
     # the record keeps it: inspect shows Docker's HostConfig.Memory
     doc = json.loads(ok(minirt("inspect", cid)))[0]
     assert doc["HostConfig"]["Memory"] == 128 * 1024 * 1024
+    # --memory-swap alone (as docker update takes it), then a memory limit under it
+    ok(minirt("update", "--memory-swap", "512m", cid))
+    assert cgroup_file(minirt, cid, "memory", "memory.memsw.limit_in_bytes") == str(512 << 20)
+    ok(minirt("update", "--memory", "256m", cid))
+    assert cgroup_file(minirt, cid, "memory", "memory.limit_in_bytes") == str(256 << 20)
     ok(minirt("rm", "-f", cid))
 
 

@@ -388,3 +388,13 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)}).stdout
     assert out.strip() == "[]"
+
+
+def test_update_flags_accept_memory_swap_alone_as_docker_update_does():
+    from minirt.cgroups import flags
+    from minirt.cliparse import parse
+
+    opts, _ = parse(flags.OPTIONS, ["--memory-swap", "256m", "web"], stop_at_operand=False)
+    assert flags.resources(opts, update=True).memory_swap == 256 << 20
+    with pytest.raises(ConfigError, match="always set the Memory limit"):
+        flags.resources(opts)  # `run` refuses it, as `docker run` does
