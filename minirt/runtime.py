@@ -46,17 +46,12 @@ class Container:
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         # The teardown plan (teardown.py) starts with what the network steps will change; it is
         # in the record written before the first host change, so it costs no extra write.
-        # Every container gets a cgroup of its own (accounting, limits, and `stop` reaching
-        # every process); its paths are known from the id and the parent, so its step is in
-        # the first record too.
-        self.cgroup = cgroups.for_container(cfg.id, cfg.cgroup_parent or layout.configured_parent())
-        steps = [teardown.cgroup_step(self.cgroup)]
-        if cfg.net == "bridge":
-            steps += teardown.network_steps(cfg.network, teardown.host_ifname(cfg.id))
+        self.cgroup = None  # plan_cgroup(), once the init is forked
+        steps = teardown.network_steps(cfg.network, teardown.host_ifname(cfg.id)) if cfg.net == "bridge" else []
         if record is not None:  # start / restart: same id, name, writable layer
             left = [s for s in record.get("teardown") or [] if s not in steps]  # a failed step is retried
             self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None,
-                               teardown=left + steps, cgroup=self.cgroup.to_dict(), oom_killed=False)  # fmt: skip
+                               teardown=left + steps, oom_killed=False)  # fmt: skip
             return
         self.record = {
             "id": cfg.id,
@@ -70,8 +65,19 @@ class Container:
             "exit_code": None,
             "restart_count": 0,
             "teardown": steps,
-            "cgroup": self.cgroup.to_dict(),
         }
+
+    def plan_cgroup(self) -> None:
+        """Every container gets a cgroup of its own (accounting, limits, and `stop` reaching
+        every process). Its paths follow from the id and the parent, so its step goes into the
+        first record too, first in the plan (undone last). Worked out while the forked init
+        imports: reading /proc/self/{cgroup,mountinfo} is then off the critical path."""
+        self.cgroup = cgroups.for_container(self.cfg.id, self.cfg.cgroup_parent or layout.configured_parent())
+        step = teardown.cgroup_step(self.cgroup)
+        plan = self.record["teardown"]
+        if step not in plan:
+            plan.insert(0, step)
+        self.record["cgroup"] = self.cgroup.to_dict()
 
     def add_step(self, step: dict) -> None:
         """Persist one more teardown step, under the record's lock, before its change is made."""
@@ -140,6 +146,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             undo.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
             spawn(c.child, cfg, cdir)
+            c.plan_cgroup()
             # The record is written while the child imports and unshares (2 cores: this is
             # off the critical path). It precedes the first host change: the child touches
             # nothing outside its own namespaces before NET_READY, and the parent changes the
