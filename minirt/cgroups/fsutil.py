@@ -148,33 +148,24 @@ def rmdir(d: str, timeout: float = 2.0) -> None:
 
 def blkio_v1(path: str) -> tuple[int, int]:
     """Read and Write totals of blkio.throttle.io_service_bytes (`MAJ:MIN Op bytes` lines)."""
-    r = w = 0
-    try:
-        text = slurp(path)
-    except FileNotFoundError:
-        return r, w
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            if parts[1] == "Read":
-                r += int(parts[2])
-            elif parts[1] == "Write":
-                w += int(parts[2])
-    return r, w
+    return _read_write(path, lambda fields: [fields[1:]] if len(fields) == 3 else [], "Read", "Write")
 
 
 def io_v2(path: str) -> tuple[int, int]:
     """rbytes and wbytes totals of io.stat (`MAJ:MIN rbytes=N wbytes=N ...` lines)."""
-    r = w = 0
+    return _read_write(path, lambda fields: [kv.split("=", 1) for kv in fields[1:]], "rbytes", "wbytes")
+
+
+def _read_write(path: str, pairs, read_key: str, write_key: str) -> tuple[int, int]:
+    """Sum the read and write byte counts over every device line; pairs(fields) gives a
+    line's (key, value) pairs. A missing file (no blkio/io controller) counts as nothing."""
+    totals = {read_key: 0, write_key: 0}
     try:
         text = slurp(path)
     except FileNotFoundError:
-        return r, w
+        return 0, 0
     for line in text.splitlines():
-        for kv in line.split()[1:]:
-            k, _, v = kv.partition("=")
-            if k == "rbytes":
-                r += int(v)
-            elif k == "wbytes":
-                w += int(v)
-    return r, w
+        for k, v in pairs(line.split()):
+            if k in totals:
+                totals[k] += int(v)
+    return totals[read_key], totals[write_key]
