@@ -99,25 +99,29 @@ def mount_cgroups(root: str, cg: dict, private: bool, privileged: bool) -> None:
     directory otherwise."""
     dest = root + "/sys/fs/cgroup"
     ro = 0 if privileged else MS_RDONLY
+    safe = MS_NOSUID | MS_NODEV | MS_NOEXEC
     dirs = cg.get("dirs") or {}
     if cg.get("version") == 2:
         if private:
-            libc.mount("cgroup2", dest, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro)
+            libc.mount("cgroup2", dest, "cgroup2", safe | ro)
         else:
-            libc.mount(dirs[""], dest, None, MS_BIND)
-            if ro:
-                libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            _bind(dirs[""], dest, ro | safe)
         return
-    libc.mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    libc.mount("tmpfs", dest, "tmpfs", safe, "mode=755")
     for name, d in dirs.items():
-        if name == "unified":
-            continue
-        os.mkdir(f"{dest}/{name}")
-        libc.mount(d, f"{dest}/{name}", None, MS_BIND)
-        if ro:
-            libc.mount("none", f"{dest}/{name}", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        if name != "unified":  # hybrid mode's v2 twin: Docker on v1 shows only the controllers
+            os.mkdir(f"{dest}/{name}")
+            _bind(d, f"{dest}/{name}", ro | safe)
     if ro:
-        libc.mount("none", dest, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+        libc.mount("none", dest, None, MS_REMOUNT | MS_RDONLY | safe, "mode=755")
+
+
+def _bind(source: str, dest: str, flags: int) -> None:
+    """A bind mount with `flags` (MS_RDONLY, MS_NOSUID, ...): those need a second, remounting
+    call, since mount(2) ignores them on the MS_BIND call itself."""
+    libc.mount(source, dest, None, MS_BIND)
+    if flags:
+        libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | flags)
 
 
 def mount_dev(root: str) -> None:

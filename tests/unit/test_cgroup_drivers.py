@@ -150,7 +150,9 @@ def test_remove_of_a_gone_cgroup_is_a_no_op(v1tree):
 
 
 def test_relative_parents_nest_under_the_creator_and_absolute_ones_start_at_the_root():
-    assert layout._join("/sys/fs/cgroup/memory", "/process_api/x", "/minirt", CID) == f"/sys/fs/cgroup/memory/minirt/{CID}"
+    assert layout._join("/sys/fs/cgroup/memory", "/process_api/x", "/minirt", CID) == (
+        f"/sys/fs/cgroup/memory/minirt/{CID}"
+    )
     assert layout._join("/sys/fs/cgroup/memory", "/process_api/x", "t/1", CID) == (
         f"/sys/fs/cgroup/memory/process_api/x/t/1/{CID}"
     )
