@@ -29,6 +29,7 @@ def check() -> list[tuple[str, str, str]]:
     out.append(("ok" if fwd == "1" else "warn", f"net.ipv4.ip_forward = {fwd}",
                 "" if fwd == "1" else "minirt enables it when it creates its first bridge network"))  # fmt: skip
     out.append(_ipv6_forwarding())
+    out.append(_cgroups())
     try:
         ruleset = _ruleset()
     except Exception as e:  # noqa: BLE001 - report, do not crash the doctor
@@ -56,6 +57,28 @@ def _ipv6_forwarding() -> tuple[str, str, str]:
         return ("warn", "IPv6", "this kernel has IPv6 disabled: `minirt network create --ipv6` will fail")
     return ("ok", f"net.ipv6.conf.all.forwarding = {fwd6}",
             "" if fwd6 == "1" else "minirt enables it when it creates its first --ipv6 network")  # fmt: skip
+
+
+def _cgroups() -> tuple[str, str, str]:
+    """The cgroup mode and whether the controllers the resource flags write are there
+    (docs/resources.md): memory, cpu and pids on v1 hierarchies, or in cgroup2's controllers."""
+    from minirt.cgroups import layout
+
+    try:
+        mode = layout.mode()
+        if mode == "unified":
+            with open(f"{layout.ROOT}/cgroup.controllers") as f:
+                have = set(f.read().split())
+        else:
+            have = set(layout.v1_mounts())
+    except OSError as e:
+        return ("fail", "cgroups", f"cannot read the cgroup hierarchies: {e}")
+    version = "v2" if mode == "unified" else "v1"
+    what = f"cgroups: {mode} ({version} limits; {', '.join(sorted(have)) or 'no controllers'})"
+    missing = [c for c in ("memory", "cpu", "pids") if c not in have]
+    if missing:
+        return ("warn", what, f"no {', '.join(missing)} controller: the flags that need it are refused")
+    return ("ok", what, "")
 
 
 def _fs_known(name: str) -> bool:

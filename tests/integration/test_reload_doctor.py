@@ -1,5 +1,6 @@
-"""`network reload` after `nft flush ruleset`, and `doctor` naming a table that will drop our traffic."""
+"""`network reload` after `nft flush ruleset`; `doctor`: the cgroup mode, a table that drops our traffic."""
 
+from tests.helpers import cgroups
 from tests.integration.test_lifecycle import ok, wait_for
 from tests.integration.test_ports import HTTP, fetch
 from tests.integration.test_nat_wan import WAN_HOST, ask, wan  # noqa: F401 - fixture
@@ -26,6 +27,9 @@ def test_doctor_names_a_foreign_forward_drop_policy(minirt):
     out = minirt("doctor")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "policy drop" not in out.stdout
+    points = cgroups.hierarchies()  # the kernel's mounts, not minirt's reading of them
+    mode = "unified" if "" in points else "hybrid" if "unified" in points else "legacy"
+    assert f"ok    cgroups: {mode} (" in out.stdout, out.stdout
     minirt.host.run("nft", "add", "table", "ip", "filter")
     minirt.host.run("nft", "add", "chain", "ip", "filter", "FORWARD",
                     "{ type filter hook forward priority 0; policy drop; }")  # fmt: skip
