@@ -145,6 +145,11 @@ def test_private_cgroup_namespace_sees_its_own_cgroup_as_root(minirt):
     assert {line.split(":", 2)[2] for line in out.splitlines()} == {"/"}, out
     out = ok(minirt("run", "--rm", "--", "cat", "/proc/self/cgroup"))  # v1 default: host
     assert minirt.cgroup_parent in out
+    # exec joins the container's cgroup namespace too
+    cid = ok(minirt("run", "-d", "--cgroupns", "private", "--", "sleep", "60")).strip()
+    out = ok(minirt("exec", cid, "cat", "/proc/self/cgroup"))
+    assert {line.split(":", 2)[2] for line in out.splitlines()} == {"/"}, out
+    ok(minirt("rm", "-f", cid))
 
 
 @pytest.mark.parametrize("point", ["after-record", "after-cgroup", "after-spawn", "after-network", "after-exec"])
