@@ -4,6 +4,8 @@ resolve() is pure (unit-tested); apply() runs in the container init just before 
 python-prctl. Capability numbers are the kernel's (include/uapi/linux/capability.h).
 """
 
+import os
+
 from minirt.errors import ConfigError
 
 CAPS = (
@@ -88,8 +90,9 @@ def _status_field(name: str) -> int:
     raise OSError(f"/proc/self/status has no {name}")
 
 
-def apply(caps: frozenset[str], no_new_privs: bool) -> None:
-    """Bounding, then effective, then permitted; inheritable emptied (ambient follows).
+def apply(caps: frozenset[str], no_new_privs: bool, user=None) -> None:
+    """Bounding, then the identity, then effective, then permitted; inheritable emptied (ambient
+    follows).
 
     After execve as uid 0 the kernel gives permitted = effective = bounding (capabilities(7),
     "root" rules), capped by the old permitted set when no_new_privs is on; so the bounding
@@ -97,6 +100,14 @@ def apply(caps: frozenset[str], no_new_privs: bool) -> None:
     lowered before permitted: the other order fails with EPERM (checked with python-prctl 1.8.1,
     docs/performance.md, "Measured costs"). Ambient capabilities must be
     in both permitted and inheritable, so emptying inheritable clears them (capabilities(7)).
+
+    `user` (users.ExecUser) is taken on after the bounding set is cut and before effective is
+    lowered, while CAP_SETUID/CAP_SETGID are still effective whatever --cap-drop said (runc
+    switches identity before it drops capabilities, too). setgroups, setgid, setuid: in that
+    order, since each needs the privilege the next one gives up. A setuid from 0 to a non-zero
+    uid clears permitted and effective (capabilities(7), "Effect of user ID changes", no
+    SECBIT_KEEP_CAPS), and a non-root execve computes them from file capabilities only: a
+    --user container ends with CapEff/CapPrm 0 and CapBnd intact, as in Docker.
     """
     import prctl
 
@@ -104,6 +115,10 @@ def apply(caps: frozenset[str], no_new_privs: bool) -> None:
     have = supported_here()
     prctl.capbset.drop(*[CAP_NUMBER[c] for c in have if CAP_NUMBER[c] not in keep])
     prctl.cap_inheritable.limit()
+    if user is not None:
+        os.setgroups(user.sgids)
+        os.setgid(user.gid)
+        os.setuid(user.uid)
     prctl.cap_effective.limit(*keep)
     prctl.cap_permitted.limit(*keep)
     if no_new_privs:

@@ -92,6 +92,7 @@ class ContainerConfig:
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
         "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns",
+        "user", "group_add", "read_only", "sysctls", "ulimits", "devices",
     )  # fmt: skip
 
     def __init__(self, **kw: object):
@@ -161,9 +162,14 @@ def parse_env(items: list[str], host_env: dict[str, str]) -> list[str]:
     return out
 
 
-def container_env(user_env: list[str], hostname: str, tty: bool, term: str | None) -> list[str]:
-    """Docker's defaults (PATH, HOSTNAME, HOME, TERM with a terminal), overridden by -e."""
-    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
+def container_env(user_env: list[str], hostname: str, tty: bool, term: str | None, home: bool = True) -> list[str]:
+    """Docker's defaults (PATH, HOSTNAME, HOME, TERM with a terminal), overridden by -e.
+
+    home=False (a --user was given) leaves HOME out unless -e sets it: the init then takes it
+    from the user's passwd entry, as runc does for an environment without HOME."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    if home:
+        env["HOME"] = "/root"
     if tty:
         env["TERM"] = term or "xterm"
     for item in user_env:

@@ -144,6 +144,30 @@ def mount_dev(root: str) -> None:
         os.symlink(target, f"{dev}/{name}")
 
 
+def make_device(root: str, dev: dict) -> None:
+    """--device: a node with the host node's type, numbers, mode and owner (runc's mknodDevice:
+    mknod with the spec's FileMode, then chown to its uid/gid; moby copies those from the host
+    node). One already there, such as our own /dev/null for `--device /dev/null`, is replaced.
+    Creating it needs `m` in the devices cgroup: the default rules allow it for every char and
+    block device (cgroups/devices.py); opening it is what they guard."""
+    dest = secure_join(root, dev["path_in_container"])
+    _mkdir(os.path.dirname(dest))
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    kind = stat.S_IFBLK if dev["type"] == "b" else stat.S_IFCHR
+    os.mknod(dest, kind | dev["mode"], os.makedev(dev["major"], dev["minor"]))
+    os.chmod(dest, dev["mode"])  # mknod honours the umask
+    os.chown(dest, dev["uid"], dev["gid"])
+
+
+def remount_root_readonly() -> None:
+    """--read-only, after pivot_root: the root mount itself becomes read-only (runc's
+    setReadonly: MS_BIND|MS_REMOUNT|MS_RDONLY on "/"). A bind remount changes only this mount's
+    flags, not the overlay's superblock, and no submount: /dev, /dev/shm, /dev/mqueue, /proc,
+    --tmpfs and -v mounts stay as they were. Writes elsewhere get EROFS."""
+    libc.mount("none", "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
 def mount_volume(root: str, source: str, target: str, readonly: bool) -> None:
     """-v: recursive bind (Docker's rbind), then a read-only remount for :ro."""
     dest = secure_join(root, target)

@@ -193,6 +193,10 @@ def _join_cgroup(c: Container) -> None:
 
         res = Resources.from_dict(c.cfg.resources)
         cg.apply(res.v1_writes() if cg.version == 1 else res.v2_writes())
+    from minirt.cgroups import devices
+
+    # Docker's device rules, on every container (its default is deny-all plus a short list)
+    cg.apply_devices(devices.rules(c.cfg.privileged, c.cfg.devices))
     timing.mark("cgroup-made")
     cg.place(c.child.pid)
     if c.cfg.oom_score_adj is not None:

@@ -48,6 +48,18 @@ class CgroupV1:
                 raise ConfigError(f"cgroup controller {ctl} is not mounted on this host (needed for {name})")
             fsutil.write(f"{d}/{name}", value)
 
+    def apply_devices(self, rule_list: list[tuple]) -> None:
+        """The devices controller's rules (cgroups/devices.py), written before the init is moved
+        in: it builds /dev (mknod, needing `m`) only after that. No devices hierarchy, nothing
+        to enforce with (the mounts layout.py found decide)."""
+        d = self.dirs.get("devices")
+        if d is None:
+            return
+        from minirt.cgroups import devices
+
+        for name, line in devices.v1_writes(rule_list):
+            fsutil.write(f"{d}/{name}", line)
+
     def place(self, pid: int) -> None:
         for d in self._unique():
             fsutil.write(f"{d}/cgroup.procs", str(pid))

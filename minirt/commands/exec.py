@@ -11,6 +11,7 @@ OPTIONS = [
     Option(("-t", "--tty"), FLAG, "give the command a new pseudo-terminal"),
     Option(("-e", "--env"), LIST, "set an environment variable", "NAME[=VALUE]"),
     Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
+    Option(("-u", "--user"), VALUE, "run as this user (default: the container's --user)", "USER[:GROUP]"),
 ]
 USAGE = "minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]"
 
@@ -31,4 +32,5 @@ def main(args: list[str]) -> int:
     rec = store.load(cid)
     if not liveness.init_alive(rec):
         raise ConflictError(f"container {rest[0]} is not running")
-    return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"])
+    return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"],
+                   user=opts["user"])

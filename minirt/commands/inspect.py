@@ -30,6 +30,7 @@ def document(rec: dict, status: str) -> dict:
             "Cmd": cfg.get("argv"),
             "WorkingDir": cfg.get("workdir"),
             "Rootfs": cfg.get("rootfs"),
+            "User": cfg.get("user") or "",
         },
         "HostConfig": {
             "NetworkMode": cfg.get("network") or cfg.get("net"),
@@ -40,6 +41,7 @@ def document(rec: dict, status: str) -> dict:
             "CapDrop": cfg.get("cap_drop"),
             "Binds": [f"{v['source']}:{v['target']}" + (":ro" if v["readonly"] else "") for v in cfg.get("volumes") or []],
             **_resources(cfg),
+            **_security(cfg),
         },
         "NetworkSettings": {
             "IPAddress": net.get("address", ""),
@@ -66,6 +68,18 @@ def _resources(cfg: dict) -> dict:
     out["CgroupParent"] = cfg.get("cgroup_parent") or ""
     out["CgroupnsMode"] = cfg.get("cgroupns") or "host"
     return out
+
+
+def _security(cfg: dict) -> dict:
+    """Docker's names and zero values: GroupAdd, ReadonlyRootfs, Sysctls, Ulimits, Devices."""
+    return {
+        "GroupAdd": cfg.get("group_add") or None,
+        "ReadonlyRootfs": bool(cfg.get("read_only")),
+        "Sysctls": cfg.get("sysctls") or None,
+        "Ulimits": [{"Name": u["name"], "Hard": u["hard"], "Soft": u["soft"]} for u in cfg.get("ulimits") or []] or None,
+        "Devices": [{"PathOnHost": d["path_on_host"], "PathInContainer": d["path_in_container"],
+                     "CgroupPermissions": d["permissions"]} for d in cfg.get("devices") or []],
+    }
 
 
 def _endpoint(e: dict, aliases: list) -> dict:

@@ -27,7 +27,16 @@ OPTIONS = [
     Option(("--init",), FLAG, "run a minimal init as PID 1 that reaps zombies and forwards signals"),
     Option(("--cap-add",), LIST, "add a capability (or ALL)", "CAP"),
     Option(("--cap-drop",), LIST, "drop a capability (or ALL)", "CAP"),
-    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys"),
+    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys, all devices"),
+    Option(("-u", "--user"), VALUE, "run as this user, from the container's /etc/passwd and /etc/group",
+           "USER[:GROUP]"),
+    Option(("--group-add",), LIST, "an additional group (a name from the container's /etc/group, or a gid)", "GROUP"),
+    Option(("--read-only",), FLAG, "mount the container's root filesystem read-only"),
+    Option(("--sysctl",), LIST, "a namespaced kernel parameter (net.*, kernel.shm*/msg*/sem, fs.mqueue.*)",
+           "KEY=VALUE"),
+    Option(("--ulimit",), LIST, "a resource limit set before exec (e.g. nofile=1024:2048)", "NAME=SOFT[:HARD]"),
+    Option(("--device",), LIST, "give the container a host device node (and the devices cgroup's access)",
+           "HOST[:CTR][:rwm]"),
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
@@ -96,7 +105,8 @@ def build_config(args: list[str]) -> ContainerConfig:
         rootfs=os.path.abspath(rootfs),
         argv=command or ["/bin/sh"],
         hostname=hostname,
-        env=container_env(parse_env(opts["env"], os.environ), hostname, os.isatty(0), os.environ.get("TERM")),
+        env=container_env(parse_env(opts["env"], os.environ), hostname, os.isatty(0), os.environ.get("TERM"),
+                          home=not opts["user"]),
         workdir=opts["workdir"] or "/",
         volumes=[Volume.parse(v) for v in opts["volume"]],
         tmpfs=[Tmpfs.parse(t) for t in opts["tmpfs"]],
@@ -117,6 +127,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         resources=resource_flags.resources(opts).to_dict() if resource_flags.given(opts) else {},
         oom_score_adj=_oom_score_adj(opts["oom_score_adj"]),
         **_cgroup(opts),
+        **_security(opts, net),
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart
@@ -129,6 +140,22 @@ def build_config(args: list[str]) -> ContainerConfig:
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
+
+
+def _security(opts: dict, net: str) -> dict:
+    """--user, --group-add, --read-only, --sysctl, --ulimit, --device: parsed and checked here,
+    so a bad one exits 125 before anything is created. A user name can only be resolved inside
+    the container's root (its /etc/passwd), by the init, still before the point of no return."""
+    from minirt import secopts
+
+    return {
+        "user": opts["user"] or None,
+        "group_add": opts["group_add"],
+        "read_only": opts["read_only"],
+        "sysctls": secopts.sysctls(opts["sysctl"], net),
+        "ulimits": secopts.ulimits(opts["ulimit"]),
+        "devices": [secopts.device_info(secopts.parse_device(d)) for d in opts["device"]],
+    }
 
 
 def _oom_score_adj(value: str | None) -> int | None:

@@ -25,7 +25,8 @@ from minirt.process.spawn import Child
 JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET), ("mnt", os.CLONE_NEWNS))
 
 
-def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool) -> int:
+def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool,
+            user: str | None = None) -> int:
     from minirt import procfs
     from minirt.config import parse_env
 
@@ -54,7 +55,7 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(errr)
         code = EXIT_RUNTIME
         try:
-            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask)
+            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask, user)
         except ExecError as e:
             code = e.exit_code
             os.write(errw, f"{code} {e}".encode())
@@ -87,12 +88,13 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> None:
+def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user) -> None:
     import fcntl
     import termios
 
     from minirt import caps
-    from minirt.process.init import resolve_command  # also imports prctl: nothing is importable after setns(mnt)
+    # also imports prctl and minirt.users: nothing is importable after setns(mnt)
+    from minirt.process.init import exec_user, resolve_command, set_rlimits
 
     # the container's cgroup first, while the host's /sys/fs/cgroup is still in view (runc:
     # the exec'd process joins the container's cgroups before it enters its namespaces);
@@ -107,6 +109,13 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> Non
         os.chdir(workdir or cfg.get("workdir") or "/")
     except OSError as e:
         raise ExecError(f"workdir {workdir or cfg.get('workdir')}: {e.strerror}", EXIT_CANNOT_EXEC) from None
+    # Docker: exec runs as the container's user unless -u says otherwise, resolved in the
+    # container's own /etc/passwd; Docker's exec reports a bad one as runc's exec failure (126).
+    try:
+        who = exec_user(user or cfg.get("user"), cfg.get("group_add"))
+    except ExecError as e:
+        raise ExecError(str(e), EXIT_CANNOT_EXEC) from None
+    env.setdefault("HOME", who.home)
     exe = resolve_command(argv[0], env.get("PATH", ""))
     if slave is not None:
         os.setsid()
@@ -114,7 +123,8 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> Non
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         os.close(slave)
-    caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True))
+    set_rlimits(cfg.get("ulimits"))  # exec'd processes get the container's --ulimit too (runc exec)
+    caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True), who)
     signals.reset_dispositions()
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:

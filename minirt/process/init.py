@@ -14,6 +14,7 @@ the parent sets up the host side.
 
 import errno
 import os
+import resource  # setrlimit for --ulimit, needed after pivot_root (C module, ~0.1 ms)
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 import _socket
@@ -21,7 +22,7 @@ import stat
 
 import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
-from minirt import caps, rootfs, timing
+from minirt import caps, rootfs, secopts, timing, users
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
 from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, Channel
@@ -64,10 +65,10 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
             os.unshare(os.CLONE_NEWCGROUP)
         # The filesystem needs nothing from the network: build it while the parent sets up
         # the host side (2 cores: this runs in parallel with the parent's netlink work).
-        _prepare_rootfs(cfg, cdir, cg)
+        sysctl_dir = _prepare_rootfs(cfg, cdir, cg)
         net = ch.expect(NET_READY)
         timing.mark("net-ready")
-        _configure_and_exec(ch, cfg, net, host_files, old_mask)
+        _configure_and_exec(ch, cfg, net, host_files, old_mask, sysctl_dir)
     except MinirtError as e:
         code = e.exit_code
         ch.report_error(str(e), code)
@@ -137,14 +138,24 @@ def resolve_command(argv0: str, path_var: str) -> str:
     raise ExecError(f'exec "{argv0}": executable file not found in $PATH', EXIT_NOT_FOUND)
 
 
-def _prepare_rootfs(cfg, cdir: str, cg: dict) -> None:
+def _prepare_rootfs(cfg, cdir: str, cg: dict) -> int:
+    """Build the container's filesystem and pivot into it. Returns a directory fd on the
+    container's /proc/sys (or -1 without --sysctl), taken before /proc/sys is made read-only:
+    the sysctls are written through it after NET_READY, when the container's interfaces exist
+    (Docker writes them in an already-wired netns too), and lookups from it stay in the proc
+    mount underneath the read-only bind."""
     os.umask(0o022)
     merged = cdir + "/merged"
     rootfs.make_private()
     rootfs.mount_overlay(cfg.rootfs, cdir + "/upper", cdir + "/work", merged)
     rootfs.mount_proc_sys(merged, new_netns=cfg.net != "host", privileged=cfg.privileged)
+    sysctl_dir = -1
+    if cfg.sysctls:
+        sysctl_dir = os.open(merged + "/proc/sys", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     rootfs.mount_cgroups(merged, cg, private=cfg.cgroupns == "private", privileged=cfg.privileged)
     rootfs.mount_dev(merged)
+    for d in cfg.devices or ():
+        rootfs.make_device(merged, d)
     for v in cfg.volumes:
         rootfs.mount_volume(merged, v.source, v.target, v.readonly)
     for t in cfg.tmpfs:
@@ -153,9 +164,12 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict) -> None:
         rootfs.mask_paths(merged)
     rootfs.pivot(merged)
     timing.mark("pivoted")
+    return sysctl_dir
 
 
-def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set) -> None:
+def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set, sysctl_dir: int) -> None:
+    if sysctl_dir >= 0:
+        write_sysctls(sysctl_dir, cfg.sysctls)
     for name, content in etc_files(cfg, net, host_files).items():
         rootfs.write_etc_file(name, content)
     _socket.sethostname(cfg.hostname)
@@ -165,11 +179,18 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
         os.chdir(cfg.workdir)
     except OSError as e:
         raise ExecError(f"workdir {cfg.workdir}: {e.strerror}", EXIT_CANNOT_EXEC) from None
+    user = exec_user(cfg.user, cfg.group_add)
+    if cfg.read_only:
+        # runc remounts the root read-only last, after every mount (finalizeRootfs); minirt
+        # also writes /etc/hostname, hosts and resolv.conf itself, so those come first
+        rootfs.remount_root_readonly()
     env = dict(e.partition("=")[::2] for e in cfg.env)
+    env.setdefault("HOME", user.home)  # runc: HOME from the passwd entry unless already set
     exe = resolve_command(cfg.argv[0], env.get("PATH", ""))
 
     timing.mark("resolved")
-    caps.apply(cfg.caps, cfg.no_new_privs)
+    set_rlimits(cfg.ulimits)
+    caps.apply(cfg.caps, cfg.no_new_privs, user)
     timing.mark("caps")
     _close_inherited_fds(keep=ch.sock.fileno())
     signals.reset_dispositions()
@@ -182,6 +203,49 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
     except OSError as e:
         code = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXEC
         raise ExecError(f'exec "{cfg.argv[0]}": {e.strerror.lower()}', code) from None
+
+
+def exec_user(spec: str | None, group_add: list[str] | None, root: str = "") -> users.ExecUser:
+    """The identity to exec as, from the container's /etc/passwd and /etc/group (read through
+    `root`, "" once we are inside). A spec that does not resolve is Docker's 125 (moby resolves
+    it in the daemon, before the container starts)."""
+    try:
+        return users.resolve(spec, users.read_file(root + "/etc/passwd"), users.read_file(root + "/etc/group"),
+                             group_add or ())  # fmt: skip
+    except users.UserError as e:
+        raise ExecError(str(e), EXIT_RUNTIME) from None
+
+
+def write_sysctls(dir_fd: int, values: dict[str, str]) -> None:
+    """--sysctl, written as runc does (the key's dots become slashes under /proc/sys). The
+    files follow the writer's namespaces: net.* our netns, kernel.shm*/msg*/sem and fs.mqueue.*
+    our IPC namespace, so the host's values never change."""
+    try:
+        for key, value in values.items():
+            fd = os.open(secopts.sysctl_path(key), os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise ExecError(f"write /proc/sys/{secopts.sysctl_path(key)}: {e.strerror.lower()}") from None
+            finally:
+                os.close(fd)
+    except FileNotFoundError:
+        raise ExecError(f"open /proc/sys/{secopts.sysctl_path(key)}: no such file or directory") from None
+    finally:
+        os.close(dir_fd)
+
+
+def set_rlimits(limits: list[dict] | None) -> None:
+    """--ulimit, with setrlimit on ourselves just before exec (runc: setupRlimits); execve keeps
+    them. A negative value is Go's uint64 wrap of it (-1 = RLIM_INFINITY). Raising a hard limit
+    needs CAP_SYS_RESOURCE, which the error names as runc's does."""
+    for u in limits or ():
+        rtype = secopts.ULIMITS[u["name"]]
+        try:
+            resource.setrlimit(rtype, (u["soft"], u["hard"]))
+        except (OSError, ValueError) as e:
+            reason = e.strerror.lower() if isinstance(e, OSError) and e.strerror else str(e)
+            raise ExecError(f"error setting rlimit type {rtype}: {reason}") from None
 
 
 def _close_inherited_fds(keep: int) -> None:
