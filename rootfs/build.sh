@@ -34,17 +34,35 @@ while read -r applet; do
 done < <("$tmp/bin/busybox" --list-full)
 say "$n applets"
 
+# Docker's busybox image's users and groups (a subset), plus `app` (1000, in `staff` and
+# `audio`) for the --user tests: supplementary groups come from the members listed here.
 cat >"$tmp/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+app:x:1000:1000:app:/home/app:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 P
 cat >"$tmp/etc/group" <<'G'
 root:x:0:
 daemon:x:1:
+bin:x:2:
+sys:x:3:
 tty:x:5:
+wheel:x:10:root
+audio:x:29:app
+www-data:x:33:
+operator:x:37:
+staff:x:50:app
+users:x:100:
+app:x:1000:
 nogroup:x:65534:
 G
+mkdir -p "$tmp/home/app"
+chown 1000:1000 "$tmp/home/app"
 echo "minirt busybox rootfs ($(basename "$deb" .deb))" >"$tmp/etc/issue"
 echo '<html><body>minirt</body></html>' >"$tmp/var/www/index.html"
 

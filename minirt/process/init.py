@@ -238,11 +238,12 @@ def write_sysctls(dir_fd: int, values: dict[str, str]) -> None:
 def set_rlimits(limits: list[dict] | None) -> None:
     """--ulimit, with setrlimit on ourselves just before exec (runc: setupRlimits); execve keeps
     them. A negative value is Go's uint64 wrap of it (-1 = RLIM_INFINITY). Raising a hard limit
-    needs CAP_SYS_RESOURCE, which the error names as runc's does."""
+    needs CAP_SYS_RESOURCE; the error reads as runc's. prlimit, not setrlimit: CPython turns
+    setrlimit's EPERM into a ValueError of its own wording."""
     for u in limits or ():
         rtype = secopts.ULIMITS[u["name"]]
         try:
-            resource.setrlimit(rtype, (u["soft"], u["hard"]))
+            resource.prlimit(0, rtype, (u["soft"], u["hard"]))
         except (OSError, ValueError) as e:
             reason = e.strerror.lower() if isinstance(e, OSError) and e.strerror else str(e)
             raise ExecError(f"error setting rlimit type {rtype}: {reason}") from None
