@@ -227,3 +227,33 @@ def test_a_bad_configured_cgroup_parent_is_refused_before_anything_is_made(tmp_p
     monkeypatch.setenv("MINIRT_CONFIG", str(conf))
     with pytest.raises(ConfigError, match="invalid cgroup parent"):
         build_config([])
+
+
+def test_security_options_defaults():
+    cfg = build_config([])
+    assert cfg.user is None and cfg.group_add == [] and cfg.read_only is False
+    assert cfg.sysctls == {} and cfg.ulimits == [] and cfg.devices == []
+
+
+def test_security_options_parsed():
+    cfg = build_config(["-u", "app:staff", "--group-add", "audio", "--read-only", "--sysctl", "kernel.sem=1 2 3 4",
+                        "--ulimit", "nofile=10:20", "--device", "/dev/null:/dev/n:rw", "--", "true"])  # fmt: skip
+    assert cfg.user == "app:staff" and cfg.group_add == ["audio"] and cfg.read_only is True
+    assert cfg.sysctls == {"kernel.sem": "1 2 3 4"}
+    assert cfg.ulimits == [{"name": "nofile", "soft": 10, "hard": 20}]
+    (d,) = cfg.devices
+    assert (d["path_in_container"], d["type"], d["major"], d["minor"], d["permissions"]) == ("/dev/n", "c", 1, 3, "rw")
+    # --user leaves HOME to the passwd entry unless -e sets it
+    assert not any(e.startswith("HOME=") for e in cfg.env)
+    assert "HOME=/h" in build_config(["-u", "app", "-e", "HOME=/h"]).env
+    again = type(cfg).from_dict(cfg.to_dict())
+    assert again.devices == cfg.devices and again.sysctls == cfg.sysctls and again.user == cfg.user
+
+
+def test_security_options_refused_early():
+    with pytest.raises(ConfigError, match="is not whitelisted"):
+        build_config(["--sysctl", "vm.swappiness=1"])
+    with pytest.raises(ConfigError, match="not allowed in host network namespace"):
+        build_config(["--net", "host", "--sysctl", "net.core.somaxconn=1"])
+    with pytest.raises(ConfigError, match="invalid ulimit type: x"):
+        build_config(["--ulimit", "x=1"])
