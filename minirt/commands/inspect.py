@@ -76,7 +76,8 @@ def _security(cfg: dict) -> dict:
         "GroupAdd": cfg.get("group_add") or None,
         "ReadonlyRootfs": bool(cfg.get("read_only")),
         "Sysctls": cfg.get("sysctls") or None,
-        "Ulimits": [{"Name": u["name"], "Hard": u["hard"], "Soft": u["soft"]} for u in cfg.get("ulimits") or []] or None,
+        "Ulimits": [{"Name": u["name"], "Hard": u["hard"], "Soft": u["soft"]}
+                    for u in cfg.get("ulimits") or []] or None,
         "Devices": [{"PathOnHost": d["path_on_host"], "PathInContainer": d["path_in_container"],
                      "CgroupPermissions": d["permissions"]} for d in cfg.get("devices") or []],
     }

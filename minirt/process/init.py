@@ -5,9 +5,10 @@ code (a forked copy would otherwise run the parent's finally blocks and undo lis
 ends in execve or os._exit. After pivot_root no module can be imported any more (the host's
 filesystem is gone), so everything needed later is imported up front.
 
-Order (after runc's standard_init_linux.go): namespaces -> NS_READY -> lo up -> mounts ->
-pivot_root -> wait for NET_READY -> /etc files -> hostname -> resolve the command (126/127
-before the point of no return) -> capabilities and no_new_privs -> EXEC -> execve. The
+Order (after runc's standard_init_linux.go): namespaces -> NS_READY -> lo up -> mounts (and
+--device nodes) -> pivot_root -> wait for NET_READY -> --sysctl -> /etc files -> hostname ->
+--user resolved (125) -> --read-only remount -> resolve the command (126/127 before the point
+of no return) -> --ulimit -> bounding set, user, capabilities, no_new_privs -> EXEC -> execve. The
 filesystem is built before NET_READY because it needs nothing from the network: it runs while
 the parent sets up the host side.
 """

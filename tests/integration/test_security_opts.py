@@ -167,7 +167,8 @@ def test_ipc_sysctls_are_the_containers_own(minirt):
     host = {k: open(f"/proc/sys/kernel/{k}").read() for k in ("shmmax", "msgmax")}
     r = minirt("run", "--rm", "--net", "none", "--sysctl", "kernel.shmmax=1048576", "--sysctl", "kernel.msgmax=4096",
                "--sysctl", "fs.mqueue.msg_max=20",
-               "--", "cat", "/proc/sys/kernel/shmmax", "/proc/sys/kernel/msgmax", "/proc/sys/fs/mqueue/msg_max")  # fmt: skip
+               "--", "cat", "/proc/sys/kernel/shmmax", "/proc/sys/kernel/msgmax",
+               "/proc/sys/fs/mqueue/msg_max")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1048576", "4096", "20"]
     assert {k: open(f"/proc/sys/kernel/{k}").read() for k in host} == host
@@ -218,7 +219,8 @@ def _caps_here() -> set:
 
 def test_device_is_created_and_usable(minirt):
     r = minirt("run", "--rm", "--device", "/dev/null:/dev/mynull", "--device", "/dev/zero",
-               "--", "sh", "-c", "ls -l /dev/mynull; echo hi > /dev/mynull && echo ok; head -c 4 /dev/zero | wc -c")  # fmt: skip
+               "--", "sh", "-c",
+               "ls -l /dev/mynull; echo hi > /dev/mynull && echo ok; head -c 4 /dev/zero | wc -c")  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("crw-rw-rw-") and "1,   3" in lines[0], lines
