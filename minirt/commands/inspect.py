@@ -41,6 +41,8 @@ def document(rec: dict, status: str) -> dict:
             "Binds": [f"{v['source']}:{v['target']}" + (":ro" if v["readonly"] else "") for v in cfg.get("volumes") or []],
             **_resources(cfg),
         },
+        # minirt's own: the maps the container runs with (Docker shows none per container)
+        "Minirt": {"UidMap": cfg.get("uidmap") or [], "GidMap": cfg.get("gidmap") or []},
         "NetworkSettings": {
             "IPAddress": net.get("address", ""),
             "IPPrefixLen": net.get("prefixlen", 0),
@@ -65,6 +67,7 @@ def _resources(cfg: dict) -> dict:
     out["OomScoreAdj"] = cfg.get("oom_score_adj") or 0
     out["CgroupParent"] = cfg.get("cgroup_parent") or ""
     out["CgroupnsMode"] = cfg.get("cgroupns") or "host"
+    out["UsernsMode"] = cfg.get("userns") or ""  # Docker: "" (the daemon's setting) or "host"
     return out
 
 
