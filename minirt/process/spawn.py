@@ -19,6 +19,7 @@ import os
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 
+from minirt import faults
 from minirt.process import signals
 from minirt.process.sync import Channel
 
@@ -102,6 +103,7 @@ def _spawn_userns(child: Child, cfg, cdir: str) -> None:
     userns.write_maps(pid, cfg.uidmap, cfg.gidmap)
     fds = userns.detached_trees(pid, cfg.rootfs, cfg.volumes)
     try:
+        faults.point("after-idmap")  # a detached idmapped mount exists: closing its fd frees it
         parent_ch.send_fds(USERNS, fds)
     finally:
         for fd in fds:
