@@ -7,6 +7,9 @@ subprocess learns of exec failure through a CLOEXEC pipe the same way).
 
     child (PID 1 of a new pid namespace)        parent (host namespaces)
     ------------------------------------        ------------------------
+    [user namespace only:]                      write uid_map, gid_map
+    [chdir(container dir)]            <-------  USERNS + fds: idmapped rootfs, -v trees
+    [setresgid/setresuid(0)]
     pdeathsig(SIGKILL); unshare(mnt|uts|ipc|net)
                                       <-------  CGROUP {version, dirs} (sent early: the parent
                                                 made the cgroup and moved us in while we imported)
