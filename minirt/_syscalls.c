@@ -75,13 +75,18 @@ static PyObject *sys_statfs_type(PyObject *self, PyObject *args) {
  * cgroup it is already in) and exits, so the kernel's grace-period wait in that write overlaps
  * whatever the interpreter does meanwhile: see minirt/cgroups/__init__.py warm_up_attach. A
  * Python thread would need the GIL between its steps, which the importing main thread holds. */
+static char self_move_path[4096];
+
+/* The thread calls no malloc/free: a thread that never allocates has no glibc arena or tcache
+ * and takes no malloc lock, even at its exit; clone_fork below (no fork handlers) may then fork
+ * while it runs without the child inheriting a held malloc lock. Hence a static buffer: the
+ * module starts at most one such thread per process (warm_up_attach runs once). */
 static void *self_move_thread(void *arg) {
     int fd = open((char *)arg, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (write(fd, "0", 1) < 0) { /* only an optimisation */ }
         close(fd);
     }
-    free(arg);
     return NULL;
 }
 
@@ -89,16 +94,14 @@ static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
     const char *path;
     pthread_t thread;
     pthread_attr_t attr;
-    char *copy;
     if (!PyArg_ParseTuple(args, "s", &path))
         return NULL;
-    copy = strdup(path);
-    if (copy == NULL)
-        return PyErr_NoMemory();
+    if (self_move_path[0] != '\0' || strlen(path) >= sizeof self_move_path)
+        Py_RETURN_NONE; /* once per process; an over-long path only loses the optimisation */
+    strcpy(self_move_path, path);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, self_move_thread, copy) != 0)
-        free(copy);
+    pthread_create(&thread, &attr, self_move_thread, self_move_path);
     pthread_attr_destroy(&attr);
     Py_RETURN_NONE;
 }
@@ -139,8 +142,8 @@ struct minirt_clone_args {
  * clone3 with stack = 0 and no CLONE_VM behaves as fork(2): the child continues on a copy of
  * our stack. The PyOS_*Fork calls are what os.fork() does around fork(2) (import lock, the
  * GIL, the threading module's state). glibc's fork() handlers (malloc arena locks, the cached
- * tid) are not run: minirt forks from its single Python thread, and the child never starts a
- * thread; the only C thread minirt may run (self_move_async) does nothing but one write(2). */
+ * tid) are not run: minirt forks from its single Python thread, the child never starts a
+ * thread, and the only C thread minirt may run (self_move_async) never touches malloc. */
 static PyObject *sys_clone_fork(PyObject *self, PyObject *args) {
     unsigned long long flags;
     int pidfd = -1;
