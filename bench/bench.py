@@ -99,7 +99,8 @@ COMPARE = {
     TUTORIAL: NET_BRIDGE,
     NSENTER: EXEC,
 }
-SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits", USERNS: "run --net none + userns-remap", NET_BRIDGE: "run --net bridge",
+SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits",
+         USERNS: "run --net none + userns-remap", NET_BRIDGE: "run --net bridge",
          NET_PUBLISH: "run -p", EXEC: "exec"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run

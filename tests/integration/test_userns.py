@@ -1,7 +1,6 @@
 """User namespaces against the real kernel: --uidmap/--gidmap, --userns-remap, the idmapped
 rootfs, volumes seen as nobody, networking, -p, exec, and nothing left behind."""
 
-import json
 import os
 import re
 import subprocess
@@ -57,7 +56,8 @@ def _is_minirt(pid: int) -> bool:
 
 def test_writable_layer_is_owned_by_the_mapped_root_and_nothing_else(minirt):
     ok(minirt("run", "--name", "ww", "--net", "none", *MAP, "--", "sh", "-c",
-              "echo x > /created; mkdir -p /var/new; touch /var/new/f; echo y >> /etc/hosts; chown 1000:1000 /created"))  # fmt: skip
+              "echo x > /created; mkdir -p /var/new; touch /var/new/f; echo y >> /etc/hosts; "
+              "chown 1000:1000 /created"))  # fmt: skip
     (cid,) = minirt.containers()
     upper = f"{minirt.root}/containers/{cid}/upper"
     st = os.stat(f"{upper}/created")
@@ -103,7 +103,8 @@ def test_volume_files_of_host_root_are_nobody_and_not_writable(minirt, tmp_path)
 def test_dev_is_bound_from_the_host_and_proc_sys_work(minirt):
     r = minirt("run", "--rm", "--net", "none", *MAP, "--", "sh", "-c",
                "echo hi > /dev/null && head -c 4 /dev/zero | wc -c; head -c 8 /dev/urandom | wc -c; "
-               "mknod /dev/sda b 8 0 && echo MKNOD; ls /sys/class/net; cat /sys/fs/cgroup/pids/pids.max; true")  # fmt: skip
+               "mknod /dev/sda b 8 0 && echo MKNOD; ls /sys/class/net; "
+               "cat /sys/fs/cgroup/pids/pids.max; true")  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()
     assert lines[:2] == ["4", "8"] and "MKNOD" not in lines
@@ -115,7 +116,8 @@ def test_bridge_network_and_published_port_under_remap(minirt, tmp_path):
     sub = _subid_files(tmp_path)
     minirt.write_config(cgroup_parent=minirt.cgroup_parent, **sub)
     r = minirt("run", "--rm", "--userns-remap", "default", "--", "sh", "-c",
-               "ip -4 addr show eth0; gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 2 $gw && echo PONG")  # fmt: skip
+               "ip -4 addr show eth0; gw=$(ip route | awk '/default/ {print $3}'); "
+               "ping -c 1 -W 2 $gw && echo PONG")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert re.search(r"inet \d+\.\d+\.\d+\.\d+/\d+", r.stdout) and "PONG" in r.stdout
     ok(minirt("run", "-d", "--name", "web", "--userns-remap", "default", "-p", "18080:80", "--",
