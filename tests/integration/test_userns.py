@@ -157,7 +157,8 @@ def test_userns_remap_default_creates_the_minirt_entry_once(minirt, tmp_path):
 
 
 def test_the_real_subuid_files_are_restored_exactly(minirt):
-    """The one test that uses /etc/subuid and /etc/subgid: it restores their bytes and modes."""
+    """The one test that uses /etc/subuid and /etc/subgid: it restores their bytes, mode, owner
+    and times."""
     saved = {}
     for path in ("/etc/subuid", "/etc/subgid"):
         try:
@@ -180,6 +181,7 @@ def test_the_real_subuid_files_are_restored_exactly(minirt):
                 f.write(data)
             os.chmod(path, st.st_mode & 0o7777)
             os.chown(path, st.st_uid, st.st_gid)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def test_refusals(minirt):
