@@ -62,6 +62,8 @@ NET_NONE = "minirt run --rm --net none -- /bin/true"
 LIMITS = "minirt run --rm --net none --memory 64m --cpus 1 --pids-limit 100 -- /bin/true"
 LIMITS_ARGS = ["--memory", "64m", "--cpus", "1", "--pids-limit", "100"]
 LIMITS_GOAL = 1.10  # issue 11: the cgroup and its limits add at most 10% to the plain --net none run
+USERNS = "minirt run --rm --net none --userns-remap default -- /bin/true"
+USERNS_GOAL = 1.10  # issue 12: --userns-remap adds at most 10% to the plain --net none run
 STATS = "minirt stats --no-stream"
 STATS_GOAL_MS = 100.0  # issue 11: for 50 running containers
 DEFAULT_STATS_CONTAINERS = 50
@@ -97,7 +99,8 @@ COMPARE = {
     TUTORIAL: NET_BRIDGE,
     NSENTER: EXEC,
 }
-SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits", NET_BRIDGE: "run --net bridge",
+SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits",
+         USERNS: "run --net none + userns-remap", NET_BRIDGE: "run --net bridge",
          NET_PUBLISH: "run -p", EXEC: "exec"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
@@ -379,6 +382,18 @@ def limits_line(plain, limits, goal: float = LIMITS_GOAL) -> str | None:
             f"≤ {goal:.2f}: {verdict} ({r:.3f}: {fmt_ms(m)} ms vs {fmt_ms(p)} ms)")
 
 
+def userns_line(plain, remapped, goal: float = USERNS_GOAL) -> str | None:
+    """The --userns-remap row's median over the plain --net none row's (same round-robin),
+    against issue 12's goal; None when either has no samples."""
+    if not plain or not remapped:
+        return None
+    p, m = summarize(plain)["median"], summarize(remapped)["median"]
+    r = m / p
+    verdict = "met" if r <= goal else "missed"
+    return (f"goal: --userns-remap default ÷ plain --net none medians ≤ {goal:.2f}: {verdict} "
+            f"({r:.3f}: {fmt_ms(m)} ms vs {fmt_ms(p)} ms)")
+
+
 def stats_section(containers: int, samples: list[float] | None, skip_reason: str | None = None,
                   goal_ms: float = STATS_GOAL_MS) -> str:
     """The `minirt stats --no-stream` section: median and p90 of the timed runs with N running
@@ -450,6 +465,9 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     limits = limits_line(results.get(NET_NONE), results.get(LIMITS))
     if limits:
         out.append(limits)
+    remapped = userns_line(results.get(NET_NONE), results.get(USERNS))
+    if remapped:
+        out.append(remapped)
     if results.get(NET_BRIDGE) and results.get(TUTORIAL):
         b, t = summarize(results[NET_BRIDGE])["median"], summarize(results[TUTORIAL])["median"]
         verdict = "met" if b <= BRIDGE_GOAL_MS else "missed"
@@ -768,8 +786,11 @@ def setup_cgroup_parent(root: str) -> tuple[str, str]:
     memory stays accounted to the bench's own cgroup). Returns (config path, parent)."""
     parent = f"minirt-bench-{os.getpid()}"
     path = os.path.join(root, "config.json")
+    # --userns-remap default takes its range from subuid/subgid files of the bench's own (empty
+    # at first: the first warm-up run adds the `minirt` entry), never the host's /etc files
     with open(path, "w") as f:
-        json.dump({"cgroup_parent": parent}, f)
+        json.dump({"cgroup_parent": parent, "subuid_file": os.path.join(root, "subuid"),
+                   "subgid_file": os.path.join(root, "subgid")}, f)
     return path, parent
 
 
@@ -897,6 +918,9 @@ def main(argv: list[str] | None = None) -> int:
             (NET_NONE, [MINIRT, "run", "--rm", "--net", "none", "--", "/bin/true"], minirt_env),
             # the same run plus creating the cgroup's limits (issue 11: ≤ 10% over the plain one)
             (LIMITS, [MINIRT, "run", "--rm", "--net", "none", *LIMITS_ARGS, "--", "/bin/true"], minirt_env),
+            # the same run in a user namespace (issue 12: ≤ 10% over the plain one)
+            (USERNS, [MINIRT, "run", "--rm", "--net", "none", "--userns-remap", "default", "--", "/bin/true"],
+             minirt_env),
             (UNSHARE, [unshare, "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "/bin/true"], base_env),
             (NET_HOST, [MINIRT, "run", "--rm", "--net", "host", "--", "/bin/true"], minirt_env),
             (BARE_PY, [VPY, "-S", "-c", "pass"], base_env),

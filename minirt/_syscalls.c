@@ -1,6 +1,7 @@
 /*
  * minirt._syscalls: mount(2), umount2(2), pivot_root(2) and statfs(2), which Python's os module lacks,
- * and every signal's disposition back to SIG_DFL before execve (default_signals).
+ * every signal's disposition back to SIG_DFL before execve (default_signals), and for user
+ * namespaces a fork-like clone3(2) and the new mount API (open_tree, mount_setattr, move_mount).
  *
  * Runs in: the container init before execve. ctypes would do the same but costs ~4 ms to
  * import on our machines, about a tenth of the start-up budget; this module imports in
@@ -13,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <errno.h>
+#include <sched.h>
 #include <sys/mount.h>
+#include <stdint.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -71,13 +75,18 @@ static PyObject *sys_statfs_type(PyObject *self, PyObject *args) {
  * cgroup it is already in) and exits, so the kernel's grace-period wait in that write overlaps
  * whatever the interpreter does meanwhile: see minirt/cgroups/__init__.py warm_up_attach. A
  * Python thread would need the GIL between its steps, which the importing main thread holds. */
+static char self_move_path[4096];
+
+/* The thread calls no malloc/free: a thread that never allocates has no glibc arena or tcache
+ * and takes no malloc lock, even at its exit; clone_fork below (no fork handlers) may then fork
+ * while it runs without the child inheriting a held malloc lock. Hence a static buffer: the
+ * module starts at most one such thread per process (warm_up_attach runs once). */
 static void *self_move_thread(void *arg) {
     int fd = open((char *)arg, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (write(fd, "0", 1) < 0) { /* only an optimisation */ }
         close(fd);
     }
-    free(arg);
     return NULL;
 }
 
@@ -85,16 +94,14 @@ static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
     const char *path;
     pthread_t thread;
     pthread_attr_t attr;
-    char *copy;
     if (!PyArg_ParseTuple(args, "s", &path))
         return NULL;
-    copy = strdup(path);
-    if (copy == NULL)
-        return PyErr_NoMemory();
+    if (self_move_path[0] != '\0' || strlen(path) >= sizeof self_move_path)
+        Py_RETURN_NONE; /* once per process; an over-long path only loses the optimisation */
+    strcpy(self_move_path, path);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, self_move_thread, copy) != 0)
-        free(copy);
+    pthread_create(&thread, &attr, self_move_thread, self_move_path);
     pthread_attr_destroy(&attr);
     Py_RETURN_NONE;
 }
@@ -113,12 +120,110 @@ static PyObject *sys_default_signals(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+
+/* ---- user namespaces ------------------------------------------------------------------------ */
+
+/* linux/sched.h's struct clone_args (CLONE_ARGS_SIZE_VER0..2); spelt out here because
+ * linux/sched.h and glibc's sched.h disagree on some macros across versions. */
+struct minirt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* clone_fork(flags) -> (pid, pidfd) in the parent, (0, -1) in the child.
+ *
+ * os.fork() with namespace flags: the child is created directly in new namespaces, which
+ * unshare(2) cannot do for CLONE_NEWUSER|CLONE_NEWPID at once (unshare(CLONE_NEWPID) only
+ * affects the caller's children, and a pid namespace is owned by the user namespace its
+ * creator was in at that moment). runc's nsexec clones with CLONE_NEWUSER|CLONE_NEWPID for the
+ * same reason: then the pid namespace is owned by the new user namespace, which lets the child
+ * mount /proc in it (proc_fill_super checks the pidns owner, fs/proc/root.c).
+ *
+ * clone3 with stack = 0 and no CLONE_VM behaves as fork(2): the child continues on a copy of
+ * our stack. The PyOS_*Fork calls are what os.fork() does around fork(2) (import lock, the
+ * GIL, the threading module's state). glibc's fork() handlers (malloc arena locks, the cached
+ * tid) are not run: minirt forks from its single Python thread, the child never starts a
+ * thread, and the only C thread minirt may run (self_move_async) never touches malloc. */
+static PyObject *sys_clone_fork(PyObject *self, PyObject *args) {
+    unsigned long long flags;
+    int pidfd = -1;
+    struct minirt_clone_args ca;
+    long pid;
+    if (!PyArg_ParseTuple(args, "K", &flags))
+        return NULL;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = flags | CLONE_PIDFD;
+    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    ca.exit_signal = SIGCHLD;
+    PyOS_BeforeFork();
+    pid = syscall(SYS_clone3, &ca, 64 /* CLONE_ARGS_SIZE_VER0 */);
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        return Py_BuildValue("(ii)", 0, -1);
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        errno = saved;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    /* CLONE_PIDFD's fd is close-on-exec already (clone(2)) */
+    return Py_BuildValue("(li)", pid, pidfd);
+}
+
+/* open_tree(dirfd=AT_FDCWD, path, flags) -> fd. OPEN_TREE_CLONE gives a detached copy of the
+ * mount at path (a bind mount not attached anywhere yet), close-on-exec. */
+static PyObject *sys_open_tree(PyObject *self, PyObject *args) {
+    const char *path;
+    unsigned int flags;
+    int fd;
+    if (!PyArg_ParseTuple(args, "sI", &path, &flags))
+        return NULL;
+    fd = syscall(SYS_open_tree, AT_FDCWD, path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    return PyLong_FromLong(fd);
+}
+
+/* mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr_set, userns_fd): with
+ * MOUNT_ATTR_IDMAP and a user namespace fd, the detached mount fd becomes an idmapped mount:
+ * file owners are shown through that namespace's maps (mount_setattr(2)). */
+static PyObject *sys_mount_setattr(PyObject *self, PyObject *args) {
+    int fd, userns_fd = -1;
+    unsigned long long attr_set;
+    unsigned int flags = 0;
+    struct mount_attr attr;
+    if (!PyArg_ParseTuple(args, "iK|iI", &fd, &attr_set, &userns_fd, &flags))
+        return NULL;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = attr_set;
+    attr.userns_fd = userns_fd < 0 ? 0 : (uint64_t)userns_fd;
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | flags, &attr, sizeof attr) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH): attach a detached mount. */
+static PyObject *sys_move_mount(PyObject *self, PyObject *args) {
+    int fd;
+    const char *target;
+    if (!PyArg_ParseTuple(args, "is", &fd, &target))
+        return NULL;
+    if (syscall(SYS_move_mount, fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, target);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"default_signals", sys_default_signals, METH_NOARGS, "default_signals(): every signal to SIG_DFL"},
     {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
     {"umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)"},
     {"self_move_async", sys_self_move_async, METH_VARARGS, "self_move_async(cgroup_procs_path)"},
     {"statfs_type", sys_statfs_type, METH_VARARGS, "statfs_type(path): statfs(2) f_type"},
+    {"clone_fork", sys_clone_fork, METH_VARARGS, "clone_fork(flags) -> (pid, pidfd); (0, -1) in the child"},
+    {"open_tree", sys_open_tree, METH_VARARGS, "open_tree(path, flags) -> fd"},
+    {"mount_setattr", sys_mount_setattr, METH_VARARGS, "mount_setattr(fd, attr_set, userns_fd=-1, flags=0)"},
+    {"move_mount", sys_move_mount, METH_VARARGS, "move_mount(fd, target)"},
     {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
     {NULL, NULL, 0, NULL},
 };

@@ -91,7 +91,7 @@ class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
-        "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns",
+        "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns", "userns", "uidmap", "gidmap",
         "user", "group_add", "read_only", "sysctls", "ulimits", "devices",
     )  # fmt: skip
 
@@ -122,6 +122,18 @@ class ContainerConfig:
         if self.aliases and (self.net != "bridge" or self.network == "minirt"):
             # Docker's wording; the default network has no name resolution (net/dnsd.py)
             raise ConfigError("network-scoped alias is supported only for containers in user defined networks")
+        if self.uidmap:
+            # Docker's refusals with userns-remap (daemon/daemon_unix.go verifyContainerSettings):
+            # these would hand container root the host's devices or network
+            if self.privileged:
+                raise ConfigError("privileged mode is incompatible with user namespaces. "
+                                  "You must run the container in the host namespace when running privileged mode")
+            if self.net == "host":
+                raise ConfigError("cannot share the host's network namespace when user namespaces are enabled")
+            if self.net == "container":
+                # the other container's netns belongs to its own user namespace, over which
+                # ours has no capability (setns(2) needs CAP_SYS_ADMIN in the owner)
+                raise ConfigError("--net container: is not supported with a user namespace")
         if not self.argv:
             raise ConfigError("no command given")
         if not self.workdir.startswith("/"):

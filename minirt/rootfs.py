@@ -41,6 +41,17 @@ def mount_overlay(lower: str, upper: str, work: str, merged: str) -> None:
     libc.mount("overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
 
 
+def attach(fd: int, target: str) -> None:
+    """Attach a detached mount (open_tree from the parent, passed over the sync socket) at
+    target in our mount namespace, then close our copy of its fd."""
+    from minirt._syscalls import move_mount
+
+    try:
+        move_mount(fd, target)
+    finally:
+        os.close(fd)
+
+
 def secure_join(root: str, path: str) -> str:
     """root + path with every symlink resolved inside root (runc's securejoin), so a rootfs link
     such as /data -> /etc cannot send a mount to the host's /etc."""
@@ -124,13 +135,19 @@ def _bind(source: str, dest: str, flags: int) -> None:
         libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | flags)
 
 
-def mount_dev(root: str) -> None:
+def mount_dev(root: str, bind_nodes: bool = False) -> None:
     """A minimal /dev on tmpfs, as Docker builds it: device nodes, devpts (newinstance), shm,
-    mqueue and the fd/stdin/stdout/stderr links."""
+    mqueue and the fd/stdin/stdout/stderr links. bind_nodes (user namespace): mknod(2) of a
+    device needs CAP_MKNOD in the initial user namespace, so the host's nodes are bound onto
+    empty files instead, as runc does (rootfs_linux.go bindMountDeviceNode)."""
     dev = root + "/dev"
     _mkdir(dev)
     libc.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
+        if bind_nodes:
+            os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            libc.mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+            continue
         os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(f"{dev}/{name}", 0o666)  # mknod honours the umask
     os.mkdir(dev + "/pts")
@@ -144,16 +161,23 @@ def mount_dev(root: str) -> None:
         os.symlink(target, f"{dev}/{name}")
 
 
-def make_device(root: str, dev: dict) -> None:
+def make_device(root: str, dev: dict, bind: bool = False) -> None:
     """--device: a node with the host node's type, numbers, mode and owner (runc's mknodDevice:
     mknod with the spec's FileMode, then chown to its uid/gid; moby copies those from the host
     node). One already there, such as our own /dev/null for `--device /dev/null`, is replaced.
     Creating it needs `m` in the devices cgroup: the default rules allow it for every char and
-    block device (cgroups/devices.py); opening it is what they guard."""
+    block device (cgroups/devices.py); opening it is what they guard. bind (user namespace):
+    no mknod there, so the host's node is bound onto an empty file, as mount_dev does."""
     dest = secure_join(root, dev["path_in_container"])
     _mkdir(os.path.dirname(dest))
     if os.path.lexists(dest):
+        if bind and os.path.ismount(dest):
+            libc.umount2(dest, libc.MNT_DETACH)
         os.unlink(dest)
+    if bind:
+        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        libc.mount(dev["path_on_host"], dest, None, MS_BIND)
+        return
     kind = stat.S_IFBLK if dev["type"] == "b" else stat.S_IFCHR
     os.mknod(dest, kind | dev["mode"], os.makedev(dev["major"], dev["minor"]))
     os.chmod(dest, dev["mode"])  # mknod honours the umask
@@ -168,15 +192,20 @@ def remount_root_readonly() -> None:
     libc.mount("none", "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
-def mount_volume(root: str, source: str, target: str, readonly: bool) -> None:
-    """-v: recursive bind (Docker's rbind), then a read-only remount for :ro."""
+def mount_volume(root: str, source: str, target: str, readonly: bool, tree: int = -1) -> None:
+    """-v: recursive bind (Docker's rbind), then a read-only remount for :ro. tree (user
+    namespace): the source as a detached recursive clone the parent made (userns.py)."""
     dest = secure_join(root, target)
-    if os.path.isdir(source):
+    # the tree's own fd: container root may not be able to stat the source by its host path
+    if stat.S_ISDIR(os.fstat(tree).st_mode) if tree >= 0 else os.path.isdir(source):
         _mkdir(dest)
     elif not os.path.exists(dest):
         _mkdir(os.path.dirname(dest))
         os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    libc.mount(source, dest, None, MS_BIND | MS_REC)
+    if tree >= 0:
+        attach(tree, dest)
+    else:
+        libc.mount(source, dest, None, MS_BIND | MS_REC)
     if readonly:
         libc.mount("none", dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 

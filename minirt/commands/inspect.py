@@ -43,6 +43,8 @@ def document(rec: dict, status: str) -> dict:
             **_resources(cfg),
             **_security(cfg),
         },
+        # minirt's own: the maps the container runs with (Docker shows none per container)
+        "Minirt": {"UidMap": cfg.get("uidmap") or [], "GidMap": cfg.get("gidmap") or []},
         "NetworkSettings": {
             "IPAddress": net.get("address", ""),
             "IPPrefixLen": net.get("prefixlen", 0),
@@ -67,6 +69,7 @@ def _resources(cfg: dict) -> dict:
     out["OomScoreAdj"] = cfg.get("oom_score_adj") or 0
     out["CgroupParent"] = cfg.get("cgroup_parent") or ""
     out["CgroupnsMode"] = cfg.get("cgroupns") or "host"
+    out["UsernsMode"] = cfg.get("userns") or ""  # Docker: "" (the daemon's setting) or "host"
     return out
 
 

@@ -39,6 +39,11 @@ OPTIONS = [
            "HOST[:CTR][:rwm]"),
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
+    Option(("--userns",), VALUE, "user namespace: host (the default; overrides a configured remap)", "MODE"),
+    Option(("--userns-remap",), VALUE, "map container root to NAME's /etc/subuid range (default: `minirt`, "
+           "created on first use)", "NAME"),
+    Option(("--uidmap",), LIST, "map container uids to host uids (podman's)", "CTR:HOST:SIZE"),
+    Option(("--gidmap",), LIST, "map container gids to host gids (default: as --uidmap)", "CTR:HOST:SIZE"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
     *resource_flags.OPTIONS,
     *resource_flags.RUN_ONLY,
@@ -128,6 +133,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         oom_score_adj=_oom_score_adj(opts["oom_score_adj"]),
         **_cgroup(opts),
         **_security(opts, net),
+        **_userns(opts),
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart
@@ -189,6 +195,42 @@ def _cgroup(opts: dict) -> dict:
     elif ns not in ("host", "private"):
         raise ConfigError(f"invalid cgroup namespace mode {ns!r}: host or private")
     return {"cgroup_parent": parent, "cgroupns": ns}
+
+
+def _userns(opts: dict) -> dict:
+    """--userns, --userns-remap, --uidmap/--gidmap, and $MINIRT_CONFIG's userns_remap (Docker's
+    daemon-wide userns-remap, which --userns=host turns off for one container). The maps are
+    stored in the record, so `start` and `exec` use the ones the container was created with."""
+    mode = opts["userns"]
+    if mode not in (None, "", "host"):
+        raise ConfigError(f"invalid user namespace mode {mode!r}: host (or --uidmap/--userns-remap)")
+    explicit = opts["uidmap"] or opts["gidmap"]
+    if mode == "host":
+        if explicit or opts["userns_remap"]:
+            raise ConfigError("conflicting options: --userns=host and --uidmap/--gidmap/--userns-remap")
+        return {"userns": "host", "uidmap": None, "gidmap": None}
+    if explicit:
+        from minirt import userns
+
+        if opts["userns_remap"]:
+            raise ConfigError("conflicting options: --userns-remap and --uidmap/--gidmap")
+        uidmap = userns.check_maps([userns.parse_map(s, "--uidmap") for s in opts["uidmap"]], "--uidmap")
+        gidmap = [userns.parse_map(s, "--gidmap") for s in opts["gidmap"]] if opts["gidmap"] else uidmap
+        return {"userns": "", "uidmap": uidmap, "gidmap": userns.check_maps(gidmap, "--gidmap")}
+    remap = opts["userns_remap"]
+    host_cfg = None
+    if remap is None:
+        from minirt.config import host_config
+
+        host_cfg = host_config()
+        remap = host_cfg.get("userns_remap")
+    if not remap:
+        return {"userns": "", "uidmap": None, "gidmap": None}
+    from minirt import userns
+    from minirt.config import host_config
+
+    uidmap, gidmap = userns.remap(remap, host_config() if host_cfg is None else host_cfg)
+    return {"userns": "", "uidmap": uidmap, "gidmap": gidmap}
 
 
 def _ports(specs: list[str]) -> list:

@@ -5,7 +5,8 @@ Runs in: the minirt parent (host), then a forked child that joins the container.
 Joining, in runc's setns order: the parent setns()es its pid_for_children into the container's
 pid namespace (as spawn.py does for a new one) and forks, so the child is born inside it and
 shows up in the container's `ps`; the child then joins the container's cgroup, and ipc, uts,
-net, mnt (and cgroup, when private) with os.setns.
+net, mnt (and cgroup, when private) with os.setns. A remapped container's user namespace is
+joined before all of them, then uid/gid 0 of it taken.
 Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
 the container's pivoted root. The child applies the container's capability set and
 no_new_privs, its environment (plus -e) and working directory, resolves the command
@@ -40,6 +41,10 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         raise ConflictError(f"container {rec['id'][:12]} is not running")
     cfg = rec["config"]
     joined = JOINED + (("cgroup", os.CLONE_NEWCGROUP),) if cfg.get("cgroupns") == "private" else JOINED
+    if cfg.get("uidmap"):
+        # the user namespace first (runc's nsenter order): the others are owned by it, and
+        # once in it we hold capabilities over them; joining it also needs a single thread
+        joined = (("user", os.CLONE_NEWUSER),) + joined
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in joined + (("pid", 0),)}
     env = dict(e.partition("=")[::2] for e in cfg.get("env") or [])
     env.update(dict(e.partition("=")[::2] for e in parse_env(env_extra, os.environ)))
@@ -105,6 +110,11 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user) 
         cgroups.driver(cgroup).place(0)  # 0: the writer itself
     for name, flag in joined:
         os.setns(fds[name], flag)
+    if cfg.get("uidmap"):
+        # container root, as the init became after its maps (process/init.py _become_root)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        os.setgroups([])
     try:
         os.chdir(workdir or cfg.get("workdir") or "/")
     except OSError as e:

@@ -26,7 +26,7 @@ import prctl  # imported before pivot_root: caps.apply needs it afterwards
 from minirt import caps, rootfs, secopts, timing, users
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
-from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, Channel
+from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, USERNS, Channel
 
 STANDARD_HOSTS = (
     "127.0.0.1\tlocalhost\n"
@@ -53,11 +53,23 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
             netns = os.open(f"/proc/{cfg.net_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             os.setns(netns, os.CLONE_NEWNET)
             os.close(netns)
+        if cfg.net not in ("host", "container"):
+            # imported here: once we are container root the interpreter's own files may be
+            # out of reach (a Python installed below a 0700 home directory)
+            from minirt.net import loopback
+        trees = []
+        if cfg.uidmap:
+            # Still host uid 0 (unmapped in our namespace, so shown as 65534), which owns the
+            # 0700 state directories above cdir; container root will not be able to search
+            # them. From cdir down the paths are relative (cdir is 0711: userns.prepare_dirs).
+            os.chdir(cdir)
+            cdir = "."
+            # root of our namespace before the others are made (runc's nsexec order): an ipc
+            # namespace's mqueue and the like belong to the ids of their creator
+            trees = _become_root(ch, cfg)
         os.unshare(flags)
         ch.send(NS_READY)
         if cfg.net not in ("host", "container"):
-            from minirt.net import loopback
-
             loopback.up()
         # In our cgroup from here on (the parent moved us in before sending CGROUP): a private
         # cgroup namespace made now has it as its root (cgroup_namespaces(7)).
@@ -66,7 +78,7 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
             os.unshare(os.CLONE_NEWCGROUP)
         # The filesystem needs nothing from the network: build it while the parent sets up
         # the host side (2 cores: this runs in parallel with the parent's netlink work).
-        sysctl_dir = _prepare_rootfs(cfg, cdir, cg)
+        sysctl_dir = _prepare_rootfs(cfg, cdir, cg, trees)
         net = ch.expect(NET_READY)
         timing.mark("net-ready")
         _configure_and_exec(ch, cfg, net, host_files, old_mask, sysctl_dir)
@@ -79,6 +91,29 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         ch.report_error(f"internal error in container init: {e!r}", code)
     finally:
         os._exit(code)
+
+
+def _become_root(ch: Channel, cfg) -> list[int]:
+    """User namespace: wait until the parent has written our maps (USERNS, with the detached
+    rootfs and volume trees), then become uid/gid 0 of the namespace: host uid/gid = the maps'
+    start. We keep our capabilities: they are those of our namespace, and the kernel only
+    clears them when the ids leave that namespace's root (cap_emulate_setxuid compares with
+    the namespace's root uid). The credential change clears the parent-death signal
+    (commit_creds), so it is set again, and the parent checked once more."""
+    _, trees = ch.expect_fds(USERNS, 1 + len(cfg.volumes))
+    ppid = os.getppid()
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.setgroups([])  # host root's supplementary groups would show as 65534 (unmapped)
+    prctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != ppid:
+        raise MinirtError("minirt exited while the container was starting")
+    # A new user namespace starts with a full bounding set (set_cred_user_ns), not the host's
+    # (which may lack some, e.g. CAP_SYS_RESOURCE in a VM): caps.apply must drop what we
+    # hold here: read ours again (now, while /proc and every module are still reachable).
+    caps._supported = None
+    caps.supported_here()
+    return trees
 
 
 def _read_host_files(cfg) -> dict[str, str]:
@@ -139,8 +174,9 @@ def resolve_command(argv0: str, path_var: str) -> str:
     raise ExecError(f'exec "{argv0}": executable file not found in $PATH', EXIT_NOT_FOUND)
 
 
-def _prepare_rootfs(cfg, cdir: str, cg: dict) -> int:
-    """Build the container's filesystem and pivot into it. Returns a directory fd on the
+def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
+    """Build the container's filesystem and pivot into it. trees (user namespace only): the
+    idmapped rootfs, then one detached tree per volume. Returns a directory fd on the
     container's /proc/sys (or -1 without --sysctl), taken before /proc/sys is made read-only:
     the sysctls are written through it after NET_READY, when the container's interfaces exist
     (Docker writes them in an already-wired netns too), and lookups from it stay in the proc
@@ -148,17 +184,21 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict) -> int:
     os.umask(0o022)
     merged = cdir + "/merged"
     rootfs.make_private()
-    rootfs.mount_overlay(cfg.rootfs, cdir + "/upper", cdir + "/work", merged)
+    lower = cfg.rootfs
+    if trees:
+        lower = cdir + "/lower"
+        rootfs.attach(trees[0], lower)
+    rootfs.mount_overlay(lower, cdir + "/upper", cdir + "/work", merged)
     rootfs.mount_proc_sys(merged, new_netns=cfg.net != "host", privileged=cfg.privileged)
     sysctl_dir = -1
     if cfg.sysctls:
         sysctl_dir = os.open(merged + "/proc/sys", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     rootfs.mount_cgroups(merged, cg, private=cfg.cgroupns == "private", privileged=cfg.privileged)
-    rootfs.mount_dev(merged)
+    rootfs.mount_dev(merged, bind_nodes=bool(trees))
     for d in cfg.devices or ():
-        rootfs.make_device(merged, d)
-    for v in cfg.volumes:
-        rootfs.mount_volume(merged, v.source, v.target, v.readonly)
+        rootfs.make_device(merged, d, bind=bool(trees))
+    for i, v in enumerate(cfg.volumes):
+        rootfs.mount_volume(merged, v.source, v.target, v.readonly, tree=trees[1 + i] if trees else -1)
     for t in cfg.tmpfs:
         rootfs.mount_tmpfs(merged, t.target, t.options)
     if not cfg.privileged:

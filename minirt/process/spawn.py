@@ -5,12 +5,21 @@ Runs in: the minirt parent, host namespaces. unshare(CLONE_NEWPID) only changes 
 PID 1, and at once setns()es back so later forks stay in the host pid namespace. The child is
 our direct child: plain waitpid works, no subreaper is needed. The child unshares the other
 namespaces itself (process/init.py).
+
+With a user namespace (--uidmap, --userns-remap) the child is instead cloned with
+CLONE_NEWUSER|CLONE_NEWPID in one clone3 call, as runc does: a pid namespace is owned by the
+user namespace its creator was in, and only a pid namespace owned by the container's user
+namespace lets container root mount /proc. The namespaces the child unshares afterwards are
+owned by its user namespace too (sysfs needs that of the net namespace). The parent then
+writes the maps and sends USERNS with the idmapped rootfs (minirt/userns.py) before anything
+else: the child waits for it before it takes uid 0 of its namespace.
 """
 
 import os
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 
+from minirt import faults
 from minirt.process import signals
 from minirt.process.sync import Channel
 
@@ -44,6 +53,8 @@ class Child:
 
 def spawn(child: Child, cfg, cdir: str) -> None:
     """Fork the container init into `child`. The caller registered child.kill as undo first."""
+    if cfg.uidmap:
+        return _spawn_userns(child, cfg, cdir)
     parent_ch, child_ch = Channel.pair()
     old_mask = signals.block()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -65,3 +76,35 @@ def spawn(child: Child, cfg, cdir: str) -> None:
         os.close(own_pidns)
         child_ch.close()
     child.channel = parent_ch
+
+
+def _spawn_userns(child: Child, cfg, cdir: str) -> None:
+    from minirt import _syscalls, userns
+    from minirt.process.sync import USERNS
+
+    userns.prepare_dirs(cdir, cfg.uidmap, cfg.gidmap)
+    parent_ch, child_ch = Channel.pair()
+    old_mask = signals.block()
+    try:
+        pid, pidfd = _syscalls.clone_fork(userns.CLONE_NEWUSER | os.CLONE_NEWPID)
+        if pid == 0:  # the child: never returns
+            try:
+                parent_ch.close()
+                from minirt.process import init
+
+                init.child_main(child_ch, cfg, cdir, old_mask)
+            finally:
+                os._exit(125)
+        child.pid, child.pidfd = pid, pidfd
+    finally:
+        child_ch.close()
+    child.channel = parent_ch
+    # maps first: until they are written the child's ids are unmapped, and it waits for USERNS
+    userns.write_maps(pid, cfg.uidmap, cfg.gidmap)
+    fds = userns.detached_trees(pid, cfg.rootfs, cfg.volumes)
+    try:
+        faults.point("after-idmap")  # a detached idmapped mount exists: closing its fd frees it
+        parent_ch.send_fds(USERNS, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -7,6 +7,9 @@ subprocess learns of exec failure through a CLOEXEC pipe the same way).
 
     child (PID 1 of a new pid namespace)        parent (host namespaces)
     ------------------------------------        ------------------------
+    [user namespace only:]                      write uid_map, gid_map
+    [chdir(container dir)]            <-------  USERNS + fds: idmapped rootfs, -v trees
+    [setresgid/setresuid(0)]
     pdeathsig(SIGKILL); unshare(mnt|uts|ipc|net)
                                       <-------  CGROUP {version, dirs} (sent early: the parent
                                                 made the cgroup and moved us in while we imported)
@@ -34,6 +37,7 @@ from minirt import jsonenc
 from minirt.errors import EXIT_RUNTIME, ExecError, InitError
 
 NS_READY, CGROUP, NET_READY, EXEC, ERROR = "ns-ready", "cgroup", "net-ready", "exec", "error"
+USERNS = "userns"  # user namespaces only: maps written; carries the detached mount fds
 MAX_MSG = 65536
 
 
@@ -61,6 +65,39 @@ class Channel:
             # The peer is gone; what it said before going (an ERROR) is still queued for us,
             # and the next recv() reports it, or EOF.
             pass
+
+    def send_fds(self, kind: str, fds: list[int], **payload: object) -> None:
+        """A message with file descriptors attached (SCM_RIGHTS): the receiver gets its own
+        copies, the sender still closes its ones."""
+        data = kind.encode()
+        if payload:
+            data += b"\0" + jsonenc.dumps(payload).encode()
+        import array
+
+        try:
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+        except (BrokenPipeError, ConnectionResetError, ConnectionRefusedError):
+            pass  # as in send(): the peer's ERROR, or EOF, is what the next recv() reports
+
+    def expect_fds(self, kind: str, count: int) -> tuple[dict, list[int]]:
+        """expect() for a message sent by send_fds; the fds arrive close-on-exec."""
+        import array
+
+        data, anc, _, _ = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(count * 4), _socket.MSG_CMSG_CLOEXEC)
+        fds = array.array("i")
+        for level, typ, raw in anc:
+            if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+                fds.frombytes(raw[: len(raw) - len(raw) % 4])
+        if not data:
+            raise InitError(f"container process exited before {kind}")
+        got, _, raw = data.partition(b"\0")
+        if got.decode() != kind:
+            for fd in fds:
+                import os
+
+                os.close(fd)
+            raise InitError(f"protocol error: expected {kind}, got {got.decode(errors='replace')}")
+        return (jsonenc.loads(raw.decode()) if raw else {}), list(fds)
 
     def recv(self) -> tuple[str, dict] | None:
         """The next message, or None at EOF (the peer closed its end, exited or exec'd)."""

@@ -333,3 +333,18 @@ def test_cgroup_error_lines():
         "error: container cgroup left behind in the bench's cgroup parent: /cg/memory/p/abc",
         "error: could not remove the bench's cgroup directory /cg/pids/p: Device or resource busy",
     ]
+
+
+def test_userns_line_ratio_of_the_medians_against_the_goal():
+    assert ": met (1.100: 33.0 ms vs 30.0 ms)" in bench.userns_line([30.0], [33.0])
+    line = bench.userns_line([30.0, 30.0, 30.0], [34.0, 34.0, 34.0])
+    assert line.startswith("goal: --userns-remap default ÷ plain --net none medians ≤ 1.10: missed")
+    assert bench.userns_line([], [33.0]) is None and bench.userns_line([30.0], None) is None
+
+
+def test_bench_config_points_the_subid_files_into_its_own_root(tmp_path):
+    import json
+
+    path, parent = bench.setup_cgroup_parent(str(tmp_path))
+    cfg = json.load(open(path))
+    assert cfg == {"cgroup_parent": parent, "subuid_file": f"{tmp_path}/subuid", "subgid_file": f"{tmp_path}/subgid"}
