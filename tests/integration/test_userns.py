@@ -218,3 +218,16 @@ def test_every_fault_point_leaves_nothing(minirt, point):
         ok(minirt("gc"))
     wait_for(lambda: minirt.containers() == [], timeout=10, what="sentinel clean-up")
     assert _mounts(minirt) == before
+
+
+def test_user_and_device_compose_with_a_user_namespace(minirt):
+    """--user switches to a uid of the namespace (host uid = range start + uid); --device binds
+    the host's node there, since mknod needs CAP_MKNOD in the initial namespace."""
+    cid = ok(minirt("run", "-d", "--net", "none", *MAP, "--user", "1000:1000", "--device", "/dev/null:/dev/mynull",
+                    "--", "sh", "-c", "id -u; id -g; echo x > /dev/mynull && echo wrote; exec sleep 60"))  # fmt: skip
+    cid = cid.strip()
+    wait_for(lambda: "wrote" in ok(minirt("logs", cid)), what="the container's output")
+    assert ok(minirt("logs", cid)).split()[:2] == ["1000", "1000"]
+    pid = inspect(minirt, cid)["State"]["Pid"]
+    assert field(open(f"/proc/{pid}/status").read(), "Uid").split() == [str(HOST_START + 1000)] * 4
+    ok(minirt("rm", "-f", cid))
