@@ -91,7 +91,7 @@ class ContainerConfig:
     __slots__ = (
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
-        "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns",
+        "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns", "seccomp", "security_opt",
     )  # fmt: skip
 
     def __init__(self, **kw: object):

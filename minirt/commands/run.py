@@ -27,7 +27,9 @@ OPTIONS = [
     Option(("--init",), FLAG, "run a minimal init as PID 1 that reaps zombies and forwards signals"),
     Option(("--cap-add",), LIST, "add a capability (or ALL)", "CAP"),
     Option(("--cap-drop",), LIST, "drop a capability (or ALL)", "CAP"),
-    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys"),
+    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys, no seccomp"),
+    Option(("--security-opt",), LIST, "seccomp=unconfined, seccomp=PROFILE.json (Docker's format), "
+           "or no-new-privileges (always on)", "OPT"),
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
@@ -117,6 +119,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         resources=resource_flags.resources(opts).to_dict() if resource_flags.given(opts) else {},
         oom_score_adj=_oom_score_adj(opts["oom_score_adj"]),
         **_cgroup(opts),
+        **security_opts(opts["security_opt"]),
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart
@@ -129,6 +132,44 @@ def build_config(args: list[str]) -> ContainerConfig:
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg
+
+
+def security_opts(given: list[str]) -> dict:
+    """--security-opt, as Docker's CLI parses it (docker/cli opts parseSecurityOpts): KEY=VALUE,
+    or the old KEY:VALUE, or a bare no-new-privileges. seccomp takes unconfined, builtin (the
+    default profile) or a profile file, made absolute here (Docker reads it relative to the
+    caller's directory); no-new-privileges is accepted because minirt always sets it. Returns
+    the config fields: seccomp ("default", "unconfined" or a path) and security_opt (inspect's
+    HostConfig.SecurityOpt: what was given, the path made absolute)."""
+    from minirt.seccomp import DEFAULT, UNCONFINED
+
+    mode, shown = DEFAULT, []
+    for opt in given:
+        opt = opt.strip()
+        key, eq, value = opt.partition("=")
+        if not eq and opt != "no-new-privileges":
+            if ":" not in opt:
+                raise ConfigError(f"Invalid --security-opt: {opt!r}")
+            key, _, value = opt.partition(":")
+        if key == "seccomp":
+            if value == "unconfined":
+                mode = UNCONFINED
+            elif value == "builtin":
+                mode = DEFAULT
+            else:
+                mode = os.path.abspath(value)
+                if not os.path.isfile(mode):
+                    raise ConfigError(f"opening seccomp profile ({value}) failed: no such file")
+                value = mode
+            shown.append(f"seccomp={value}")
+        elif key == "no-new-privileges":
+            if value not in ("", "true", "1"):
+                raise ConfigError(f"--security-opt {opt}: minirt always sets no_new_privs (docs/security.md)")
+            shown.append(opt)
+        else:
+            raise ConfigError(f"invalid --security-opt: {opt!r} (minirt knows seccomp=unconfined|builtin|PROFILE.json "
+                              "and no-new-privileges)")  # fmt: skip
+    return {"seccomp": mode, "security_opt": shown}
 
 
 def _oom_score_adj(value: str | None) -> int | None:

@@ -7,8 +7,8 @@ pid namespace (as spawn.py does for a new one) and forks, so the child is born i
 shows up in the container's `ps`; the child then joins the container's cgroup, and ipc, uts,
 net, mnt (and cgroup, when private) with os.setns.
 Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
-the container's pivoted root. The child applies the container's capability set and
-no_new_privs, its environment (plus -e) and working directory, resolves the command
+the container's pivoted root. The child applies the container's capability set,
+no_new_privs and seccomp filter (last, the program the container started with), its environment (plus -e) and working directory, resolves the command
 (126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
 execs. With -t it gets a new pty of the container's devpts whose master the parent relays to
 the user's terminal.
@@ -25,7 +25,8 @@ from minirt.process.spawn import Child
 JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET), ("mnt", os.CLONE_NEWNS))
 
 
-def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool) -> int:
+def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool,
+            seccomp_bpf: bytes | None = None) -> int:
     from minirt import procfs
     from minirt.config import parse_env
 
@@ -54,7 +55,8 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(errr)
         code = EXIT_RUNTIME
         try:
-            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask)
+            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask,
+                   seccomp_bpf)
         except ExecError as e:
             code = e.exit_code
             os.write(errw, f"{code} {e}".encode())
@@ -87,11 +89,12 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> None:
+def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, seccomp_bpf) -> None:
     import fcntl
     import termios
 
     from minirt import caps
+    from minirt._syscalls import seccomp_set_filter
     from minirt.process.init import resolve_command  # also imports prctl: nothing is importable after setns(mnt)
 
     # the container's cgroup first, while the host's /sys/fs/cgroup is still in view (runc:
@@ -116,6 +119,8 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask) -> Non
         os.close(slave)
     caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True))
     signals.reset_dispositions()
+    if seccomp_bpf:
+        seccomp_set_filter(seccomp_bpf)  # the container's filter, last before execve, as in init.py
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:
         os.execve(exe, argv, env)

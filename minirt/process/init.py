@@ -7,7 +7,8 @@ filesystem is gone), so everything needed later is imported up front.
 
 Order (after runc's standard_init_linux.go): namespaces -> NS_READY -> lo up -> mounts ->
 pivot_root -> wait for NET_READY -> /etc files -> hostname -> resolve the command (126/127
-before the point of no return) -> capabilities and no_new_privs -> EXEC -> execve. The
+before the point of no return) -> capabilities and no_new_privs -> EXEC -> seccomp filter
+-> execve. The
 filesystem is built before NET_READY because it needs nothing from the network: it runs while
 the parent sets up the host side.
 """
@@ -22,6 +23,7 @@ import stat
 import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
 from minirt import caps, rootfs, timing
+from minirt._syscalls import seccomp_set_filter
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
 from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, Channel
@@ -36,7 +38,7 @@ STANDARD_HOSTS = (
 )  # Docker's /etc/hosts preamble (libnetwork/etchosts)
 
 
-def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noqa: F821
+def child_main(ch: Channel, cfg, cdir: str, old_mask: set, seccomp_bpf: bytes | None = None) -> "NoReturn":  # noqa: F821
     code = EXIT_RUNTIME
     try:
         # If minirt dies, so does the container (bubblewrap --die-with-parent). The parent may
@@ -67,7 +69,7 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         _prepare_rootfs(cfg, cdir, cg)
         net = ch.expect(NET_READY)
         timing.mark("net-ready")
-        _configure_and_exec(ch, cfg, net, host_files, old_mask)
+        _configure_and_exec(ch, cfg, net, host_files, old_mask, seccomp_bpf)
     except MinirtError as e:
         code = e.exit_code
         ch.report_error(str(e), code)
@@ -155,7 +157,7 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict) -> None:
     timing.mark("pivoted")
 
 
-def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set) -> None:
+def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set, seccomp_bpf: bytes | None) -> None:
     for name, content in etc_files(cfg, net, host_files).items():
         rootfs.write_etc_file(name, content)
     _socket.sethostname(cfg.hostname)
@@ -175,7 +177,15 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
     signals.reset_dispositions()
     ch.send(EXEC)
     if cfg.init:
-        reaper.run(ch, exe, cfg.argv, env, old_mask)  # does not return
+        reaper.run(ch, exe, cfg.argv, env, old_mask, seccomp_bpf)  # does not return
+    if seccomp_bpf:
+        # Last before execve, after no_new_privs (caps.apply): the filter then holds only what
+        # is left to do, sigprocmask and execve (Docker's profile allows both), and a custom
+        # profile's failure still reaches the parent as ERROR after EXEC (runc also loads the
+        # filter as late as it can, standard_init_linux.go). One seccomp(2) call: the program
+        # was compiled by the parent, libseccomp is never loaded here.
+        seccomp_set_filter(seccomp_bpf)
+    timing.mark("seccomp-attached")
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:
         os.execve(exe, cfg.argv, env)

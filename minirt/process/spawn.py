@@ -42,8 +42,9 @@ class Child:
             self.pidfd = -1
 
 
-def spawn(child: Child, cfg, cdir: str) -> None:
-    """Fork the container init into `child`. The caller registered child.kill as undo first."""
+def spawn(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None = None) -> None:
+    """Fork the container init into `child`. The caller registered child.kill as undo first.
+    seccomp_bpf: the compiled filter the init attaches last before execve (None: unconfined)."""
     parent_ch, child_ch = Channel.pair()
     old_mask = signals.block()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -55,7 +56,7 @@ def spawn(child: Child, cfg, cdir: str) -> None:
                 parent_ch.close()
                 from minirt.process import init
 
-                init.child_main(child_ch, cfg, cdir, old_mask)
+                init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
             finally:
                 os._exit(125)
         child.pid = pid
