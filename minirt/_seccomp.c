@@ -67,6 +67,19 @@ static PyObject *Filter_add_arch(FilterObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* set_attr(attr, value): seccomp_attr_set, e.g. SCMP_FLTATR_CTL_OPTIMIZE (8) = 2 for the
+ * binary-tree layout (minirt/seccomp/compile.py says why). */
+static PyObject *Filter_set_attr(FilterObject *self, PyObject *args) {
+    unsigned int attr, value;
+    int rc;
+    if (!PyArg_ParseTuple(args, "II", &attr, &value))
+        return NULL;
+    rc = seccomp_attr_set(self->ctx, (enum scmp_filter_attr)attr, value);
+    if (rc != 0)
+        return raise_rc(rc, "seccomp_attr_set");
+    Py_RETURN_NONE;
+}
+
 /* add_rule(action, syscall, conditions): conditions is a sequence of (arg, op, datum_a,
  * datum_b), all of which must hold (libseccomp ANDs the comparisons of one rule). */
 static PyObject *Filter_add_rule(FilterObject *self, PyObject *args) {
@@ -145,6 +158,7 @@ static PyObject *Filter_export_bpf(FilterObject *self, PyObject *unused) {
 
 static PyMethodDef Filter_methods[] = {
     {"add_arch", (PyCFunction)Filter_add_arch, METH_VARARGS, "add_arch(token)"},
+    {"set_attr", (PyCFunction)Filter_set_attr, METH_VARARGS, "set_attr(attr, value)"},
     {"add_rule", (PyCFunction)Filter_add_rule, METH_VARARGS, "add_rule(action, syscall, [(arg, op, a, b), ...])"},
     {"export_bpf", (PyCFunction)Filter_export_bpf, METH_NOARGS, "export_bpf() -> bytes"},
     {NULL, NULL, 0, NULL},

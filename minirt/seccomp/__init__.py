@@ -14,8 +14,8 @@ so the program is cached under $MINIRT_ROOT, keyed by what decides it:
                             file that decides it (our _seccomp extension, the libseccomp.so it
                             mapped); the warm path stats them instead of loading libseccomp
 
-    sha256("minirt-seccomp 1", profile bytes, sorted CAP_ names, libseccomp version,
-           uname machine, kernel major.minor)
+    key = sha256("minirt-seccomp 1", profile bytes, sorted CAP_ names, libseccomp version,
+                 uname machine, uname release)
 
 The warm path reads three small files and hashes the profile: it imports neither json nor the
 libseccomp extension (measured in docs/security.md).
@@ -49,17 +49,14 @@ def profile_path(mode: str) -> str:
 
 
 def cache_key(profile: bytes, caps, version: str, machine: str, release: str) -> str:
-    from _sha2 import sha256  # hashlib would load OpenSSL's _hashlib (~2 ms)
+    """sha256 over length-prefixed parts: the profile's raw bytes, the sorted capability names as
+    the profile spells them, the libseccomp version, uname's machine and release (minKernel rules
+    and the architecture list depend on them; a new kernel release misses once)."""
+    from minirt._syscalls import sha256_hex  # hashlib's _sha2 would cost ~0.7 ms to load
 
-    from minirt.seccomp.profile import cap_names, kernel_version
-
-    major, minor = kernel_version(release)
-    h = sha256(KEY_VERSION)
-    for part in (profile, ",".join(sorted(cap_names(caps))).encode(), version.encode(), machine.encode(),
-                 f"{major}.{minor}".encode()):  # fmt: skip
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
-    return h.hexdigest()
+    parts = [KEY_VERSION, profile, ",".join(sorted("CAP_" + c.upper() for c in caps)).encode(), version.encode(),
+             machine.encode(), release.encode()]  # fmt: skip
+    return sha256_hex(b"".join(len(p).to_bytes(8, "little") + p for p in parts))
 
 
 def _identity(path: str) -> str:
