@@ -97,7 +97,9 @@ def kernel_version(release: str) -> tuple[int, int]:
     """"6.18.3-foo" -> (6, 18): Docker compares only the first two numbers (kernel_linux.go)."""
     parts = release.split(".")
     try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) if len(parts) > 1 else 0)
+        minor = parts[1] if len(parts) > 1 else "0"
+        # Sscanf("%d.%d"): the leading digits only ("12-1-amd64" -> 12)
+        return int(parts[0]), int(minor[: len(minor) - len(minor.lstrip("0123456789"))])
     except (ValueError, IndexError):
         raise ConfigError(f"seccomp: cannot parse kernel version {release!r}") from None
 
