@@ -7,10 +7,11 @@ pid namespace (as spawn.py does for a new one) and forks, so the child is born i
 shows up in the container's `ps`; the child then joins the container's cgroup, and ipc, uts,
 net, mnt (and cgroup, when private) with os.setns.
 Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
-the container's pivoted root. The child applies the container's capability set,
-no_new_privs and seccomp filter (last, the program the container started with), its environment (plus -e) and working directory, resolves the command
+the container's pivoted root. The child applies the container's capability set, no_new_privs,
+its environment (plus -e) and working directory, resolves the command
 (126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
-execs. With -t it gets a new pty of the container's devpts whose master the parent relays to
+execs; last before execve it attaches the container's seccomp filter (the program the container
+started with, from the cache by the key in its record). With -t it gets a new pty of the container's devpts whose master the parent relays to
 the user's terminal.
 """
 

@@ -38,7 +38,8 @@ STANDARD_HOSTS = (
 )  # Docker's /etc/hosts preamble (libnetwork/etchosts)
 
 
-def child_main(ch: Channel, cfg, cdir: str, old_mask: set, seccomp_bpf: bytes | None = None) -> "NoReturn":  # noqa: F821
+def child_main(ch: Channel, cfg, cdir: str, old_mask: set,
+               seccomp_bpf: bytes | None = None) -> "NoReturn":  # noqa: F821
     code = EXIT_RUNTIME
     try:
         # If minirt dies, so does the container (bubblewrap --die-with-parent). The parent may
@@ -157,7 +158,8 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict) -> None:
     timing.mark("pivoted")
 
 
-def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set, seccomp_bpf: bytes | None) -> None:
+def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set,
+                        seccomp_bpf: bytes | None) -> None:
     for name, content in etc_files(cfg, net, host_files).items():
         rootfs.write_etc_file(name, content)
     _socket.sethostname(cfg.hostname)
