@@ -11,8 +11,8 @@ the container's pivoted root. The child applies the container's capability set, 
 its environment (plus -e) and working directory, resolves the command
 (126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
 execs; last before execve it attaches the container's seccomp filter (the program the container
-started with, from the cache by the key in its record). With -t it gets a new pty of the container's devpts whose master the parent relays to
-the user's terminal.
+started with, from the cache by the key in its record). With -t it gets a new pty of the
+container's devpts whose master the parent relays to the user's terminal.
 """
 
 import errno
