@@ -11,10 +11,10 @@ VPY    := $(VENV)/bin/python
 BUILD  := build
 ROOTFS := $(BUILD)/rootfs
 APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static iputils-ping \
-                libcap-dev gcc util-linux procps hyperfine
+                libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs run test unit integration bench compare docker-io podman clean
+.PHONY: help deps apt venv rootfs probes run test unit integration bench compare docker-io podman clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
@@ -70,16 +70,26 @@ $(ROOTFS)/bin/busybox: rootfs/build.sh | apt
 $(VENV)/share/minirt/rootfs: | $(VENV)/.created
 	@mkdir -p $(VENV)/share/minirt; ln -sfn "$(CURDIR)/$(ROOTFS)" $@
 
+# Static syscall probes for the seccomp tests (tests/probes/): bind-mounted into busybox
+# containers, so they need no libc there (glibc's libc.a comes with libc6-dev).
+PROBES := $(BUILD)/probes/probe
+
+probes: $(PROBES)
+
+$(BUILD)/probes/%: tests/probes/%.c | apt
+	@mkdir -p $(@D)
+	@gcc -static -O2 -Wall -Werror -o $@ $<
+
 run: deps
 	@$(VENV)/bin/minirt run --net bridge -- /bin/sh
 
-test: deps
+test: deps probes
 	@$(VPY) -m pytest -q -p no:cacheprovider tests
 
 unit: venv
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/unit
 
-integration: deps
+integration: deps probes
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/integration
 
 # Bench-only extras: the OCI peers (Debian's runc and crun), installed only when missing.

@@ -14,8 +14,11 @@ Then, one after the other: N x `run --rm -- /bin/true`, N x (`run -d` + `rm -f`)
 published-ports costs (ports_bench.py) and `minirt stats --no-stream` with 50 running
 containers (skipped with the reason when this minirt has no `stats`).
 
-The `--net none` case runs twice in the round-robin: plain, and with `--memory 64m --cpus 1
---pids-limit 100`; the report gives the ratio of their medians against issue 11's goal (≤ 1.10).
+The `--net none` case runs three times in the round-robin: plain, with `--memory 64m --cpus 1
+--pids-limit 100`, and with `--security-opt seccomp=unconfined`; the report gives the ratios of
+their medians against issue 11's goal (limits ≤ 1.10) and issue 12's (default seccomp profile,
+program cached by the warm-ups, ≤ 1.05 over unconfined). After the round-robin, a few default
+runs each find the seccomp cache emptied (the cold path: libseccomp compiles), reported apart.
 Every minirt container's cgroup goes under the relative cgroup parent minirt-bench-<pid> (a
 $MINIRT_CONFIG file of the bench's), so nested under the bench's own cgroup in each hierarchy;
 at the end that parent is removed everywhere, and a container cgroup left in it is an error line
@@ -64,6 +67,9 @@ LIMITS_ARGS = ["--memory", "64m", "--cpus", "1", "--pids-limit", "100"]
 LIMITS_GOAL = 1.10  # issue 11: the cgroup and its limits add at most 10% to the plain --net none run
 USERNS = "minirt run --rm --net none --userns-remap default -- /bin/true"
 USERNS_GOAL = 1.10  # issue 12: --userns-remap adds at most 10% to the plain --net none run
+SECCOMP_OFF = "minirt run --rm --net none --security-opt seccomp=unconfined -- /bin/true"
+SECCOMP_GOAL = 1.05  # issue 12: Docker's default profile attached adds at most 5% (program cached)
+COLD_SECCOMP = 5  # runs of the default case, each after emptying $MINIRT_ROOT/seccomp
 STATS = "minirt stats --no-stream"
 STATS_GOAL_MS = 100.0  # issue 11: for 50 running containers
 DEFAULT_STATS_CONTAINERS = 50
@@ -101,7 +107,7 @@ COMPARE = {
 }
 SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits",
          USERNS: "run --net none + userns-remap", NET_BRIDGE: "run --net bridge",
-         NET_PUBLISH: "run -p", EXEC: "exec"}
+         NET_PUBLISH: "run -p", EXEC: "exec", SECCOMP_OFF: "run --net none, seccomp unconfined"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -111,6 +117,8 @@ EXIT = "exit"  # the harness's mark right after subprocess.run returned (process
 # phase between a parent and a child mark is overlap, not a step of one process.
 PHASE_LABELS = {
     "spawn→main": "interpreter start + cli import",
+    "main→seccomp": "parse, config, imports; the seccomp program from the cache",
+    "seccomp→fork": "runtime imports, container directory",
     "main→fork": "parse, config, imports of the runtime",
     "fork→recorded": "parent: fork the init, write the state record",
     "recorded→child-imported": "child: imports after fork (parent waits)",
@@ -125,6 +133,8 @@ PHASE_LABELS = {
     "pivoted→resolved": "child: /etc files, hostname, workdir, resolve the command",
     "resolved→caps": "child: drop capabilities",
     "caps→exec-done": "child: close fds, EXEC, execve; parent sees EOF",
+    "caps→seccomp-attached": "child: close fds, EXEC, attach the seccomp filter",
+    "seccomp-attached→exec-done": "child: execve; parent sees EOF",
     "exec-done→exited": "parent: save 'running'; /bin/true runs and is reaped",
     "exited→torn-down": "parent: undo list, remove the record (--rm)",
     "torn-down→exit": "interpreter exit (os._exit) + reap by the harness",
@@ -394,6 +404,29 @@ def userns_line(plain, remapped, goal: float = USERNS_GOAL) -> str | None:
             f"({r:.3f}: {fmt_ms(m)} ms vs {fmt_ms(p)} ms)")
 
 
+def seccomp_line(default, unconfined, goal: float = SECCOMP_GOAL) -> str | None:
+    """The default run (Docker's profile attached, program cached) over the unconfined run's
+    medians (same round-robin), against the goal; None when either has no samples."""
+    if not default or not unconfined:
+        return None
+    d, u = summarize(default)["median"], summarize(unconfined)["median"]
+    r = d / u
+    verdict = "met" if r <= goal else "missed"
+    return (f"goal: seccomp default profile (cache warm) ÷ seccomp=unconfined medians ≤ {goal:.2f}: {verdict} "
+            f"({r:.3f}: {fmt_ms(d)} ms vs {fmt_ms(u)} ms)")
+
+
+def cold_seccomp_line(cold, warm) -> str | None:
+    """The default run with an empty program cache (compiled with libseccomp, then cached),
+    reported beside the warm median; None without samples."""
+    if not cold or not warm:
+        return None
+    c, w = summarize(cold), summarize(warm)["median"]
+    return (f"seccomp cold cache (first run after a profile or capability change; {c['n']} runs, each after "
+            f"emptying $MINIRT_ROOT/seccomp): median {fmt_ms(c['median'])} ms (min {fmt_ms(c['min'])}, "
+            f"max {fmt_ms(c['max'])}), {c['median'] - w:+.1f} ms over the warm {fmt_ms(w)} ms")
+
+
 def stats_section(containers: int, samples: list[float] | None, skip_reason: str | None = None,
                   goal_ms: float = STATS_GOAL_MS) -> str:
     """The `minirt stats --no-stream` section: median and p90 of the timed runs with N running
@@ -452,6 +485,9 @@ def cgroup_error_lines(leftover: list[str], unremoved: list[str]) -> list[str]:
             + [f"error: could not remove the bench's cgroup directory {d}: {why}" for d, why in unremoved])
 
 
+COLD_KEY = "_seccomp_cold"  # results[COLD_KEY]: the cold-cache samples (a line, not a table row)
+
+
 def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[dict[str, float]],
                   ends: dict[str, float], skipped: dict[str, str] | None = None, header: str = "") -> str:
     """The whole Markdown report."""
@@ -459,7 +495,8 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     if header:
         out += [header, ""]
     out += [f"- {k}: {v}" for k, v in meta.items()]
-    out += ["", render_table(case_rows(results, skipped=skipped), CASE_HEADER, "lrrrrrlrl")]
+    rows = case_rows({k: v for k, v in results.items() if k != COLD_KEY}, skipped=skipped)
+    out += ["", render_table(rows, CASE_HEADER, "lrrrrrlrl")]
     if results.get(NET_NONE):
         out.append(goal_line(summarize(results[NET_NONE])["median"]))
     limits = limits_line(results.get(NET_NONE), results.get(LIMITS))
@@ -468,6 +505,10 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     remapped = userns_line(results.get(NET_NONE), results.get(USERNS))
     if remapped:
         out.append(remapped)
+    for line in (seccomp_line(results.get(NET_NONE), results.get(SECCOMP_OFF)),
+                 cold_seccomp_line(results.get(COLD_KEY), results.get(NET_NONE))):
+        if line:
+            out.append(line)
     if results.get(NET_BRIDGE) and results.get(TUTORIAL):
         b, t = summarize(results[NET_BRIDGE])["median"], summarize(results[TUTORIAL])["median"]
         verdict = "met" if b <= BRIDGE_GOAL_MS else "missed"
@@ -501,7 +542,7 @@ def chart_data(results: dict[str, list[float]]) -> list[tuple[str, float, float,
     """(label, median, min, max, is_minirt) per measured case, in table order, for the chart."""
     out = []
     for name, samples in results.items():
-        if samples:
+        if samples and name != COLD_KEY:
             s = summarize(samples)
             out.append((name, s["median"], s["min"], s["max"], name.startswith("minirt ")))
     return out
@@ -921,6 +962,9 @@ def main(argv: list[str] | None = None) -> int:
             # the same run in a user namespace (issue 12: ≤ 10% over the plain one)
             (USERNS, [MINIRT, "run", "--rm", "--net", "none", "--userns-remap", "default", "--", "/bin/true"],
              minirt_env),
+            # the same run without the seccomp filter (issue 12: the default one ≤ 5% over it)
+            (SECCOMP_OFF, [MINIRT, "run", "--rm", "--net", "none", "--security-opt", "seccomp=unconfined", "--",
+                           "/bin/true"], minirt_env),
             (UNSHARE, [unshare, "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "/bin/true"], base_env),
             (NET_HOST, [MINIRT, "run", "--rm", "--net", "host", "--", "/bin/true"], minirt_env),
             (BARE_PY, [VPY, "-S", "-c", "pass"], base_env),
@@ -972,6 +1016,13 @@ def main(argv: list[str] | None = None) -> int:
                         for step, at in offsets(marks, spawn_ms).items():
                             offset_runs.setdefault(step, []).append(at)
                         offset_runs.setdefault(EXIT, []).append(end_ms - spawn_ms)
+            # the seccomp program's cold path: each run finds the cache empty and compiles
+            cold = []
+            for _ in range(COLD_SECCOMP if not args.quick else 1):
+                shutil.rmtree(os.path.join(root, "seccomp"), ignore_errors=True)
+                cold.append(run_once([MINIRT, "run", "--rm", "--net", "none", "--", "/bin/true"],
+                                     dict(minirt_env, MINIRT_TIMING=""))[0])  # fmt: skip
+            results[COLD_KEY] = cold
         except (RunFailed, ValueError) as e:
             fail(f"a run failed: {e}")
         # the engines' daemons would keep stealing CPU from the batches: stop them first

@@ -12,7 +12,6 @@ import re
 INTENDED = {
     "mtu": ("MTU follows the uplink (1400 here); Docker uses 1500 whatever the uplink", None),
     "no_new_privs": ("no_new_privs on by default (Docker: off; --security-opt no-new-privileges)", "NoNewPrivs=1"),
-    "seccomp": ("no seccomp filter yet (Docker applies its default profile, mode 2)", "Seccomp=0"),
     "proxy processes for the 2 published ports": (
         "no proxy process: nft DNAT serves the host's own connections (Docker: docker-proxy per port and family)",
         "0 docker-proxy"),

@@ -1,7 +1,9 @@
 /*
  * minirt._syscalls: mount(2), umount2(2), pivot_root(2) and statfs(2), which Python's os module lacks,
- * every signal's disposition back to SIG_DFL before execve (default_signals), and for user
- * namespaces a fork-like clone3(2) and the new mount API (open_tree, mount_setattr, move_mount).
+ * every signal's disposition back to SIG_DFL before execve (default_signals), attaching an
+ * already compiled seccomp BPF program (seccomp_set_filter: no libseccomp needed for that), and
+ * for user namespaces a fork-like clone3(2) and the new mount API (open_tree, mount_setattr,
+ * move_mount).
  *
  * Runs in: the container init before execve. ctypes would do the same but costs ~4 ms to
  * import on our machines, about a tenth of the start-up budget; this module imports in
@@ -16,6 +18,10 @@
 #include <signal.h>
 #include <errno.h>
 #include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
 #include <stdint.h>
 #include <sys/vfs.h>
@@ -214,6 +220,99 @@ static PyObject *sys_move_mount(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- seccomp ------------------------------------------------------------------------------- */
+
+/* seccomp(SECCOMP_SET_MODE_FILTER, 0, prog) with a classic BPF program (struct sock_filter[],
+ * as libseccomp's seccomp_export_bpf writes it). The caller has set no_new_privs first: without
+ * CAP_SYS_ADMIN the kernel refuses a filter otherwise (seccomp(2), EACCES). No prctl fallback:
+ * seccomp(2) is in every kernel minirt runs on (3.17+). */
+static PyObject *sys_seccomp_set_filter(PyObject *self, PyObject *args) {
+    Py_buffer prog;
+    struct sock_fprog fprog;
+    long rc;
+    if (!PyArg_ParseTuple(args, "y*", &prog))
+        return NULL;
+    if (prog.len == 0 || prog.len % sizeof(struct sock_filter) != 0
+        || prog.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        PyBuffer_Release(&prog);
+        return PyErr_Format(PyExc_ValueError, "seccomp program of %zd bytes: not 1..%d instructions of 8 bytes",
+                            prog.len, BPF_MAXINSNS);
+    }
+    fprog.len = (unsigned short)(prog.len / sizeof(struct sock_filter));
+    fprog.filter = (struct sock_filter *)prog.buf;
+    rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+    PyBuffer_Release(&prog);
+    if (rc != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* SHA-256 (FIPS 180-4) of a buffer, as 64 hex digits: the key of the seccomp program cache
+ * (minirt/seccomp/__init__.py). hashlib's _sha2 is a separate extension whose load costs
+ * ~0.7 ms here on the start-up path; this module is loaded anyway. Written from the standard's
+ * pseudo-code and checked against hashlib in tests/unit/test_seccomp_cache.py. */
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const unsigned char *p) {
+    uint32_t w[64], a, b, c, d, e, f, g, hh;
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROTR(w[i - 15], 7) ^ ROTR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROTR(w[i - 2], 17) ^ ROTR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = hh + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
+        uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
+}
+
+static PyObject *sys_sha256_hex(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    unsigned char tail[128] = {0};
+    char hex[65];
+    const unsigned char *p;
+    Py_ssize_t n, full, rest, tail_len;
+    uint64_t bits;
+    if (!PyArg_ParseTuple(args, "y*", &buf))
+        return NULL;
+    p = buf.buf;
+    n = buf.len;
+    full = n / 64 * 64;
+    for (Py_ssize_t off = 0; off < full; off += 64)
+        sha256_block(h, p + off);
+    /* padding: 0x80, zeros, the length in bits as a big-endian 64-bit number */
+    rest = n - full;
+    memcpy(tail, p + full, rest);
+    tail[rest] = 0x80;
+    tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
+    bits = (uint64_t)n * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tail_len - 1 - i] = (unsigned char)(bits >> (8 * i));
+    PyBuffer_Release(&buf);
+    for (Py_ssize_t off = 0; off < tail_len; off += 64)
+        sha256_block(h, tail + off);
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 8 * i, 9, "%08x", h[i]);
+    return PyUnicode_FromStringAndSize(hex, 64);
+}
+
 static PyMethodDef methods[] = {
     {"default_signals", sys_default_signals, METH_NOARGS, "default_signals(): every signal to SIG_DFL"},
     {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
@@ -225,6 +324,8 @@ static PyMethodDef methods[] = {
     {"mount_setattr", sys_mount_setattr, METH_VARARGS, "mount_setattr(fd, attr_set, userns_fd=-1, flags=0)"},
     {"move_mount", sys_move_mount, METH_VARARGS, "move_mount(fd, target)"},
     {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
+    {"sha256_hex", sys_sha256_hex, METH_VARARGS, "sha256_hex(data) -> 64 hex digits"},
+    {"seccomp_set_filter", sys_seccomp_set_filter, METH_VARARGS, "seccomp_set_filter(bpf): attach a BPF program"},
     {NULL, NULL, 0, NULL},
 };
 

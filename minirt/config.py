@@ -92,7 +92,7 @@ class ContainerConfig:
         "id", "name", "rootfs", "argv", "env", "workdir", "hostname", "volumes", "tmpfs", "net", "network",
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
         "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns", "userns", "uidmap", "gidmap",
-        "user", "group_add", "read_only", "sysctls", "ulimits", "devices",
+        "user", "group_add", "read_only", "sysctls", "ulimits", "devices", "seccomp", "security_opt",
     )  # fmt: skip
 
     def __init__(self, **kw: object):

@@ -22,7 +22,7 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import cgroups, faults, ids, procfs, sentinel, teardown, timing
+from minirt import cgroups, faults, ids, procfs, seccomp, sentinel, teardown, timing
 from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
@@ -117,6 +117,13 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
     """Everything up to the barrier: on any failure nothing is left behind (a restart keeps
     the record and the writable layer it came with)."""
     c = Container(cfg, store, record)
+    # The seccomp program first: a bad profile is refused before anything exists, and on a warm
+    # cache this is three small reads and a hash (minirt/seccomp/__init__.py).
+    prog = seccomp.program(seccomp.effective(cfg.seccomp, cfg.privileged), cfg.caps, store.root)
+    timing.mark("seccomp")
+    c.record.pop("seccomp_program", None)
+    if prog is not None:
+        c.record["seccomp_program"] = prog.key  # exec applies the same filter
     with Rollback() as rb:
         if cfg.ports:
             # before anything is set up: a taken port is refused with nothing to undo
@@ -145,7 +152,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
         with Rollback() as undo:
             undo.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
-            spawn(c.child, cfg, cdir)
+            spawn(c.child, cfg, cdir, prog.bpf if prog else None)
             c.plan_cgroup()
             # The record is written while the child imports and unshares (2 cores: this is
             # off the critical path). It precedes the first host change: the child touches

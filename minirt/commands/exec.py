@@ -32,5 +32,27 @@ def main(args: list[str]) -> int:
     rec = store.load(cid)
     if not liveness.init_alive(rec):
         raise ConflictError(f"container {rest[0]} is not running")
+    bpf = _seccomp_program(rec, store.root)
     return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"],
-                   user=opts["user"])
+                   user=opts["user"], seccomp_bpf=bpf)
+
+
+def _seccomp_program(rec: dict, root: str) -> bytes | None:
+    """The filter the container was started with (runc exec applies the container's seccomp
+    config too): from the cache by the key its record keeps; compiled again from the container's
+    profile if the cache lost it, and refused if that no longer gives the same program."""
+    key = rec.get("seccomp_program")
+    if not key:
+        return None
+    from minirt import seccomp
+
+    bpf = seccomp.cached(root, key)
+    if bpf is not None:
+        return bpf
+    cfg = rec["config"]
+    prog = seccomp.program(seccomp.effective(cfg.get("seccomp"), bool(cfg.get("privileged"))),
+                           frozenset(cfg.get("caps") or []), root)  # fmt: skip
+    if prog is None or prog.key != key:
+        raise ConflictError(f"exec: the seccomp profile of container {rec['id'][:12]} changed since it started "
+                            "and its compiled filter is no longer cached: restart the container")  # fmt: skip
+    return prog.bpf

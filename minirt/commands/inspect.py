@@ -39,6 +39,7 @@ def document(rec: dict, status: str) -> dict:
             "Privileged": bool(cfg.get("privileged")),
             "CapAdd": cfg.get("cap_add"),
             "CapDrop": cfg.get("cap_drop"),
+            "SecurityOpt": cfg.get("security_opt") or None,  # Docker: null unless --security-opt was given
             "Binds": [f"{v['source']}:{v['target']}" + (":ro" if v["readonly"] else "") for v in cfg.get("volumes") or []],
             **_resources(cfg),
             **_security(cfg),

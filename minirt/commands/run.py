@@ -27,7 +27,8 @@ OPTIONS = [
     Option(("--init",), FLAG, "run a minimal init as PID 1 that reaps zombies and forwards signals"),
     Option(("--cap-add",), LIST, "add a capability (or ALL)", "CAP"),
     Option(("--cap-drop",), LIST, "drop a capability (or ALL)", "CAP"),
-    Option(("--privileged",), FLAG, "all capabilities, no masked or read-only paths, writable /sys, all devices"),
+    Option(("--privileged",), FLAG, "all capabilities and devices, no masked or read-only paths, writable /sys, "
+           "no seccomp"),
     Option(("-u", "--user"), VALUE, "run as this user, from the container's /etc/passwd and /etc/group",
            "USER[:GROUP]"),
     Option(("--group-add",), LIST, "an additional group (a name from the container's /etc/group, or a gid)", "GROUP"),
@@ -37,6 +38,8 @@ OPTIONS = [
     Option(("--ulimit",), LIST, "a resource limit set before exec (e.g. nofile=1024:2048)", "NAME=SOFT[:HARD]"),
     Option(("--device",), LIST, "give the container a host device node (and the devices cgroup's access)",
            "HOST[:CTR][:rwm]"),
+    Option(("--security-opt",), LIST, "seccomp=unconfined, seccomp=PROFILE.json (Docker's format), "
+           "or no-new-privileges (always on)", "OPT"),
     Option(("-i", "--interactive"), FLAG, "accepted for Docker compatibility: stdin always passes through"),
     Option(("-t", "--tty"), FLAG, "accepted for Docker compatibility: the terminal always passes through"),
     Option(("--userns",), VALUE, "user namespace: host (the default; overrides a configured remap)", "MODE"),
@@ -134,6 +137,7 @@ def build_config(args: list[str]) -> ContainerConfig:
         **_cgroup(opts),
         **_security(opts, net),
         **_userns(opts),
+        **security_opts(opts["security_opt"]),
     )
     if cfg.restart != "no":
         from minirt.process.supervisor import parse_restart
@@ -162,6 +166,42 @@ def _security(opts: dict, net: str) -> dict:
         "ulimits": secopts.ulimits(opts["ulimit"]),
         "devices": [secopts.device_info(secopts.parse_device(d)) for d in opts["device"]],
     }
+def security_opts(given: list[str]) -> dict:
+    """--security-opt, as Docker's CLI parses it (docker/cli opts parseSecurityOpts): KEY=VALUE,
+    or the old KEY:VALUE, or a bare no-new-privileges. seccomp takes unconfined, builtin (the
+    default profile) or a profile file, made absolute here (Docker reads it relative to the
+    caller's directory); no-new-privileges is accepted because minirt always sets it. Returns
+    the config fields: seccomp ("default", "unconfined" or a path) and security_opt (inspect's
+    HostConfig.SecurityOpt: what was given, the path made absolute)."""
+    from minirt.seccomp import DEFAULT, UNCONFINED
+
+    mode, shown = DEFAULT, []
+    for opt in given:
+        opt = opt.strip()
+        key, eq, value = opt.partition("=")
+        if not eq and opt != "no-new-privileges":
+            if ":" not in opt:
+                raise ConfigError(f"Invalid --security-opt: {opt!r}")
+            key, _, value = opt.partition(":")
+        if key == "seccomp":
+            if value == "unconfined":
+                mode = UNCONFINED
+            elif value == "builtin":
+                mode = DEFAULT
+            else:
+                mode = os.path.abspath(value)
+                if not os.path.isfile(mode):
+                    raise ConfigError(f"opening seccomp profile ({value}) failed: no such file")
+                value = mode
+            shown.append(f"seccomp={value}")
+        elif key == "no-new-privileges":
+            if value not in ("", "true", "1"):
+                raise ConfigError(f"--security-opt {opt}: minirt always sets no_new_privs (docs/security.md)")
+            shown.append(opt)
+        else:
+            raise ConfigError(f"invalid --security-opt: {opt!r} (minirt knows seccomp=unconfined|builtin|PROFILE.json "
+                              "and no-new-privileges)")  # fmt: skip
+    return {"seccomp": mode, "security_opt": shown}
 
 
 def _oom_score_adj(value: str | None) -> int | None:

@@ -8,11 +8,12 @@ shows up in the container's `ps`; the child then joins the container's cgroup, a
 net, mnt (and cgroup, when private) with os.setns. A remapped container's user namespace is
 joined before all of them, then uid/gid 0 of it taken.
 Joining a mount namespace resets root and cwd to that namespace's root (setns(2)), which is
-the container's pivoted root. The child applies the container's capability set and
-no_new_privs, its environment (plus -e) and working directory, resolves the command
+the container's pivoted root. The child applies the container's capability set, no_new_privs,
+its environment (plus -e) and working directory, resolves the command
 (126/127 reported through a close-on-exec pipe before exec, CPython's errpipe idea), and
-execs. With -t it gets a new pty of the container's devpts whose master the parent relays to
-the user's terminal.
+execs; last before execve it attaches the container's seccomp filter (the program the container
+started with, from the cache by the key in its record). With -t it gets a new pty of the
+container's devpts whose master the parent relays to the user's terminal.
 """
 
 import errno
@@ -27,7 +28,7 @@ JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_N
 
 
 def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | None, tty: bool,
-            user: str | None = None) -> int:
+            user: str | None = None, seccomp_bpf: bytes | None = None) -> int:
     from minirt import procfs
     from minirt.config import parse_env
 
@@ -60,7 +61,8 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(errr)
         code = EXIT_RUNTIME
         try:
-            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask, user)
+            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask, user,
+                   seccomp_bpf)
         except ExecError as e:
             code = e.exit_code
             os.write(errw, f"{code} {e}".encode())
@@ -93,11 +95,12 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user) -> None:
+def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:
     import fcntl
     import termios
 
     from minirt import caps
+    from minirt._syscalls import seccomp_set_filter
     # also imports prctl and minirt.users: nothing is importable after setns(mnt)
     from minirt.process.init import exec_user, resolve_command, set_rlimits
 
@@ -136,6 +139,8 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user) 
     set_rlimits(cfg.get("ulimits"))  # exec'd processes get the container's --ulimit too (runc exec)
     caps.apply(frozenset(cfg.get("caps") or []), cfg.get("no_new_privs", True), who)
     signals.reset_dispositions()
+    if seccomp_bpf:
+        seccomp_set_filter(seccomp_bpf)  # the container's filter, last before execve, as in init.py
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:
         os.execve(exe, argv, env)

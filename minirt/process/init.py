@@ -8,7 +8,8 @@ filesystem is gone), so everything needed later is imported up front.
 Order (after runc's standard_init_linux.go): namespaces -> NS_READY -> lo up -> mounts (and
 --device nodes) -> pivot_root -> wait for NET_READY -> --sysctl -> /etc files -> hostname ->
 --user resolved (125) -> --read-only remount -> resolve the command (126/127 before the point
-of no return) -> --ulimit -> bounding set, user, capabilities, no_new_privs -> EXEC -> execve. The
+of no return) -> --ulimit -> bounding set, user, capabilities, no_new_privs -> EXEC -> seccomp
+filter -> execve. The
 filesystem is built before NET_READY because it needs nothing from the network: it runs while
 the parent sets up the host side.
 """
@@ -24,6 +25,7 @@ import stat
 import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
 from minirt import caps, rootfs, secopts, timing, users
+from minirt._syscalls import seccomp_set_filter
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
 from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, USERNS, Channel
@@ -38,7 +40,8 @@ STANDARD_HOSTS = (
 )  # Docker's /etc/hosts preamble (libnetwork/etchosts)
 
 
-def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noqa: F821
+def child_main(ch: Channel, cfg, cdir: str, old_mask: set,
+               seccomp_bpf: bytes | None = None) -> "NoReturn":  # noqa: F821
     code = EXIT_RUNTIME
     try:
         # If minirt dies, so does the container (bubblewrap --die-with-parent). The parent may
@@ -81,7 +84,7 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set) -> "NoReturn":  # noq
         sysctl_dir = _prepare_rootfs(cfg, cdir, cg, trees)
         net = ch.expect(NET_READY)
         timing.mark("net-ready")
-        _configure_and_exec(ch, cfg, net, host_files, old_mask, sysctl_dir)
+        _configure_and_exec(ch, cfg, net, host_files, old_mask, sysctl_dir, seccomp_bpf)
     except MinirtError as e:
         code = e.exit_code
         ch.report_error(str(e), code)
@@ -208,7 +211,8 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     return sysctl_dir
 
 
-def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set, sysctl_dir: int) -> None:
+def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask: set, sysctl_dir: int,
+                        seccomp_bpf: bytes | None) -> None:
     if sysctl_dir >= 0:
         write_sysctls(sysctl_dir, cfg.sysctls)
     for name, content in etc_files(cfg, net, host_files).items():
@@ -237,7 +241,15 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
     signals.reset_dispositions()
     ch.send(EXEC)
     if cfg.init:
-        reaper.run(ch, exe, cfg.argv, env, old_mask)  # does not return
+        reaper.run(ch, exe, cfg.argv, env, old_mask, seccomp_bpf)  # does not return
+    if seccomp_bpf:
+        # Last before execve, after no_new_privs (caps.apply): the filter then holds only what
+        # is left to do, sigprocmask and execve (Docker's profile allows both), and a custom
+        # profile's failure still reaches the parent as ERROR after EXEC (runc also loads the
+        # filter as late as it can, standard_init_linux.go). One seccomp(2) call: the program
+        # was compiled by the parent, libseccomp is never loaded here.
+        seccomp_set_filter(seccomp_bpf)
+    timing.mark("seccomp-attached")
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     try:
         os.execve(exe, cfg.argv, env)

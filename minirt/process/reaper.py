@@ -11,15 +11,22 @@ import os
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 
+from minirt._syscalls import seccomp_set_filter
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, exit_code_of
 
 FORWARDED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGWINCH, signal.SIGCONT}  # fmt: skip
 
 
-def run(ch, exe: str, argv: list[str], env: dict[str, str], old_mask: set) -> "NoReturn":  # noqa: F821
+def run(ch, exe: str, argv: list[str], env: dict[str, str], old_mask: set,
+        seccomp_bpf: bytes | None = None) -> "NoReturn":  # noqa: F821
     waited = FORWARDED | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    if seccomp_bpf:
+        # before the fork, so the command inherits the filter and PID 1 runs under it too, as
+        # Docker's tini does (it is the container's process); what PID 1 does next (clone
+        # without namespace flags, kill, wait4, rt_sigtimedwait) Docker's profile allows
+        seccomp_set_filter(seccomp_bpf)
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -51,10 +51,11 @@ class Child:
             self.pidfd = -1
 
 
-def spawn(child: Child, cfg, cdir: str) -> None:
-    """Fork the container init into `child`. The caller registered child.kill as undo first."""
+def spawn(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None = None) -> None:
+    """Fork the container init into `child`. The caller registered child.kill as undo first.
+    seccomp_bpf: the compiled filter the init attaches last before execve (None: unconfined)."""
     if cfg.uidmap:
-        return _spawn_userns(child, cfg, cdir)
+        return _spawn_userns(child, cfg, cdir, seccomp_bpf)
     parent_ch, child_ch = Channel.pair()
     old_mask = signals.block()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -66,7 +67,7 @@ def spawn(child: Child, cfg, cdir: str) -> None:
                 parent_ch.close()
                 from minirt.process import init
 
-                init.child_main(child_ch, cfg, cdir, old_mask)
+                init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
             finally:
                 os._exit(125)
         child.pid = pid
@@ -78,7 +79,7 @@ def spawn(child: Child, cfg, cdir: str) -> None:
     child.channel = parent_ch
 
 
-def _spawn_userns(child: Child, cfg, cdir: str) -> None:
+def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> None:
     from minirt import _syscalls, userns
     from minirt.process.sync import USERNS
 
@@ -92,7 +93,7 @@ def _spawn_userns(child: Child, cfg, cdir: str) -> None:
                 parent_ch.close()
                 from minirt.process import init
 
-                init.child_main(child_ch, cfg, cdir, old_mask)
+                init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
             finally:
                 os._exit(125)
         child.pid, child.pidfd = pid, pidfd

@@ -21,7 +21,7 @@ subprocess learns of exec failure through a CLOEXEC pipe the same way).
     /etc files, hostname,
     resolve argv[0] (126/127),
     capabilities, no_new_privs
-    EXEC, then execve                 ------->  expect EXEC, then EOF => running
+    EXEC, seccomp filter, execve      ------->  expect EXEC, then EOF => running
     ERROR {message, exit_code}        ------->  raise ExecError(message, exit_code)
 
 A packet is the message type, optionally followed by NUL and a JSON payload, encoded and

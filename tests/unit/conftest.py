@@ -1,10 +1,11 @@
 """Unit tests: pure modules only (no root, namespaces, mounts or network).
 
 `python -m pytest` from the checkout (and pytest's rootdir insertion, tests/ being a package)
-puts the checkout's minirt/ first on sys.path, but the compiled extension minirt._syscalls only
-exists in the installed copy (the venv, non-editable) or build/lib*. minirt.process.init
-imports it (via rootfs -> libc), so when the checkout has no built extension, load the real
-one that `make venv` compiled from the same sources. Nothing is stubbed.
+puts the checkout's minirt/ first on sys.path, but the compiled extensions minirt._syscalls and
+minirt._seccomp only exist in the installed copy (the venv, non-editable) or build/lib*.
+minirt.process.init imports the first (via rootfs -> libc), the seccomp tests the second, so
+when the checkout has no built extension, load the real ones that `make venv` compiled from the
+same sources. Nothing is stubbed.
 """
 
 import glob
@@ -19,9 +20,9 @@ import minirt
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _load_syscalls_extension() -> None:
+def _load_extension(name: str) -> None:
     try:
-        importlib.import_module("minirt._syscalls")
+        importlib.import_module(f"minirt.{name}")
         return
     except ModuleNotFoundError:
         pass
@@ -30,15 +31,16 @@ def _load_syscalls_extension() -> None:
     dirs += sorted(glob.glob(os.path.join(REPO, "build", "lib*", "minirt")))
     for d in dirs:
         for suffix in suffixes:
-            path = os.path.join(d, "_syscalls" + suffix)
+            path = os.path.join(d, name + suffix)
             if os.path.exists(path):
-                spec = importlib.util.spec_from_file_location("minirt._syscalls", path)
+                spec = importlib.util.spec_from_file_location(f"minirt.{name}", path)
                 mod = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(mod)
-                sys.modules["minirt._syscalls"] = mod
-                minirt._syscalls = mod
+                sys.modules[f"minirt.{name}"] = mod
+                setattr(minirt, name, mod)
                 return
-    # Leave it missing: test_init.py then fails at import with the real ModuleNotFoundError.
+    # Leave it missing: the tests that need it then fail at import with the real ModuleNotFoundError.
 
 
-_load_syscalls_extension()
+_load_extension("_syscalls")
+_load_extension("_seccomp")  # the seccomp compiler (libseccomp), for test_seccomp_cache.py

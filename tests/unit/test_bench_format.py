@@ -348,3 +348,25 @@ def test_bench_config_points_the_subid_files_into_its_own_root(tmp_path):
     path, parent = bench.setup_cgroup_parent(str(tmp_path))
     cfg = json.load(open(path))
     assert cfg == {"cgroup_parent": parent, "subuid_file": f"{tmp_path}/subuid", "subgid_file": f"{tmp_path}/subgid"}
+
+
+def test_seccomp_line_ratio_of_the_medians_against_the_goal():
+    line = bench.seccomp_line([31.0, 31.5, 32.0], [30.0, 30.5, 31.0])
+    assert line.startswith("goal: seccomp default profile (cache warm) ÷ seccomp=unconfined medians ≤ 1.05: met")
+    assert "(1.033: 31.5 ms vs 30.5 ms)" in line
+    assert ": missed (1.060:" in bench.seccomp_line([31.8], [30.0])
+    assert bench.seccomp_line([], [30.0]) is None and bench.seccomp_line([30.0], None) is None
+
+
+def test_cold_seccomp_line():
+    line = bench.cold_seccomp_line([50.0, 52.0, 60.0], [30.0, 31.0])
+    assert "median 52.0 ms (min 50.0, max 60.0), +21.5 ms over the warm 30.5 ms" in line and "3 runs" in line
+    assert bench.cold_seccomp_line([], [30.0]) is None
+
+
+def test_render_report_has_the_seccomp_rows_and_keeps_cold_out_of_the_table():
+    results = {bench.NET_NONE: [31.0], bench.SECCOMP_OFF: [30.0], bench.COLD_KEY: [50.0]}
+    text = bench.render_report({}, results, [], {})
+    assert f"| {bench.SECCOMP_OFF} " in text and bench.COLD_KEY not in text
+    assert "goal: seccomp default profile" in text and "seccomp cold cache" in text
+    assert [d[0] for d in bench.chart_data(results)] == [bench.NET_NONE, bench.SECCOMP_OFF]
