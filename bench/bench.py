@@ -380,40 +380,29 @@ def goal_line(median_ms: float, goal_ms: float = GOAL_MS) -> str:
     return f"goal: minirt --net none median ≤ {goal_ms:g} ms: {verdict} ({fmt_ms(median_ms)} ms)"
 
 
-def limits_line(plain, limits, goal: float = LIMITS_GOAL) -> str | None:
-    """The limits row's median over the plain --net none row's (same round-robin), against the goal;
-    None when either has no samples."""
-    if not plain or not limits:
+def ratio_line(what: str, base, case, goal: float) -> str | None:
+    """A goal line: the case's median over the base case's (the same round-robin); None when
+    either has no samples."""
+    if not base or not case:
         return None
-    p, m = summarize(plain)["median"], summarize(limits)["median"]
-    r = m / p
+    b, c = summarize(base)["median"], summarize(case)["median"]
+    r = c / b
     verdict = "met" if r <= goal else "missed"
-    return (f"goal: cgroup + limits (--memory 64m --cpus 1 --pids-limit 100) ÷ plain --net none medians "
-            f"≤ {goal:.2f}: {verdict} ({r:.3f}: {fmt_ms(m)} ms vs {fmt_ms(p)} ms)")
+    return f"goal: {what} medians ≤ {goal:.2f}: {verdict} ({r:.3f}: {fmt_ms(c)} ms vs {fmt_ms(b)} ms)"
+
+
+def limits_line(plain, limits, goal: float = LIMITS_GOAL) -> str | None:
+    return ratio_line("cgroup + limits (--memory 64m --cpus 1 --pids-limit 100) ÷ plain --net none", plain, limits,
+                      goal)  # fmt: skip
 
 
 def userns_line(plain, remapped, goal: float = USERNS_GOAL) -> str | None:
-    """The --userns-remap row's median over the plain --net none row's (same round-robin),
-    against issue 12's goal; None when either has no samples."""
-    if not plain or not remapped:
-        return None
-    p, m = summarize(plain)["median"], summarize(remapped)["median"]
-    r = m / p
-    verdict = "met" if r <= goal else "missed"
-    return (f"goal: --userns-remap default ÷ plain --net none medians ≤ {goal:.2f}: {verdict} "
-            f"({r:.3f}: {fmt_ms(m)} ms vs {fmt_ms(p)} ms)")
+    return ratio_line("--userns-remap default ÷ plain --net none", plain, remapped, goal)
 
 
 def seccomp_line(default, unconfined, goal: float = SECCOMP_GOAL) -> str | None:
-    """The default run (Docker's profile attached, program cached) over the unconfined run's
-    medians (same round-robin), against the goal; None when either has no samples."""
-    if not default or not unconfined:
-        return None
-    d, u = summarize(default)["median"], summarize(unconfined)["median"]
-    r = d / u
-    verdict = "met" if r <= goal else "missed"
-    return (f"goal: seccomp default profile (cache warm) ÷ seccomp=unconfined medians ≤ {goal:.2f}: {verdict} "
-            f"({r:.3f}: {fmt_ms(d)} ms vs {fmt_ms(u)} ms)")
+    """Docker's profile attached (program cached) over seccomp=unconfined."""
+    return ratio_line("seccomp default profile (cache warm) ÷ seccomp=unconfined", unconfined, default, goal)
 
 
 def cold_seccomp_line(cold, warm) -> str | None:

@@ -62,14 +62,8 @@ def spawn(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None = None) -> Non
     try:
         os.unshare(os.CLONE_NEWPID)
         pid = os.fork()
-        if pid == 0:  # the child: never returns
-            try:
-                parent_ch.close()
-                from minirt.process import init
-
-                init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
-            finally:
-                os._exit(125)
+        if pid == 0:
+            _child(parent_ch, child_ch, cfg, cdir, old_mask, seccomp_bpf)
         child.pid = pid
         child.pidfd = os.pidfd_open(pid)
     finally:
@@ -88,14 +82,8 @@ def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> No
     old_mask = signals.block()
     try:
         pid, pidfd = _syscalls.clone_fork(userns.CLONE_NEWUSER | os.CLONE_NEWPID)
-        if pid == 0:  # the child: never returns
-            try:
-                parent_ch.close()
-                from minirt.process import init
-
-                init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
-            finally:
-                os._exit(125)
+        if pid == 0:
+            _child(parent_ch, child_ch, cfg, cdir, old_mask, seccomp_bpf)
         child.pid, child.pidfd = pid, pidfd
     finally:
         child_ch.close()
@@ -109,3 +97,16 @@ def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> No
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _child(parent_ch: Channel, child_ch: Channel, cfg, cdir: str, old_mask: set,
+           seccomp_bpf) -> "NoReturn":  # noqa: F821
+    """The forked init: never returns into the parent's code (a copy of its finally blocks and
+    undo list would otherwise run here)."""
+    try:
+        parent_ch.close()
+        from minirt.process import init
+
+        init.child_main(child_ch, cfg, cdir, old_mask, seccomp_bpf)
+    finally:
+        os._exit(125)
