@@ -6,6 +6,7 @@ import time
 from compare import report
 import os
 import re
+import signal
 import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -341,3 +342,129 @@ def update(s):
 
 
 SCENARIOS += [limits, oom, pids_limit, hostconfig, stats, invalid, update]
+
+
+# --- security envelope (issue 12) -----------------------------------------------------------
+
+CORPUS_PROBE = f"{REPO}/build/probes/probe"
+
+
+def escape_corpus(s):
+    """The escape corpus (tests/probes/corpus.py) on both runtimes: each probe in a default
+    container, then under the options that lift its defence. The ptrace row's host pid is the
+    harness's own, which exists on the host and not in the container's pid namespace."""
+    from tests.probes.corpus import CORPUS, SECCOMP_RULES, probe_args
+
+    if not os.access(CORPUS_PROBE, os.X_OK):
+        raise RuntimeError(f"{CORPUS_PROBE} missing: `make probes`")
+    res = {}
+    for row in CORPUS + SECCOMP_RULES:
+        for passing in (False, True):
+            opts = ["--net", "none", "-v", f"{CORPUS_PROBE}:/probe:ro", *(row.opts if passing else ())]
+            r = s.run(opts, ["/probe", *probe_args(row, passing, os.getpid())])
+            got = r.stdout.strip() if r.returncode == 0 else f"rc={r.returncode} {report.norm_error(r.stderr)}"
+            res[f"escape: {row.name} ({' '.join(row.opts) if passing else 'default'})"] = got
+    r = s.run(["--net", "none"], ["sh", "-c", "ls /proc; true"])
+    pids = sorted(int(x) for x in r.stdout.split() if x.isdigit())
+    res["escape: host pids visible in /proc"] = (
+        "yes" if str(os.getpid()) in r.stdout.split() else f"no (PID 1 and {len(pids) - 1} more, all < 100)"
+        if pids and pids[0] == 1 and pids[-1] < 100 else f"? {pids}")
+    return res
+
+
+def user_1000(s):
+    r = s.run(["--net", "none", "--user", "1000:1000"], ["sh", "-c", "id; cat /proc/self/status"])
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip()[-200:])
+    caps = report.status_fields(r.stdout, ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+    return {"--user 1000:1000: id": r.stdout.splitlines()[0], "--user 1000:1000: capabilities": caps}
+
+
+def read_only(s):
+    r = s.run(["--net", "none", "--read-only"], ["sh", "-c", "touch /x; echo rc=$?"])
+    return {"--read-only: touch /x": " ".join((r.stderr.strip() + " " + r.stdout.strip()).split())}
+
+
+def sysctl(s):
+    r = s.run(["--sysctl", "net.ipv4.ip_forward=1"], ["cat", "/proc/sys/net/ipv4/ip_forward"])
+    got = r.stdout.strip() if r.returncode == 0 else f"rc={r.returncode} {report.norm_error(r.stderr)}"
+    return {"--sysctl net.ipv4.ip_forward=1: read back": got}
+
+
+def ulimit(s):
+    r = s.run(["--net", "none", "--ulimit", "nofile=1024:2048"], ["sh", "-c", "ulimit -n; ulimit -Hn"])
+    return {"--ulimit nofile=1024:2048: ulimit -n, -Hn": " ".join(r.stdout.split()) or f"rc={r.returncode}"}
+
+
+def userns_remap(s):
+    """uid_map and gid_map inside with `--userns-remap default`. Docker's is a daemon flag: a
+    second dockerd runs in its own mount namespace inside the throwaway one, where copies of
+    /etc/passwd, group, subuid and subgid already hold `dockremap` (so dockerd never runs
+    useradd; the real files are never written). minirt gets empty subid files of its own
+    (subuid_file/subgid_file) and appends its `minirt` entry there."""
+    t = s.env.tmp
+    cmd = ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map"]
+    if s.kind == "minirt":
+        for f in ("subuid", "subgid"):
+            open(f"{t}/minirt-{f}", "w").close()
+        cfg = f"{t}/minirt-remap-config.json"
+        with open(cfg, "w") as f:
+            json.dump({"cgroup_parent": f"/{s.env.cgparent}/minirt", "subuid_file": f"{t}/minirt-subuid",
+                       "subgid_file": f"{t}/minirt-subgid"}, f)
+        menv = s.env.menv
+        r = s.env.host.run("env", f"MINIRT_ROOT={menv['MINIRT_ROOT']}", f"MINIRT_ROOTFS={menv['MINIRT_ROOTFS']}",
+                           f"MINIRT_CONFIG={cfg}", f"{REPO}/.venv/bin/minirt", "run", "--rm", "--net", "none",
+                           "--userns-remap", "default", "--", *cmd, check=False)
+    else:
+        r = docker_remapped(s.env, cmd)
+    if r.returncode != 0:
+        raise RuntimeError(f"rc={r.returncode} {r.stderr.strip()[-200:]}")
+    lines = [" ".join(line.split()) for line in r.stdout.splitlines()]
+    return {"--userns-remap default: uid_map; gid_map": "; ".join(lines)}
+
+
+def docker_remapped(env, cmd):
+    t = f"{env.tmp}/remap"
+    os.makedirs(f"{t}/etc")
+    # dockerd refuses a data root whose parents deny o+x to the remapped root
+    os.chmod(env.tmp, 0o711)
+    for name, extra in (("passwd", "dockremap:x:995:995::/nonexistent:/usr/sbin/nologin\n"),
+                        ("group", "dockremap:x:995:\n"), ("subuid", "dockremap:100000:65536\n"),
+                        ("subgid", "dockremap:100000:65536\n")):
+        try:
+            text = open(f"/etc/{name}").read()
+        except FileNotFoundError:
+            text = None
+        if text is None:
+            raise RuntimeError(f"/etc/{name} missing: no file to bind a copy over")
+        with open(f"{t}/etc/{name}", "w") as f:
+            f.write(text + ("" if not text or text.endswith("\n") else "\n") + extra)
+    binds = " && ".join(f"mount --bind {t}/etc/{n} /etc/{n}" for n in ("passwd", "group", "subuid", "subgid"))
+    sock = f"unix://{t}/docker.sock"
+    log = open(f"{t}/dockerd.log", "w")
+    d = subprocess.Popen(
+        [*env.host.prefix(), "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         f"{binds} && exec /usr/sbin/dockerd -H {sock} --data-root {t}/data --exec-root {t}/exec "
+         f"--pidfile {t}/docker.pid --iptables=false --ip6tables=false --bridge=none --storage-driver overlay2 "
+         f"--cgroup-parent /{env.cgparent} --userns-remap default"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    docker = ["/usr/bin/docker", "-H", sock]
+    try:
+        t0 = time.monotonic()
+        while env.host.run(*docker, "info", check=False).returncode != 0:
+            if d.poll() is not None or time.monotonic() - t0 > 30:
+                raise RuntimeError("remapped dockerd did not start: " + open(f"{t}/dockerd.log").read()[-300:])
+            time.sleep(0.2)
+        env.host.run("sh", "-c", f"tar -C {REPO}/build/rootfs -c . | {' '.join(docker)} import - {IMAGE}",
+                     timeout=120)
+        return env.host.run(*docker, "run", "--rm", "--net", "none", IMAGE, *cmd, check=False)
+    finally:
+        d.send_signal(signal.SIGTERM)
+        try:
+            d.wait(20)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+
+
+SCENARIOS += [escape_corpus, user_1000, read_only, sysctl, ulimit, userns_remap]

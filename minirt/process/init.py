@@ -261,12 +261,18 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
 def exec_user(spec: str | None, group_add: list[str] | None, root: str = "") -> users.ExecUser:
     """The identity to exec as, from the container's /etc/passwd and /etc/group (read through
     `root`, "" once we are inside). A spec that does not resolve is Docker's 125 (moby resolves
-    it in the daemon, before the container starts)."""
+    it in the daemon, before the container starts).
+
+    The primary gid always heads the supplementary groups, as moby's getUser has done since
+    20.10.18 (CVE-2022-36109: without it a process could shed its primary group and bypass a
+    group-denies permission); `make compare` shows `groups=1000(app)` for `--user 1000:1000`."""
     try:
-        return users.resolve(spec, users.read_file(root + "/etc/passwd"), users.read_file(root + "/etc/group"),
+        user = users.resolve(spec, users.read_file(root + "/etc/passwd"), users.read_file(root + "/etc/group"),
                              group_add or ())  # fmt: skip
     except users.UserError as e:
         raise ExecError(str(e), EXIT_RUNTIME) from None
+    user.sgids = [user.gid] + [g for g in user.sgids if g != user.gid]
+    return user
 
 
 def write_sysctls(dir_fd: int, values: dict[str, str]) -> None:

@@ -149,41 +149,10 @@ def test_cache_is_reused_and_keyed_by_caps(minirt):
     assert len([f for f in os.listdir(cache) if f.endswith(".bpf")]) == 2
 
 
-# (probe arguments, answer under Docker's default profile, options that make the check pass,
-# answer then). The second column is what Docker gives; the last shows the kernel's own answer
-# once the filter (or the capability it asks for) lets the call through.
-UNCONFINED = ("--security-opt", "seccomp=unconfined")
-CORPUS = [
-    (("keyctl",), "EPERM", UNCONFINED, "OK"),
-    (("add_key",), "EPERM", UNCONFINED, "OK"),
-    (("bpf",), "EPERM", ("--cap-add", "BPF"), "OK"),
-    (("perf_event_open",), "EPERM", ("--cap-add", "PERFMON"), "OK"),
-    (("socket", "40", "1", "0"), "EPERM", UNCONFINED, {"OK", "EAFNOSUPPORT"}),  # AF_VSOCK
-    (("socket", "38", "5", "0"), "EPERM", UNCONFINED, {"OK", "EAFNOSUPPORT"}),  # AF_ALG
-    (("clone3",), "ENOSYS", ("--cap-add", "SYS_ADMIN"), "OK"),
-    (("clone3",), "ENOSYS", UNCONFINED, "OK"),
-    (("personality", "0x40000"), "EPERM", UNCONFINED, "OK"),  # ADDR_NO_RANDOMIZE
-    (("unshare", "user"), "EPERM", UNCONFINED, "OK"),
-    (("unshare", "net"), "EPERM", ("--cap-add", "SYS_ADMIN"), "OK"),
-    (("reboot",), "EPERM", ("--cap-add", "SYS_BOOT"), "EINVAL"),  # wrong magic: never reboots
-    (("init_module",), "EPERM", ("--cap-add", "SYS_MODULE"), {"EINVAL", "ENOSYS", "ENOEXEC"}),  # from /dev/null
-]
-
-
-@pytest.mark.parametrize("args, blocked, opts, passed", CORPUS, ids=lambda v: " ".join(v) if isinstance(v, tuple)
-                         else None)  # fmt: skip
-def test_docker_blocked_calls(minirt, args, blocked, opts, passed):
-    assert probe(minirt, *args) == blocked
-    got = probe(minirt, *args, opts=opts)
-    assert got in (passed if isinstance(passed, set) else {passed}), got
+# The calls Docker's profile blocks, with the options that let each through: the escape corpus,
+# tests/probes/corpus.py and tests/integration/test_escape_corpus.py.
 
 
 @pytest.mark.parametrize("value", ["0", "8", "0x20000", "0x20008", "0xffffffff"])
 def test_personality_values_docker_allows(minirt, value):
     assert probe(minirt, "personality", value) == "OK"
-
-
-def test_settimeofday_is_blocked(minirt):
-    # Only the blocked side: allowing it (--cap-add SYS_TIME) would step the host's clock, even
-    # if to the value it just read.
-    assert probe(minirt, "settimeofday-same") == "EPERM"

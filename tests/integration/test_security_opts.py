@@ -20,10 +20,10 @@ def test_numeric_user_has_no_effective_or_permitted_caps(minirt):
     for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
         assert status_field(r.stdout, field) == "0000000000000000", field
     assert status_field(r.stdout, "CapBnd") == DOCKER_CAPS
-    # 1000:1000 names a group: no supplementary groups (moby: only in the implicit form), and
-    # none of minirt's own
+    # 1000:1000 names a group: none from /etc/group (moby: only in the implicit form), none of
+    # minirt's own, only the primary gid (moby >= 20.10.18, CVE-2022-36109; `make compare`)
     groups = [line for line in r.stdout.splitlines() if line.startswith("Groups:")]
-    assert groups and groups[0].split()[1:] == []
+    assert groups and groups[0].split()[1:] == ["1000"]
 
 
 def test_uid_without_passwd_entry_is_allowed_with_home_slash(minirt):
@@ -38,7 +38,7 @@ def test_named_user_gets_home_and_supplementary_groups(minirt):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("uid=1000(app) gid=1000(app)"), lines
     assert lines[1] == "/home/app"
-    assert sorted(lines[2].split()[1:]) == ["29", "50"]  # audio and staff list `app`
+    assert sorted(lines[2].split()[1:]) == ["1000", "29", "50"]  # its gid; audio and staff list `app`
 
 
 def test_nobody_and_explicit_group_and_home_override(minirt):
@@ -51,7 +51,7 @@ def test_group_add_names_and_numbers(minirt):
     r = minirt("run", "--rm", "--user", "1000:1000", "--group-add", "wheel", "--group-add", "777",
                "--", "grep", "Groups", "/proc/self/status")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert sorted(r.stdout.split()[1:]) == ["10", "777"]
+    assert sorted(r.stdout.split()[1:]) == ["10", "1000", "777"]
 
 
 def test_unknown_user_or_group_is_125_with_dockers_message(minirt):

@@ -7,7 +7,12 @@
  * with the process, bpf() only asks for a tiny array map, perf_event_open counts our own task,
  * sockets are closed at once, the clock is set to the value it has, reboot gets a wrong magic
  * number (EINVAL when allowed), a module is loaded from /dev/null (an empty image: ENOEXEC),
- * the personality is put back, ptrace targets a process that is not ours to trace.
+ * the personality is put back, ptrace targets a process that is not ours to trace, a tmpfs is
+ * mounted in the container's own mount namespace and unmounted at once, a sysctl gets back the
+ * value just read from it (kernel.domainname is per UTS namespace besides), a block device node
+ * is only ever opened read-only and at most 16 bytes are read, files are only read, and the
+ * clock probe passes no time at all (settimeofday(NULL, NULL) makes the capability check and
+ * changes nothing).
  *
  * Built static (glibc's libc.a, libc6-dev) by `make probes`, so it runs in the busybox rootfs
  * bind-mounted with -v. Raw syscall(2) throughout: the libc wrappers of clone3 and friends
@@ -23,9 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -39,7 +47,7 @@ static const char *errname(int e) {
         ERRNAME(EFAULT); ERRNAME(EBUSY); ERRNAME(EEXIST); ERRNAME(ENODEV); ERRNAME(EINVAL); ERRNAME(ENFILE);
         ERRNAME(EMFILE); ERRNAME(ENOSPC); ERRNAME(EROFS); ERRNAME(ENOSYS); ERRNAME(EOPNOTSUPP);
         ERRNAME(EAFNOSUPPORT); ERRNAME(EPROTONOSUPPORT); ERRNAME(ESOCKTNOSUPPORT); ERRNAME(EDQUOT);
-        ERRNAME(ENOKEY); ERRNAME(EKEYREJECTED); ERRNAME(EUSERS);
+        ERRNAME(ENOKEY); ERRNAME(EKEYREJECTED); ERRNAME(EUSERS); ERRNAME(ENXIO); ERRNAME(ENOTTY);
     }
     static char buf[32];
     snprintf(buf, sizeof buf, "errno %d", e);
@@ -129,9 +137,98 @@ static long probe_settimeofday_same(void) {
     return syscall(SYS_settimeofday, &tv, NULL);
 }
 
+/* mount(2) of a tmpfs on TARGET (default /mnt), unmounted at once if it worked: only the
+ * container's own mount namespace ever sees it. */
+static long probe_mount(const char *target) {
+    long rc = syscall(SYS_mount, "none", target, "tmpfs", 0UL, "size=64k");
+    if (rc == 0)
+        syscall(SYS_umount2, target, 0L);
+    return rc;
+}
+
+/* Write a /proc/sys file's current value back to it: the open for writing is what a read-only
+ * /proc/sys refuses (EROFS); the write changes nothing. */
+static long probe_sysctl_same(const char *path) {
+    char buf[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0)
+        return -1;
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long rc = write(fd, buf, (size_t)n);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Read at most 16 bytes of a file: "OK" when some came, "EMPTY" at once at end of file (a path
+ * masked with /dev/null reads so), else the errno of open or read. */
+static int probe_read(const char *path) {
+    char buf[16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return report(-1);
+    ssize_t n = read(fd, buf, sizeof buf);
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (n == 0) {
+        puts("EMPTY");
+        return 0;
+    }
+    return report(n < 0 ? -1 : 0);
+}
+
+/* mknod a block device node MAJ:MIN at PATH, then open it read-only (never for writing) and
+ * read a little. Prints two words: mknod's result, then open+read's ("OK EPERM": the node
+ * could be made, the devices cgroup refused the open). */
+static int probe_mknod_read(const char *path, const char *maj, const char *min) {
+    dev_t dev = makedev((unsigned)strtoul(maj, NULL, 0), (unsigned)strtoul(min, NULL, 0));
+    long rc = syscall(SYS_mknod, path, (long)(S_IFBLK | 0600), (long)dev);
+    const char *made = rc < 0 ? errname(errno) : "OK";
+    if (rc < 0) {
+        printf("%s -\n", made);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    const char *opened = "OK";
+    if (fd < 0) {
+        opened = errname(errno);
+    } else {
+        char buf[16];
+        if (read(fd, buf, sizeof buf) < 0)
+            opened = errname(errno);
+        close(fd);
+    }
+    unlink(path);
+    printf("%s %s\n", made, opened);
+    return 0;
+}
+
+/* PTRACE_ATTACH to PID (default 1); detached at once if it worked. */
+static long probe_ptrace(const char *pid_s) {
+    long pid = pid_s ? strtol(pid_s, NULL, 0) : 1;
+    long rc = syscall(SYS_ptrace, PTRACE_ATTACH, pid, 0L, 0L);
+    if (rc == 0) {
+        waitpid((pid_t)pid, NULL, __WALL);
+        syscall(SYS_ptrace, PTRACE_DETACH, pid, 0L, 0L);
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: probe NAME [ARGS...] | probe syscall NR [ARGS...]\n");
+        fprintf(stderr, "usage: probe NAME [ARGS...] | probe syscall NR [ARGS...]\n"
+                        "names: keyctl add_key bpf perf_event_open socket FAMILY [TYPE [PROTO]] personality VALUE\n"
+                        "  clone3 ptrace [PID] unshare user|net|mount|pid|ipc|uts settimeofday-same settime-noop\n"
+                        "  reboot init_module [FILE] mount [TARGET] sysctl-same [PATH] read PATH\n"
+                        "  mknod-read PATH MAJOR MINOR mkdir PATH\n");
         return 2;
     }
     const char *p = argv[1];
@@ -155,8 +252,8 @@ int main(int argc, char **argv) {
         return report(probe_personality(argv[2]));
     if (!strcmp(p, "clone3"))
         return report(probe_clone3());
-    if (!strcmp(p, "ptrace")) /* PTRACE_ATTACH to PID 1 of the container's own namespace */
-        return report(syscall(SYS_ptrace, PTRACE_ATTACH, 1L, 0L, 0L));
+    if (!strcmp(p, "ptrace")) /* PTRACE_ATTACH to a PID of the container's own namespace (1 unless told) */
+        return report(probe_ptrace(argc > 2 ? argv[2] : NULL));
     if (!strcmp(p, "unshare") && argc > 2)
         return report(probe_unshare(argv[2]));
     if (!strcmp(p, "settimeofday-same"))
@@ -169,6 +266,16 @@ int main(int argc, char **argv) {
             return report(-1);
         return report(syscall(SYS_finit_module, fd, "", 0));
     }
+    if (!strcmp(p, "settime-noop")) /* tv and tz NULL: the CAP_SYS_TIME check, then nothing to set */
+        return report(syscall(SYS_settimeofday, NULL, NULL));
+    if (!strcmp(p, "mount"))
+        return report(probe_mount(argc > 2 ? argv[2] : "/mnt"));
+    if (!strcmp(p, "sysctl-same"))
+        return report(probe_sysctl_same(argc > 2 ? argv[2] : "/proc/sys/kernel/domainname"));
+    if (!strcmp(p, "read") && argc > 2)
+        return probe_read(argv[2]);
+    if (!strcmp(p, "mknod-read") && argc > 4)
+        return probe_mknod_read(argv[2], argv[3], argv[4]);
     if (!strcmp(p, "mkdir") && argc > 2)
         return report(syscall(SYS_mkdir, argv[2], 0700));
     fprintf(stderr, "probe: unknown probe %s\n", p);

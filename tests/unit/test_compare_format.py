@@ -94,3 +94,14 @@ def test_error_text_without_the_runtime_prefix():
     flag = "invalid argument \"3x\" for \"-m, --memory\" flag: invalid size: '3x'\nSee 'docker run --help'.\n"
     assert report.norm_error(flag) == report.norm_error("minirt: " + flag.splitlines()[0]) == flag.splitlines()[0]
     assert report.norm_error("") == "(no message)"
+
+
+def test_escape_rows_name_corpus_rows():
+    """Every explained `escape:` row names a row of the corpus table, so renaming a probe cannot
+    leave an explanation behind that no longer matches anything."""
+    from tests.probes.corpus import CORPUS, SECCOMP_RULES
+
+    labels = {f"escape: {r.name} ({' '.join(r.opts) if passing else 'default'})"
+              for r in CORPUS + SECCOMP_RULES for passing in (False, True)}
+    explained = [k for k in (*report.INTENDED, *report.NEWER_DOCKER) if k.startswith("escape:")]
+    assert explained and set(explained) <= labels, set(explained) - labels
