@@ -153,7 +153,9 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             undo.add(f"# kill -KILL the init of {ids.short(cfg.id)}", c.child.kill)
             timing.mark("fork")
             spawn(c.child, cfg, cdir, prog.bpf if prog else None)
+            timing.mark("spawned")
             c.plan_cgroup()
+            timing.mark("planned")
             # The record is written while the child imports and unshares (2 cores: this is
             # off the critical path). It precedes the first host change: the child touches
             # nothing outside its own namespaces before NET_READY, and the parent changes the

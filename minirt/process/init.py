@@ -116,6 +116,7 @@ def _become_root(ch: Channel, cfg) -> list[int]:
     # hold here: read ours again (now, while /proc and every module are still reachable).
     caps._supported = None
     caps.supported_here()
+    timing.mark("userns-root")
     return trees
 
 

@@ -19,7 +19,7 @@ import os
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 
-from minirt import faults
+from minirt import faults, timing
 from minirt.process import signals
 from minirt.process.sync import Channel
 
@@ -90,10 +90,13 @@ def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> No
     child.channel = parent_ch
     # maps first: until they are written the child's ids are unmapped, and it waits for USERNS
     userns.write_maps(pid, cfg.uidmap, cfg.gidmap)
+    timing.mark("userns-maps")
     fds = userns.detached_trees(pid, cfg.rootfs, cfg.volumes)
+    timing.mark("userns-trees")
     try:
         faults.point("after-idmap")  # a detached idmapped mount exists: closing its fd frees it
         parent_ch.send_fds(USERNS, fds)
+        timing.mark("userns-sent")
     finally:
         for fd in fds:
             os.close(fd)

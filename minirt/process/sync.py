@@ -32,10 +32,12 @@ after pivot_root, where no new module can be imported.
 
 # _socket, not socket: socket.py builds IntEnums at import (enum costs ~5 ms of our start-up).
 import _socket
+import sys
 
 from minirt import jsonenc
 from minirt.errors import EXIT_RUNTIME, ExecError, InitError
 
+_BYTEORDER = sys.byteorder  # SCM_RIGHTS carries C ints in the machine's order
 NS_READY, CGROUP, NET_READY, EXEC, ERROR = "ns-ready", "cgroup", "net-ready", "exec", "error"
 USERNS = "userns"  # user namespaces only: maps written; carries the detached mount fds
 MAX_MSG = 65536
@@ -72,22 +74,20 @@ class Channel:
         data = kind.encode()
         if payload:
             data += b"\0" + jsonenc.dumps(payload).encode()
-        import array
-
+        # ints packed by hand: the array module imports collections.abc at load (~5 ms here)
+        packed = b"".join(fd.to_bytes(4, _BYTEORDER, signed=True) for fd in fds)
         try:
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, packed)])
         except (BrokenPipeError, ConnectionResetError, ConnectionRefusedError):
             pass  # as in send(): the peer's ERROR, or EOF, is what the next recv() reports
 
     def expect_fds(self, kind: str, count: int) -> tuple[dict, list[int]]:
         """expect() for a message sent by send_fds; the fds arrive close-on-exec."""
-        import array
-
         data, anc, _, _ = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(count * 4), _socket.MSG_CMSG_CLOEXEC)
-        fds = array.array("i")
+        fds = []
         for level, typ, raw in anc:
             if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
-                fds.frombytes(raw[: len(raw) - len(raw) % 4])
+                fds += [int.from_bytes(raw[i : i + 4], _BYTEORDER, signed=True) for i in range(0, len(raw) - 3, 4)]
         if not data:
             raise InitError(f"container process exited before {kind}")
         got, _, raw = data.partition(b"\0")
