@@ -58,7 +58,10 @@ $(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	ln -sfn /usr/lib/python3/dist-packages/nftables "$$site/nftables"; \
 	$(VPY) -m compileall -q "$$site/minirt" >/dev/null; \
-	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt; \
+	commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" oci "$$commit" > $(VENV)/bin/minirt-oci; \
+	chmod 755 $(VENV)/bin/minirt-oci
 	@touch $@
 
 rootfs: $(ROOTFS)/bin/busybox $(VENV)/share/minirt/rootfs

@@ -23,6 +23,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <linux/capability.h>
 #include <stdint.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -229,8 +231,9 @@ static PyObject *sys_move_mount(PyObject *self, PyObject *args) {
 static PyObject *sys_seccomp_set_filter(PyObject *self, PyObject *args) {
     Py_buffer prog;
     struct sock_fprog fprog;
+    unsigned int flags = 0; /* SECCOMP_FILTER_FLAG_*: minirt-oci passes an OCI profile's `flags` */
     long rc;
-    if (!PyArg_ParseTuple(args, "y*", &prog))
+    if (!PyArg_ParseTuple(args, "y*|I", &prog, &flags))
         return NULL;
     if (prog.len == 0 || prog.len % sizeof(struct sock_filter) != 0
         || prog.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
@@ -240,11 +243,47 @@ static PyObject *sys_seccomp_set_filter(PyObject *self, PyObject *args) {
     }
     fprog.len = (unsigned short)(prog.len / sizeof(struct sock_filter));
     fprog.filter = (struct sock_filter *)prog.buf;
-    rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+    rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
     PyBuffer_Release(&prog);
     if (rc != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
+}
+
+/* ---- capabilities (minirt-oci) -------------------------------------------------------------- */
+
+/* capset(2) with version 3 (64-bit sets): the OCI process's effective, permitted and
+ * inheritable sets at once, as runc's ApplyCaps does (python-prctl only lowers a set). */
+static PyObject *sys_capset(PyObject *self, PyObject *args) {
+    unsigned long long eff, perm, inh;
+    struct __user_cap_header_struct hdr;
+    struct __user_cap_data_struct data[2];
+    if (!PyArg_ParseTuple(args, "KKK", &eff, &perm, &inh))
+        return NULL;
+    memset(&hdr, 0, sizeof hdr);
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    data[0].effective = (uint32_t)eff;
+    data[1].effective = (uint32_t)(eff >> 32);
+    data[0].permitted = (uint32_t)perm;
+    data[1].permitted = (uint32_t)(perm >> 32);
+    data[0].inheritable = (uint32_t)inh;
+    data[1].inheritable = (uint32_t)(inh >> 32);
+    if (syscall(SYS_capset, &hdr, data) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* prctl(option, a2, a3, a4, a5) -> int: the options python-prctl does not know (PR_CAP_AMBIENT,
+ * PR_SET_KEEPCAPS with the exact arguments runc uses). */
+static PyObject *sys_prctl(PyObject *self, PyObject *args) {
+    int option, rc;
+    unsigned long a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    if (!PyArg_ParseTuple(args, "i|kkkk", &option, &a2, &a3, &a4, &a5))
+        return NULL;
+    rc = prctl(option, a2, a3, a4, a5);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(rc);
 }
 
 /* SHA-256 (FIPS 180-4) of a buffer, as 64 hex digits: the key of the seccomp program cache
@@ -325,7 +364,10 @@ static PyMethodDef methods[] = {
     {"move_mount", sys_move_mount, METH_VARARGS, "move_mount(fd, target)"},
     {"pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)"},
     {"sha256_hex", sys_sha256_hex, METH_VARARGS, "sha256_hex(data) -> 64 hex digits"},
-    {"seccomp_set_filter", sys_seccomp_set_filter, METH_VARARGS, "seccomp_set_filter(bpf): attach a BPF program"},
+    {"seccomp_set_filter", sys_seccomp_set_filter, METH_VARARGS,
+     "seccomp_set_filter(bpf, flags=0): attach a BPF program"},
+    {"capset", sys_capset, METH_VARARGS, "capset(effective, permitted, inheritable): 64-bit masks"},
+    {"prctl", sys_prctl, METH_VARARGS, "prctl(option, a2=0, a3=0, a4=0, a5=0) -> int"},
     {NULL, NULL, 0, NULL},
 };
 
