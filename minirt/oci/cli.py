@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         return commands.dispatch(cmd, root, opts, pos)
     except MinirtError as e:
         log.error(str(e))
-        return 1
+        # exec (not detached) reports "cannot execute" / "not found" as the shell does; every
+        # other failure is runc's exit 1
+        return e.exit_code if args_cmd(args) == "exec" and e.exit_code in (126, 127) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - one line, as runc's fatal; the traceback with --debug
@@ -143,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         log.error(f"internal error: {e!r}")
         return 1
+
+
+def args_cmd(args: list[str]) -> str | None:
+    return next((a for a in args if a in COMMANDS), None)
 
 
 def _default_root() -> str:
