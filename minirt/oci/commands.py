@@ -12,6 +12,7 @@ import sys
 import time
 
 from minirt.errors import ConfigError, MinirtError
+from minirt.oci import fds
 from minirt.oci import state as ocistate
 from minirt.oci.spec import SPEC_VERSION
 
@@ -65,15 +66,6 @@ def public(root: str, rec: dict) -> dict:
                       rec.get("created", ""), rec.get("annotations"))  # fmt: skip
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    """runc's createPidFile: a temp file renamed over the target, so a reader never sees half."""
-    path = os.path.abspath(path)
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.replace(tmp, path)
-
-
 # --- create --------------------------------------------------------------------------------------
 
 def create(root: str, cid: str, opts: dict) -> int:
@@ -96,29 +88,13 @@ def create(root: str, cid: str, opts: dict) -> int:
         raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
     if console and not sp.terminal:
         raise ConfigError("cannot use console socket if runc will not detach or allocate tty")
-    preserve = _preserve_fds(opts)
+    preserve = fds.preserve_fds(opts)
     if os.geteuid() != 0:
         raise ConfigError("minirt-oci must run as root")
     from minirt.oci import create as creator
 
     creator.create(root, sp, console, opts.get("pid-file"), bool(opts.get("no-pivot")), preserve)
     return 0
-
-
-def _preserve_fds(opts: dict) -> int:
-    v = opts.get("preserve-fds") or "0"
-    try:
-        n = int(v)
-    except ValueError:
-        raise ConfigError(f'invalid value "{v}" for flag -preserve-fds') from None
-    if n < 0:
-        raise ConfigError("--preserve-fds must not be negative")
-    for fd in range(3, 3 + n):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise ConfigError(f"--preserve-fds {n}: fd {fd} is not open") from None
-    return n
 
 
 # --- start, state, kill --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 from minirt import procfs
 from minirt.errors import ConflictError, MinirtError
 from minirt.oci import cgroup as ocicg
-from minirt.oci import hooks, log
+from minirt.oci import fds, hooks, log
 from minirt.oci import state as ocistate
 from minirt.oci.spec import NAMESPACES, SPEC_VERSION
 from minirt.process.sync import CGROUP, NS_READY, Channel
@@ -76,7 +76,7 @@ def create(root: str, sp, console_path: str | None, pid_file: str | None, no_piv
             os.chown(fifo, userns.to_host(sp.cfg.uidmap, 0), userns.to_host(sp.cfg.gidmap, 0))
         fifo_fd = os.open(fifo, O_PATH | os.O_CLOEXEC)  # the init reopens it via /proc/self/fd
         if console_path:
-            console = _connect(console_path)
+            console = fds.connect_console(console_path)
         cg = ocicg.for_spec(sp)
         rec["cgroup"] = cg.to_dict()
         ocistate.save(root, rec)  # persist before the point of no return: delete finds the cgroup
@@ -114,9 +114,7 @@ def create(root: str, sp, console_path: str | None, pid_file: str | None, no_piv
         rec.update(status="created", pid=child_pid, start_time=procfs.start_time(child_pid))
         ocistate.save(root, rec)
         if pid_file:
-            from minirt.oci.commands import write_pid_file
-
-            write_pid_file(pid_file, child_pid)
+            fds.write_pid_file(pid_file, child_pid)
         ok = True
     finally:
         if console is not None:
@@ -142,18 +140,6 @@ def _seccomp(sp) -> bytes:
     if skipped:
         log.debug(f"seccomp: syscalls unknown to libseccomp skipped: {', '.join(skipped)}")
     return bpf
-
-
-def _connect(path: str):
-    import _socket
-
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        s.close()
-        raise MinirtError(f"connecting to console socket {path}: {e.strerror}") from None
-    return s
 
 
 def _fork(sp, ctx) -> tuple[Channel, int, int]:

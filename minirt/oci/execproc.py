@@ -21,7 +21,7 @@ import _signal as signal
 
 from minirt import _syscalls
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, ExecError, MinirtError
-from minirt.oci import proc
+from minirt.oci import fds, proc
 from minirt.oci import state as ocistate
 from minirt.oci.spec import NAMESPACES
 from minirt.process import signals
@@ -90,9 +90,7 @@ def main(root: str, cid: str, args: list[str], opts: dict) -> int:
     if st == "creating":
         raise MinirtError("cannot exec in a container that is being created")
     p = build_process(rec, args, opts)
-    from minirt.oci.commands import _preserve_fds, write_pid_file
-
-    preserve = _preserve_fds(opts)
+    preserve = fds.preserve_fds(opts)
     console_path = opts.get("console-socket")
     detach = bool(opts.get("detach"))
     if p["terminal"] and detach and not console_path:
@@ -114,7 +112,7 @@ def main(root: str, cid: str, args: list[str], opts: dict) -> int:
     finally:
         os.close(pidfd)
     if opts.get("pid-file"):
-        write_pid_file(opts["pid-file"], child)
+        fds.write_pid_file(opts["pid-file"], child)
     if detach:
         if master is not None:
             os.close(master)
@@ -139,7 +137,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
 
     pid = rec["pid"]
     joined = [t for t in JOIN_ORDER if t in (rec.get("namespaces") or {})]
-    fds = {t: os.open(f"/proc/{pid}/ns/{NAMESPACES[t][0]}", os.O_RDONLY | os.O_CLOEXEC) for t in joined}
+    nsfds = {t: os.open(f"/proc/{pid}/ns/{NAMESPACES[t][0]}", os.O_RDONLY | os.O_CLOEXEC) for t in joined}
     pidns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if "pid" in (rec.get("namespaces") or {}) else -1
     master = slave = None
     console = None
@@ -147,9 +145,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
         master, slave = proc.open_pty(f"/proc/{pid}/root/dev/pts")
         proc.set_size(slave, p.get("consoleSize"))
         if console_path:
-            from minirt.oci.create import _connect
-
-            console = _connect(console_path)
+            console = fds.connect_console(console_path)
             try:
                 proc.send_console(console, master)
             finally:
@@ -168,7 +164,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
             code = 1
             try:
                 os.close(errr)
-                _child(cg, fds, joined, rec, p, preserve, bpf, slave, old_mask, errw)
+                _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw)
             except ExecError as e:
                 code = e.exit_code if e.exit_code in (EXIT_CANNOT_EXEC, EXIT_NOT_FOUND) else 1
                 os.write(errw, f"{code} {e}".encode(errors="replace"))
@@ -183,7 +179,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
         os.close(own_pidns)
         if pidns >= 0:
             os.close(pidns)
-        for fd in fds.values():
+        for fd in nsfds.values():
             os.close(fd)
         os.close(errw)
         if slave is not None:
@@ -200,11 +196,11 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
     return child, master
 
 
-def _child(cg, fds, joined, rec, p, preserve, bpf, slave, old_mask, errw) -> None:
+def _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw) -> None:
     if cg is not None:
         cg.place(0)  # 0: the writer itself; before setns(mnt), while the host's cgroupfs is in view
     for t in joined:
-        os.setns(fds[t], NAMESPACES[t][1])
+        os.setns(nsfds[t], NAMESPACES[t][1])
     if rec.get("uidmap"):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

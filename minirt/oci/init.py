@@ -120,7 +120,8 @@ def child_main(ch: Channel, sp, ctx: Context) -> "NoReturn":  # noqa: F821
         if os.environ.get("MINIRT_DEBUG"):
             import traceback
 
-            where = " [" + " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(traceback.extract_tb(e.__traceback__))) + "]"
+            frames = reversed(traceback.extract_tb(e.__traceback__))
+            where = " [" + " <- ".join(f"{f.name}:{f.lineno}" for f in frames) + "]"
         _report(ch, parked, f"container init: {e.strerror or e}" + (f": {e.filename}" if e.filename else "") + where,
                 code)
     except BaseException as e:  # noqa: BLE001 - never return into create's code

@@ -351,7 +351,8 @@ def test_exec_args_process_and_detach(oci, tmp_path):
     oci.wait_out("ex", "started")
     r = oci("exec", "ex", "sh", "-c", "hostname; readlink /proc/1/exe; exit 7")
     assert r.returncode == 7 and r.stdout.splitlines() == ["runc", "/bin/busybox"], r.stderr
-    r = oci("exec", "--env", "FOO=bar", "--cwd", "/etc", "--user", "1000:1000", "ex", "sh", "-c", "echo $FOO; pwd; id -u")
+    r = oci("exec", "--env", "FOO=bar", "--cwd", "/etc", "--user", "1000:1000", "ex", "sh", "-c",
+            "echo $FOO; pwd; id -u")
     assert r.stdout.split() == ["bar", "/etc", "1000"], r.stderr
     r = oci("exec", "ex", "nosuchprogram")
     assert r.returncode == 127 and "executable file not found" in r.stderr
@@ -450,7 +451,8 @@ def test_console_socket_create_and_exec(oci, tmp_path):
         t = threading.Thread(target=lambda: got.update(e=lst.receive()))
         t.start()
         shim = oci.shim(oci.argv("exec", "--tty", "--detach", "--console-socket", lst.path, "--pid-file",
-                                 str(tmp_path / "e.pid"), "tty", "sh", "-c", "tty; echo exec-ok"), "exec-tty")  # fmt: skip
+                                 str(tmp_path / "e.pid"), "tty", "sh", "-c", "tty; echo exec-ok"),
+                        "exec-tty")  # fmt: skip
         assert shim.cmd_code() == 0, oci.err("exec-tty")
         t.join(30)
         _, emaster = got["e"]
@@ -487,7 +489,8 @@ def test_hooks(oci, tmp_path):
             for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
         }
         # startContainer's path resolves inside the container (busybox's sh there)
-        cfg["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /hostdir/startContainer.json"]}]
+        cfg["hooks"]["startContainer"] = [{"path": "/bin/sh",
+                                            "args": ["sh", "-c", "cat > /hostdir/startContainer.json"]}]
 
     oci.rewrite(b, change)
     oci.create("hk", b)
