@@ -353,7 +353,7 @@ def features() -> int:
         "ociVersionMin": spec.OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(spec.HOOK_NAMES),
-        "mountOptions": sorted(set(spec.MOUNT_FLAGS) | set(spec.PROPAGATION)),
+        "mountOptions": sorted(set(spec.MOUNT_FLAGS) | set(spec.PROPAGATION) | {"tmpcopyup"}),
         "linux": {
             "namespaces": sorted(spec.NAMESPACES),
             "capabilities": ["CAP_" + c.upper() for c in caps.CAPS],

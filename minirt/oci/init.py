@@ -159,7 +159,8 @@ def prepare_rootfs(sp, cg: dict) -> bool:
     for m in sp.mounts:
         if m.destination == "/dev" and not m.bind and m.flags & MS_RDONLY:
             dev_ro = True  # runc: /dev gets its nodes first, read-only at finalizeRootfs
-            m = type(m)(m.destination, m.type, m.source, m.flags & ~MS_RDONLY, m.propagation, m.data, m.options)
+            m = type(m)(m.destination, m.type, m.source, m.flags & ~MS_RDONLY, m.propagation, m.data, m.options,
+                        m.copyup)
         mount_entry(root, m, cg, sp)
     if not dev_bound:
         setup_dev(root, sp.cfg.devices or [], userns)
@@ -216,6 +217,8 @@ def mount_entry(root: str, m, cg: dict, sp) -> None:
         rest = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
         if rest:
             _remount(dest, rest)  # mount(2) ignores the other flags on the MS_BIND call itself
+    elif m.copyup:
+        _mount_tmpfs_copyup(dest, m)
     else:
         os.makedirs(dest, 0o755, exist_ok=True)
         try:
@@ -228,6 +231,24 @@ def mount_entry(root: str, m, cg: dict, sp) -> None:
             _remount(dest, m.flags & ~MS_REC)
     for p in m.propagation:
         libc.mount("none", dest, None, p)
+
+
+def _mount_tmpfs_copyup(dest: str, m) -> None:
+    """tmpcopyup (runc's extension, podman's --tmpfs on an image directory): the tmpfs starts
+    with what the image has there. The directory underneath stays reachable through an fd taken
+    before the mount (/proc/self/fd/N walks the covered tree), so no staging mount is needed;
+    the flags (ro) are applied after the copy."""
+    import shutil
+
+    os.makedirs(dest, 0o755, exist_ok=True)
+    under = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        libc.mount(m.source or "tmpfs", dest, "tmpfs", m.flags & ~MS_RDONLY, m.data or None)
+        shutil.copytree(f"/proc/self/fd/{under}", dest, symlinks=True, dirs_exist_ok=True)
+    finally:
+        os.close(under)
+    if m.flags & MS_RDONLY:
+        libc.mount("none", dest, None, MS_REMOUNT | (m.flags & ~MS_REC))
 
 
 def _mount_cgroup(dest: str, m, cg: dict, private: bool) -> None:

@@ -51,7 +51,6 @@ PROPAGATION = {
 # Options runc knows that minirt-oci does not implement: refused by name rather than handed to
 # the filesystem as data (where the kernel would reject them with a bare EINVAL).
 REFUSED_MOUNT_OPTIONS = {
-    "tmpcopyup": "tmpcopyup (copying the image's content into a tmpfs) is not supported",
     "idmap": "idmapped mounts (idmap) are not supported",
     "ridmap": "idmapped mounts (ridmap) are not supported",
 }
@@ -91,12 +90,13 @@ class Mount:
     """One entry of `mounts`: flags to set, propagation changes to apply after, data for the
     filesystem (runc's parseMountOptions split)."""
 
-    __slots__ = ("destination", "type", "source", "flags", "propagation", "data", "options")
+    __slots__ = ("destination", "type", "source", "flags", "propagation", "data", "options", "copyup")
 
     def __init__(self, destination: str, type: str, source: str, flags: int = 0, propagation: tuple = (),
-                 data: str = "", options: tuple = ()):
+                 data: str = "", options: tuple = (), copyup: bool = False):
         self.destination, self.type, self.source = destination, type, source
         self.flags, self.propagation, self.data, self.options = flags, tuple(propagation), data, tuple(options)
+        self.copyup = copyup  # tmpcopyup: the image's files at the destination are copied into the tmpfs
 
     @property
     def bind(self) -> bool:
@@ -194,9 +194,12 @@ def check_id(cid: str) -> str:
 def parse_mount_options(options: list[str], where: str) -> tuple[int, tuple, str]:
     """(flags, propagation flags in order, data) from a mount's options, as runc's
     parseMountOptions: flags set and cleared in order, propagation kept apart (it needs its own
-    mount(2) call after the mount exists), everything else joined with "," as the data string."""
+    mount(2) call after the mount exists), runc's own extension tmpcopyup left to the caller,
+    everything else joined with "," as the data string."""
     flags, prop, data = 0, [], []
     for opt in options:
+        if opt == "tmpcopyup":
+            continue
         if opt in REFUSED_MOUNT_OPTIONS:
             raise _err(where, REFUSED_MOUNT_OPTIONS[opt])
         if opt in RECURSIVE_ATTRS:
@@ -237,7 +240,10 @@ def parse_mount(m: object, i: int, bundle: str) -> Mount:
             raise _err(where, "a bind mount needs a source")
         # runtime-spec: a relative bind source is relative to the bundle
         source = os.path.normpath(os.path.join(bundle, source))
-    return Mount(os.path.normpath(dest), typ, source, flags, prop, data, tuple(options))
+    copyup = "tmpcopyup" in options
+    if copyup and typ != "tmpfs":
+        raise _err(where, "tmpcopyup is for tmpfs mounts")
+    return Mount(os.path.normpath(dest), typ, source, flags, prop, data, tuple(options), copyup)
 
 
 # --- namespaces, ids -----------------------------------------------------------------------------

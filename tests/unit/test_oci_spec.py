@@ -83,10 +83,12 @@ def test_bind_mounts():
     m = spec.parse_mount({"destination": "/x", "source": "/h", "options": ["rbind"]}, 0, BUNDLE)
     assert m.type == "bind" and m.flags == spec.MS_BIND | spec.MS_REC and m.source == "/h"
     assert spec.Mount.from_dict(m.to_dict()).to_dict() == m.to_dict()
+    m = spec.parse_mount({"destination": "/tmp", "type": "tmpfs", "options": ["tmpcopyup", "mode=1777"]}, 0, BUNDLE)
+    assert m.copyup and m.data == "mode=1777"
 
 
 @pytest.mark.parametrize("mount, match", [
-    ({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}, "tmpcopyup"),
+    ({"destination": "/x", "type": "bind", "source": "/h", "options": ["tmpcopyup"]}, "tmpcopyup is for tmpfs"),
     ({"destination": "/x", "type": "bind", "source": "/h", "options": ["rro"]}, "recursive mount attribute"),
     ({"destination": "/x", "type": "bind", "source": "/h", "options": ["idmap"]}, "idmapped"),
     ({"destination": "/x", "type": "bind", "source": "/h", "uidMappings": [{}]}, "idmapped"),
