@@ -35,6 +35,8 @@ COMMANDS = {
     "pause": ({}, "freeze every process of the container"),
     "resume": ({}, "thaw a paused container"),
     "update": ({"resources": VALUE, "r": "resources"}, "change resource limits (--resources FILE|-, OCI JSON)"),
+    "events": ({"stats": FLAG, "interval": VALUE}, "print the container's statistics once (--stats; runc's "
+               "event stream is not supported)"),
     "features": ({}, "print the runtime-spec features JSON"),
 }  # fmt: skip
 STOP_AT_POSITIONAL = ("exec", "ps")

@@ -51,6 +51,8 @@ def dispatch(cmd: str, root: str, opts: dict, pos: list[str]) -> int:
         return pause(root, cid, cmd == "pause")
     if cmd == "update":
         return update(root, cid, opts)
+    if cmd == "events":
+        return events(root, cid, opts)
     raise MinirtError(f"unknown command {cmd}")
 
 
@@ -341,6 +343,32 @@ def update(root: str, cid: str, opts: dict) -> int:
     cgroup.apply_resources(cg, res)
     if obj.get("devices"):
         cg.apply_devices(spec.device_rules(obj["devices"], "resources.devices"))
+    return 0
+
+
+def events(root: str, cid: str, opts: dict) -> int:
+    """`events --stats` (containerd's shim asks it for metrics): one runc-shaped stats event
+    from the cgroup: CPU time, memory usage and limit, pids. runc's streaming events (OOM
+    notifications, periodic stats) are refused rather than faked."""
+    from minirt.oci import cgroup
+
+    if not opts.get("stats"):
+        raise MinirtError("events: only --stats is supported (no event stream)")
+    rec = ocistate.load(root, cid)
+    if ocistate.status(root, rec) == "stopped":
+        raise MinirtError("container not running")
+    cg = cgroup.of(rec)
+    if cg is None:
+        raise MinirtError("container has no cgroup")
+    s = cg.stats()
+    data = {
+        "cpu": {"usage": {"total": s["cpu_ns"]}, "throttling": {}},
+        "memory": {"usage": {"usage": s["mem_usage"], "limit": s["mem_limit"]}},
+        "pids": {"current": s["pids"]},
+        "blkio": {"ioServiceBytesRecursive": [{"op": "Read", "value": s["blk_read"]},
+                                              {"op": "Write", "value": s["blk_write"]}]},  # fmt: skip
+    }
+    sys.stdout.write(json.dumps({"type": "stats", "id": cid, "data": data}) + "\n")
     return 0
 
 

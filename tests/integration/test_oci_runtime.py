@@ -582,6 +582,9 @@ def test_pause_resume_update_ps(oci):
     assert r.returncode == 1 and "hugetlb" in r.stderr
     pids = json.loads(oci.ok("ps", "--format", "json", "pr"))
     assert _pid(oci, "pr") in pids
+    ev = json.loads(oci.ok("events", "--stats", "pr"))
+    assert ev["type"] == "stats" and ev["id"] == "pr" and ev["data"]["memory"]["usage"]["limit"] == 128 << 20
+    assert ev["data"]["pids"]["current"] >= 1 and ev["data"]["cpu"]["usage"]["total"] > 0
     oci.ok("delete", "--force", "pr")
 
 
