@@ -233,8 +233,8 @@ def _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw) -> N
     signals.reset_dispositions()
     if bpf and nnp:
         _syscalls.seccomp_set_filter(bpf, rec.get("seccomp_flags") or 0)
+    # an empty mask, not old_mask: what the engine blocks is not the program's business
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    _ = old_mask
     try:
         os.execve(exe, p["args"], env)
     except OSError as e:

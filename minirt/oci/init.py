@@ -27,17 +27,21 @@ Order (runc's nsexec + standard_init_linux.go + rootfs_linux.go prepareRootfs):
     startContainer hooks, [seccomp with no_new_privs], close fds, execve
 """
 
+# Every module the init needs is imported here, up front: after the uid change of a user
+# namespace the interpreter's files may be out of reach, after pivot_root they are gone.
 import errno
 import os
-import resource  # noqa: F401 - proc.set_rlimits needs it after pivot_root
+import resource  # noqa: F401 - proc.set_rlimits
+import shutil  # tmpcopyup
 import _signal as signal
 import _socket
 import stat
-import traceback  # noqa: F401 - MINIRT_DEBUG error locations, after pivot_root too
-import subprocess  # hooks: imported before pivot_root, the host's modules are gone after it
+import subprocess  # noqa: F401 - hooks
+import traceback  # MINIRT_DEBUG error locations
 
 from minirt import _syscalls, libc, rootfs
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, MinirtError
+from minirt.net import loopback
 from minirt.oci import hooks, proc
 from minirt.oci.spec import MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, NAMESPACES
 from minirt.process import signals
@@ -50,7 +54,6 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
              ("stderr", "/proc/self/fd/2"))  # fmt: skip
 _ST_FLAGS = ((os.ST_NOSUID, 0x2), (os.ST_NODEV, 0x4), (os.ST_NOEXEC, 0x8), (os.ST_NOATIME, 0x400),
              (os.ST_NODIRATIME, 0x800), (os.ST_RELATIME, 1 << 21))  # fmt: skip
-_ = subprocess
 
 
 class Context:
@@ -81,6 +84,10 @@ def child_main(ch: Channel, sp, ctx: Context) -> "NoReturn":  # noqa: F821
             if path is None and typ not in ("pid", "user", "cgroup"):
                 flags |= NAMESPACES[typ][1]
         os.unshare(flags)
+        if "network" in sp.namespaces and not sp.namespaces["network"]:
+            # runc sets up its "loopback" network for a namespace it made (specconv), none for a
+            # joined one: the engine owns that
+            loopback.up()
         os.setsid()  # runc's init is a session leader (nsexec), the tty's controlling process
         ch.send(NS_READY)
         cg = ch.expect(CGROUP)
@@ -118,8 +125,6 @@ def child_main(ch: Channel, sp, ctx: Context) -> "NoReturn":  # noqa: F821
     except OSError as e:
         where = ""
         if os.environ.get("MINIRT_DEBUG"):
-            import traceback
-
             frames = reversed(traceback.extract_tb(e.__traceback__))
             where = " [" + " <- ".join(f"{f.name}:{f.lineno}" for f in frames) + "]"
         _report(ch, parked, f"container init: {e.strerror or e}" + (f": {e.filename}" if e.filename else "") + where,
@@ -238,8 +243,6 @@ def _mount_tmpfs_copyup(dest: str, m) -> None:
     with what the image has there. The directory underneath stays reachable through an fd taken
     before the mount (/proc/self/fd/N walks the covered tree), so no staging mount is needed;
     the flags (ro) are applied after the copy."""
-    import shutil
-
     os.makedirs(dest, 0o755, exist_ok=True)
     under = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

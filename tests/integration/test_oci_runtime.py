@@ -294,8 +294,8 @@ def test_container_view(oci):
     read-only paths, a read-only root, the cgroup mount, its own namespaces."""
     prog = ("hostname; grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status; ulimit -n; "
             "cat /proc/kcore | wc -c; touch /x 2>&1; echo 1 > /proc/sys/kernel/domainname 2>&1; "
-            "ls /sys/fs/cgroup; readlink /proc/self/ns/net; echo more >> /etc/group && grep -c :x:0: "
-            "/etc/group && tail -n1 /etc/group; id")  # fmt: skip
+            "ls /sys/fs/cgroup; readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate; "
+            "echo more >> /etc/group && grep -c :x:0: /etc/group && tail -n1 /etc/group; id")  # fmt: skip
     b = oci.bundle("view", ["sh", "-c", prog])
     # tmpcopyup (podman's --tmpfs over an image directory): the image's /etc, writable
     oci.rewrite(b, lambda c: c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
@@ -309,6 +309,7 @@ def test_container_view(oci):
     assert "\n0\n" in out  # /proc/kcore masked by /dev/null
     assert "Read-only file system" in out
     assert "memory" in out and "pids" in out
+    assert "\nunknown\n" in out  # lo is up (its operstate reads "unknown" once up, "down" before)
     assert "\n1\nmore\n" in out  # the image's /etc/group (its root line) copied up, and writable
     assert "more" not in open(f"{ROOTFS}/etc/group").read()
     assert os.readlink(f"/proc/{oci.host.pid}/ns/net") not in out
