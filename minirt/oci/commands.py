@@ -127,6 +127,7 @@ def start(root: str, cid: str) -> int:
                     continue
                 if got:
                     break
+                time.sleep(0.01)  # EOF: no writer at all, so the init is gone or going
             if not ocistate.init_alive(rec):
                 raise MinirtError("cannot start a container that has stopped (its init exited before start)")
     finally:

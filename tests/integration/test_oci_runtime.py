@@ -532,6 +532,13 @@ def test_failing_create_hook_leaves_nothing(oci, tmp_path):
     assert last["level"] == "error" and "exit status 1" in last["msg"]
     assert not os.path.exists(f"{oci.root}/hf")
     assert not cgroups.leftovers(oci.cgroup_parent, timeout=2)
+    # a hook past its timeout is killed and fails create the same way
+    oci.rewrite(b, lambda c: c.update(hooks={"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"],
+                                                           "timeout": 1}]}))  # fmt: skip
+    t0 = time.monotonic()
+    s = oci.create("ht", b, expect_ok=False)
+    assert s.cmd_code() == 1 and "timeout after 1s" in oci.err("ht") and time.monotonic() - t0 < 10
+    assert not os.path.exists(f"{oci.root}/ht")
     # a poststop hook that fails is only a warning: delete succeeds
     b = oci.bundle("pf", ["true"])
     oci.rewrite(b, lambda c: c.update(hooks={"poststop": [{"path": fail}]}))
@@ -603,7 +610,7 @@ def test_seccomp_profile(oci):
 
 
 def test_user_namespace(oci):
-    b = oci.bundle("un", ["sh", "-c", "cat /proc/self/uid_map; id -u; echo done"])
+    b = oci.bundle("un", ["sh", "-c", "cat /proc/self/uid_map; id -u; echo done; sleep 30"])
 
     def change(cfg):
         cfg["linux"]["namespaces"].append({"type": "user"})
@@ -618,8 +625,9 @@ def test_user_namespace(oci):
     oci.ok("start", "un")
     out = oci.wait_out("un", "done")
     assert out.split()[:4] == ["0", "200000", "65536", "0"]
-    oci.wait_status("un", "stopped")
-    oci.ok("delete", "un")
+    r = oci("exec", "un", "sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert r.returncode == 0 and r.stdout.split() == ["0", "0", "200000", "65536"], r.stderr
+    oci.ok("delete", "--force", "un")
 
 
 def test_signal_to_created_container_and_kill_stopped(oci):
