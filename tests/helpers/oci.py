@@ -47,7 +47,7 @@ def runc_spec(rootfs: str, args: list[str], cgroups_path: str | None = None, ter
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": list(MASKED),
             "readonlyPaths": list(READONLY),
         },

@@ -295,11 +295,17 @@ def test_container_view(oci):
     prog = ("hostname; grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status; ulimit -n; "
             "cat /proc/kcore | wc -c; touch /x 2>&1; echo 1 > /proc/sys/kernel/domainname 2>&1; "
             "ls /sys/fs/cgroup; readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate; "
-            "echo more >> /etc/group && grep -c :x:0: /etc/group && tail -n1 /etc/group; id")  # fmt: skip
+            "echo more >> /etc/group && grep -c :x:0: /etc/group && tail -n1 /etc/group; "
+            "grep memory /proc/self/cgroup; id")  # fmt: skip
     b = oci.bundle("view", ["sh", "-c", prog])
-    # tmpcopyup (podman's --tmpfs over an image directory): the image's /etc, writable
-    oci.rewrite(b, lambda c: c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
-                                                 "options": ["tmpcopyup", "mode=755"]}))  # fmt: skip
+
+    def change(c):
+        # tmpcopyup (podman's --tmpfs over an image directory): the image's /etc, writable
+        c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["tmpcopyup", "mode=755"]})  # fmt: skip
+        c["linux"]["namespaces"].append({"type": "cgroup"})
+
+    oci.rewrite(b, change)
     oci.create("view", b)
     oci.ok("start", "view")
     out = oci.wait_out("view", "uid=")
@@ -311,6 +317,7 @@ def test_container_view(oci):
     assert "memory" in out and "pids" in out
     assert "\nunknown\n" in out  # lo is up (its operstate reads "unknown" once up, "down" before)
     assert "\n1\nmore\n" in out  # the image's /etc/group (its root line) copied up, and writable
+    assert ":memory:/\n" in out  # a cgroup namespace rooted at the container's cgroup
     assert "more" not in open(f"{ROOTFS}/etc/group").read()
     assert os.readlink(f"/proc/{oci.host.pid}/ns/net") not in out
     oci.wait_status("view", "stopped")

@@ -37,8 +37,8 @@ def test_runc_spec_default():
     sp = load()
     assert sp.root == "/b/rootfs" and sp.readonly is True
     assert sp.cfg.argv == ["sh"] and sp.cfg.workdir == "/" and sp.cfg.hostname == "runc"
-    assert sp.cfg.net == "none" and sp.cfg.cgroupns == "private"
-    assert sp.namespaces == {"pid": None, "network": None, "ipc": None, "uts": None, "mount": None, "cgroup": None}
+    assert sp.cfg.net == "none" and sp.cfg.cgroupns == "host"
+    assert sp.namespaces == {"pid": None, "network": None, "ipc": None, "uts": None, "mount": None}
     # CAP_AUDIT_WRITE 29, CAP_KILL 5, CAP_NET_BIND_SERVICE 10
     assert sp.caps["bounding"] == [5, 10, 29] and sp.caps["inheritable"] == [] and sp.caps["ambient"] == [5, 10, 29]
     assert sp.rlimits == [[7, 1024, 1024]] and sp.no_new_privs is True
