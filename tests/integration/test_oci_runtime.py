@@ -369,6 +369,8 @@ def test_exec_args_process_and_detach(oci, tmp_path):
     r = oci("exec", "--env", "FOO=bar", "--cwd", "/etc", "--user", "1000:1000", "ex", "sh", "-c",
             "echo $FOO; pwd; id -u")
     assert r.stdout.split() == ["bar", "/etc", "1000"], r.stderr
+    r = oci("exec", "--tty", "ex", "sh", "-c", "tty; exit 5")  # no console socket: minirt-oci relays the pty
+    assert r.returncode == 5 and r.stdout.startswith("/dev/pts/"), (r.stdout, r.stderr)
     r = oci("exec", "ex", "nosuchprogram")
     assert r.returncode == 127 and "executable file not found" in r.stderr
     process = dict(oci.config(str(tmp_path / "bundle-ex"))["process"], args=["sh", "-c", "echo from-process; exit 4"])
