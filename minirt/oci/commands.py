@@ -218,8 +218,12 @@ def delete(root: str, cid: str, force: bool) -> int:
     try:
         rec = ocistate.load(root, cid)
     except ocistate.NotExist:
+        # runc: a directory without state.json (an aborted create) is removed; with --force a
+        # container that does not exist at all is no error either
         if os.path.isdir(cdir):
             shutil.rmtree(cdir, ignore_errors=True)
+            return 0
+        if force:
             return 0
         raise
     st = ocistate.status(root, rec)

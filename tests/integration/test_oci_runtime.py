@@ -255,6 +255,16 @@ def test_delete_force_running_and_created(oci):
     oci.wait_out("f1", "started")
     oci.ok("delete", "--force", "f1")
     assert not os.path.exists(f"{oci.root}/f1")
+    # state partly gone: a directory without state.json (an aborted create) is removed
+    os.makedirs(f"{oci.root}/half")
+    oci.ok("delete", "half")
+    assert not os.path.exists(f"{oci.root}/half")
+    # ... or its cgroup already removed by someone else (the init killed with it)
+    oci.create("f3", oci.bundle("f3", LOOP))
+    cgroups.remove(f"{oci.cgroup_parent}/f3")
+    oci.wait_status("f3", "stopped")
+    oci.ok("delete", "f3")
+    assert not os.path.exists(f"{oci.root}/f3")
     # a created container is deleted without --force (runc), its parked init killed
     oci.create("f2", oci.bundle("f2", LOOP))
     oci.ok("delete", "f2")
@@ -263,6 +273,7 @@ def test_delete_force_running_and_created(oci):
 
 
 def test_unknown_id_and_json_log(oci, tmp_path):
+    assert oci("delete", "--force", "nosuch").returncode == 0  # runc: nothing to delete is no error with --force
     for args in (["state", "nosuch"], ["start", "nosuch"], ["kill", "nosuch", "KILL"], ["delete", "nosuch"],
                  ["exec", "nosuch", "true"], ["ps", "nosuch"], ["pause", "nosuch"]):
         r = oci(*args)
