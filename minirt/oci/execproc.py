@@ -164,7 +164,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
             code = 1
             try:
                 os.close(errr)
-                _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw)
+                _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, errw)
             except ExecError as e:
                 code = e.exit_code if e.exit_code in (EXIT_CANNOT_EXEC, EXIT_NOT_FOUND) else 1
                 os.write(errw, f"{code} {e}".encode(errors="replace"))
@@ -196,7 +196,7 @@ def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: s
     return child, master
 
 
-def _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw) -> None:
+def _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, errw) -> None:
     if cg is not None:
         cg.place(0)  # 0: the writer itself; before setns(mnt), while the host's cgroupfs is in view
     for t in joined:
@@ -233,7 +233,7 @@ def _child(cg, nsfds, joined, rec, p, preserve, bpf, slave, old_mask, errw) -> N
     signals.reset_dispositions()
     if bpf and nnp:
         _syscalls.seccomp_set_filter(bpf, rec.get("seccomp_flags") or 0)
-    # an empty mask, not old_mask: what the engine blocks is not the program's business
+    # an empty mask, not the caller's: what the engine blocks is not the program's business
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     try:
         os.execve(exe, p["args"], env)

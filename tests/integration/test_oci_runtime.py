@@ -11,7 +11,6 @@ the cgroups.
 import array
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -661,4 +660,3 @@ def test_signal_to_created_container_and_kill_stopped(oci):
     r = oci("start", "sk")
     assert r.returncode == 1 and "stopped" in r.stderr
     oci.ok("delete", "sk")
-    _ = signal
