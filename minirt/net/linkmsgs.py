@@ -112,25 +112,35 @@ def pyroute2_bytes(msg, msg_type: int, flags: int) -> bytearray:
 # -- compiling -------------------------------------------------------------------------------
 
 
-def compile_messages() -> dict:
-    """Encode the six messages with pyroute2 and locate their variable fields."""
-    ifinfmsg, ifaddrmsg, rtmsg = messages()
-    create = NLM_F_CREATE | NLM_F_EXCL
-
+def _veth_msg(host_ifname: str, peer_ifname: str, mtu: int, peer_mtu: int, master: int, mac: str, netns_fd: int,
+              peer_index: int):  # fmt: skip
+    """The veth RTM_NEWLINK as a pyroute2 message (compiled once with sentinels, or filled
+    directly for names the compiled slots cannot hold)."""
+    ifinfmsg = messages()[0]
     veth = ifinfmsg()
     veth["flags"] = veth["change"] = IFF_UP  # the kernel brings the host end up on creation
     # eth0 is given ifindex 2 (a fresh netns holds only lo) so later messages can name it
     # without a lookup; a peer of `network connect` gets 0 (the kernel picks). It cannot be
     # created up: veth_open() refuses with ENOTCONN until the pair is linked, so the peer is
     # set up by its own message ("up").
-    peer = {"index": _S["peer_index"],
-            "attrs": [("IFLA_IFNAME", _S_PEER), ("IFLA_MTU", _S["peer_mtu"]), ("IFLA_ADDRESS", _S_MAC),
-                      ("IFLA_NET_NS_FD", _S["netns_fd"])]}  # fmt: skip
+    peer = {"index": peer_index,
+            "attrs": [("IFLA_IFNAME", peer_ifname), ("IFLA_MTU", peer_mtu), ("IFLA_ADDRESS", mac),
+                      ("IFLA_NET_NS_FD", netns_fd)]}  # fmt: skip
     veth["attrs"] = [
-        ("IFLA_IFNAME", _S_HOST), ("IFLA_MTU", _S["mtu"]), ("IFLA_MASTER", _S["master"]),
+        ("IFLA_IFNAME", host_ifname), ("IFLA_MTU", mtu), ("IFLA_MASTER", master),
         ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
                                      ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
     ]  # fmt: skip
+    return veth
+
+
+def compile_messages() -> dict:
+    """Encode the six messages with pyroute2 and locate their variable fields."""
+    ifinfmsg, ifaddrmsg, rtmsg = messages()
+    create = NLM_F_CREATE | NLM_F_EXCL
+
+    veth = _veth_msg(_S_HOST, _S_PEER, _S["mtu"], _S["peer_mtu"], _S["master"], _S_MAC, _S["netns_fd"],
+                     _S["peer_index"])  # fmt: skip
     up = ifinfmsg()
     up["index"] = _S_INDEX
     up["flags"] = up["change"] = IFF_UP
@@ -252,7 +262,16 @@ def encode(msgs: dict, name: str, **fields) -> bytearray:
 
 def veth(msgs: dict, host_ifname: str, peer_ifname: str, mtu: int, master: int, mac: str, netns_fd: int,
          peer_index: int = 0) -> bytearray:  # fmt: skip
-    """`ip link add HOST mtu M master BR up type veth peer name PEER mtu M address MAC netns FD`."""
+    """`ip link add HOST mtu M master BR up type veth peer name PEER mtu M address MAC netns FD`.
+
+    A peer name the compiled slot cannot hold (4-7 bytes: eth0..eth9; a CNI_IFNAME may be any
+    1-15) is encoded by pyroute2 directly, the same message (the class import is paid then)."""
+    for name in (host_ifname, peer_ifname):
+        if not 0 < len(name.encode()) <= 15:  # IFNAMSIZ - 1
+            raise NetworkError(f"netlink veth: interface name {name!r} must be 1-15 bytes")
+    if not 4 <= len(peer_ifname.encode()) <= 7 or not 12 <= len(host_ifname.encode()) <= 15:
+        msg = _veth_msg(host_ifname, peer_ifname, mtu, mtu, master, mac, netns_fd, peer_index)
+        return pyroute2_bytes(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
     return encode(msgs, "veth", host_ifname=host_ifname, peer_ifname=peer_ifname, mtu=mtu, peer_mtu=mtu,
                   master=master, mac=bytes.fromhex(mac.replace(":", "")), netns_fd=netns_fd,
                   peer_index=peer_index)  # fmt: skip

@@ -241,8 +241,9 @@ def _setup_host_side(net: Network, host) -> int:
     from minirt.net.firewall import get_backend
 
     index = host.ensure_bridge(net.bridge, net.mtu)
-    host.add_address(index, net.bridge, net.gateway, net.prefixlen)
-    sysctl.ensure("net.ipv4.ip_forward", "1")
+    if net.is_gateway:  # a CNI network with isGateway: false routes nothing (the bridge plugin's IsGW)
+        host.add_address(index, net.bridge, net.gateway, net.prefixlen)
+        sysctl.ensure("net.ipv4.ip_forward", "1")
     # published ports reached from the host's 127.0.0.1 are DNATed out of the bridge with a
     # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
     # for the bridge (what Docker does when its userland proxy is off)
@@ -262,16 +263,15 @@ def _setup_host_side(net: Network, host) -> int:
 
 def remove(root: str, name: str, host) -> None:
     """Tear the network down (chains, bridge, record); refused while containers use it."""
-    from minirt import procfs
     from minirt.net import ipam
 
     fd = _lock(root)
     try:
         net = load_existing(root, name)
-        users = [
+        users = [  # owner_alive: a CNI attachment's lease counts as long as it exists (minirt/cni)
             owner["container"][:12]
             for owner in ipam.LeaseStore(f"{net.dir}/leases").leases().values()
-            if procfs.is_alive(owner.get("pid", 0), owner.get("start_time"))
+            if ipam.owner_alive(owner)
         ]
         if users:
             raise ConflictError(f"network {name!r}: in use by container(s) {', '.join(users)}")
