@@ -58,7 +58,9 @@ $(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	ln -sfn /usr/lib/python3/dist-packages/nftables "$$site/nftables"; \
 	$(VPY) -m compileall -q "$$site/minirt" >/dev/null; \
-	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt; \
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" minirt.cni.main > $(VENV)/bin/minirt-cni; \
+	chmod 755 $(VENV)/bin/minirt-cni
 	@touch $@
 
 rootfs: $(ROOTFS)/bin/busybox $(VENV)/share/minirt/rootfs
