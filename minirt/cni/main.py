@@ -56,6 +56,7 @@ def run(environ, stdin: bytes) -> tuple[int, str, str]:
         if command == "VERSION":
             return 0, protocol.encode(protocol.version_result(stdin)), ""
         env = protocol.parse_env(environ)
+        version = protocol.version_hint(stdin)
         conf = protocol.parse_config(stdin, command)
         version = conf.version
         if environ.get("MINIRT_EXPLAIN") == "1":  # each host change as its ip/nft line, on stderr

@@ -114,6 +114,17 @@ def version_result(stdin: bytes) -> dict:
     return {"cniVersion": version, "supportedVersions": list(SUPPORTED)}
 
 
+def version_hint(stdin: bytes) -> str:
+    """The version an error Result about this configuration is written in: its cniVersion when
+    that is one we speak (even if the rest is refused), else the latest."""
+    try:
+        conf = jsonenc.loads(stdin.decode())
+    except (ValueError, UnicodeDecodeError):
+        return LATEST
+    version = conf.get("cniVersion") if isinstance(conf, dict) else None
+    return version if version in SUPPORTED else LATEST
+
+
 def encode(obj: dict) -> str:
     return jsonenc.dumps(obj) + "\n"
 
