@@ -229,6 +229,10 @@ def cmd_del(env, conf, environ) -> None:
     root = root_of(conf, environ)
     cid, ifname = env.container_id, env.ifname
     net = netrecord.load(root, conf.name)
+    if net is not None:
+        from minirt.net import linkmsgs
+
+        linkmsgs.load(root)  # the compiled delete message: no pyroute2 import (netlink.delete_host_link)
     rec = store.load(net.dir, cid, ifname) if net is not None else None
     if rec is None:
         rec = {"containerID": cid, "ifname": ifname, "host_ifname": store.host_ifname(cid, ifname)}
@@ -313,6 +317,10 @@ def cmd_check(env, conf, environ) -> None:
     root = root_of(conf, environ)
     cid, ifname = env.container_id, env.ifname
     net = netrecord.load(root, conf.name)
+    if net is not None:
+        from minirt.net import linkmsgs
+
+        linkmsgs.load(root)  # the compiled delete message: no pyroute2 import (netlink.delete_host_link)
     rec = store.load(net.dir, cid, ifname) if net is not None else None
     if rec is None:
         raise CniError(UNKNOWN_CONTAINER, f"no attachment {cid}/{ifname} on network {conf.name}",

@@ -364,6 +364,8 @@ def _port_mappings(value) -> tuple[list[PortMapping], list[dict]]:
     """runtimeConfig.portMappings -> (mappings, skipped). A mapping bound to an IPv6 host address
     is skipped (the attachment has an IPv4 address only), as the portmap plugin skips mappings
     of the other address family."""
+    from minirt.net import inet
+
     if value is None:
         return [], []
     if not isinstance(value, list):
@@ -382,12 +384,10 @@ def _port_mappings(value) -> tuple[list[PortMapping], list[dict]]:
         host_ip = m.get("hostIP") or "0.0.0.0"
         if not isinstance(host_ip, str):
             raise CniError(INVALID_CONFIG, f"runtimeConfig.portMappings: hostIP {_show(host_ip)} is not a string")
-        from minirt.net import inet
-
         try:
             version, _n = inet.parse(host_ip, canonical6=False)
         except ValueError:
-            raise CniError(INVALID_CONFIG, f"runtimeConfig.portMappings: hostIP {host_ip!r} is not an address") from None
+            raise CniError(INVALID_CONFIG, f"runtimeConfig.portMappings: hostIP {host_ip!r}: not an address") from None
         if version == inet.V6:
             skipped.append(m)
             continue

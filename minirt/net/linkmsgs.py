@@ -19,6 +19,7 @@ each field landed. The six messages, each with its variable fields:
     route  RTM_NEWROUTE default via the IPv4 gateway, oif
     addr6  RTM_NEWADDR  index, prefixlen, IFA_ADDRESS (IPv6, IFA_F_NODAD)
     route6 RTM_NEWROUTE ::/0 via the IPv6 gateway, oif
+    del    RTM_DELLINK  index (a host veth, by the ifindex if_nametoindex gave: minirt-cni's DEL)
 
 Every caller encodes these through veth()/link_up()/address()/default_route(): a container's
 start (net/bridge.py, from the cache: no pyroute2 import on that path), `network connect`
@@ -54,7 +55,7 @@ AF_INET6 = 10
 IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 
-FORMAT = 4
+FORMAT = 5
 
 # sentinel values: byte patterns that cannot occur elsewhere in these messages
 _S_HOST = "mr" + "Q" * 13  # 15 bytes (IFNAMSIZ - 1): the attribute pads to 20 for 12-15 bytes
@@ -144,6 +145,8 @@ def compile_messages() -> dict:
     up = ifinfmsg()
     up["index"] = _S_INDEX
     up["flags"] = up["change"] = IFF_UP
+    dellink = ifinfmsg()
+    dellink["index"] = _S_INDEX
     addr = ifaddrmsg()
     addr.update({"family": AF_INET, "prefixlen": _S_PLEN, "index": _S_INDEX})
     addr["attrs"] = [("IFA_LOCAL", _S_ADDR), ("IFA_ADDRESS", _S_ADDR)]
@@ -161,7 +164,8 @@ def compile_messages() -> dict:
     for name, msg, mtype, flags in (("veth", veth, RTM_NEWLINK, create), ("up", up, RTM_NEWLINK, 0),
                                     ("addr", addr, RTM_NEWADDR, create), ("route", route, RTM_NEWROUTE, create),
                                     ("addr6", addr6, RTM_NEWADDR, create),
-                                    ("route6", route6, RTM_NEWROUTE, create)):  # fmt: skip
+                                    ("route6", route6, RTM_NEWROUTE, create),
+                                    ("del", dellink, RTM_DELLINK, 0)):  # fmt: skip
         data = bytes(pyroute2_bytes(msg, mtype, flags))
         out[name] = {"bytes": data.hex(), "fields": {}}
     u32 = struct.Struct("=I").pack
@@ -178,6 +182,7 @@ def compile_messages() -> dict:
     for key, value in _S.items():
         field("veth", key, "u32", u32(value), f"veth {key}")
     field("up", "index", "u32", u32(_S_INDEX), "up index")
+    field("del", "index", "u32", u32(_S_INDEX), "del index")
     for name, address, plen, family in (("addr", _S_ADDR, _S_PLEN, "IPv4"), ("addr6", _S_ADDR6, _S_PLEN6, "IPv6")):
         offs = field(name, "address", "raw", inet.pack(address), f"{family} address", count=2 if name == "addr" else 1)
         if name == "addr":
@@ -221,6 +226,11 @@ def load(root: str) -> dict:
     os.makedirs(root, mode=0o700, exist_ok=True)
     atomic_write_json(path, msgs)
     return msgs
+
+
+def loaded() -> dict | None:
+    """The compiled messages if this process has them already (load() or compiled() ran)."""
+    return _compiled
 
 
 def compiled() -> dict:
@@ -279,6 +289,11 @@ def veth(msgs: dict, host_ifname: str, peer_ifname: str, mtu: int, master: int, 
 
 def link_up(msgs: dict, index: int) -> bytearray:
     return encode(msgs, "up", index=index)
+
+
+def link_delete(msgs: dict, index: int) -> bytearray:
+    """`ip link del` of the link with ifindex `index`."""
+    return encode(msgs, "del", index=index)
 
 
 def address(msgs: dict, index: int, addr: str, prefixlen: int) -> bytearray:

@@ -102,7 +102,9 @@ def ensure_declared(root: str, name: str, host, *, bridge: str | None, subnet: s
             "masquerade": masquerade}  # fmt: skip
     net = load(root, name)
     if net is not None and not _disagreement(net, want):
-        index = host.link_index(net.bridge)
+        from minirt.net.netlink import index_of
+
+        index = index_of(net.bridge)  # if_nametoindex: no netlink message class is imported
         if index is not None:
             return net, index
     fd = _lock(root)

@@ -235,3 +235,16 @@ def test_the_start_up_path_does_not_import_pyroute2(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_delete_by_index_matches_pyroute2(compiled, explained):
+    ifinfmsg = messages()[0]
+    cap = Capture()
+    Rtnl(cap, compiled).delete_index(17, "mc0123456789ab")
+    m = ifinfmsg()
+    m["index"] = 17
+    assert cap.sent[0] == _encoded(m, 17, 0x5, 1)  # RTM_DELLINK, request + ack
+    assert explained == ["ip link del mc0123456789ab"]
+    cap = Capture(errno.ENODEV)  # already gone: done, and nothing to explain
+    Rtnl(cap, compiled).delete_index(17, "mc0123456789ab")
+    assert explained == ["ip link del mc0123456789ab"]
