@@ -346,3 +346,18 @@ def test_errors(minirt, runtime, sandboxes):
     assert runtime.check("c1", c1).rc == 0  # the first attachment is intact
     ok(runtime.delete("c1", c1.netns))
     assert leases(minirt) == []
+
+
+def test_parallel_adds_get_distinct_addresses(minirt, runtime, sandboxes):
+    """SPEC.md: "Plugins must handle being executed concurrently across different containers":
+    the first ADDs of a network race to make it (networks lock) and to lease (the network's lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    boxes = {f"p{i}": sandboxes() for i in range(8)}
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda item: runtime.add(item[0], item[1]), boxes.items()))
+    addresses = [ok(r)["ips"][0]["address"] for r in replies]
+    assert len(set(addresses)) == 8 and len(leases(minirt)) == 8
+    with ThreadPoolExecutor(8) as pool:
+        assert all(r.rc == 0 for r in pool.map(lambda item: runtime.delete(item[0], item[1].netns), boxes.items()))
+    assert leases(minirt) == []

@@ -244,3 +244,17 @@ def test_host_veth_names():
     assert name == store.host_ifname("3f2a", "eth0") != store.host_ifname("3f2a", "eth1")
     assert len(name) == 14 and name.startswith("mc") and store.is_host_ifname(name)
     assert not store.is_host_ifname("mr0123456789ab")
+
+
+def test_ip_masq_false_leaves_only_the_masquerade_out():
+    """CNI's ipMasq: false is a network that is not internal (forwarding, hairpin for published
+    ports) but has no `ip saddr <subnet> masquerade` rule."""
+    from minirt.net.firewall import NetworkSpec, ruleset
+
+    spec = NetworkSpec("n1", "br-n1", "10.88.0.0/24", "10.88.0.1")
+    with_masq = json.dumps(ruleset.setup_network_batch(spec))
+    spec.masquerade = False
+    without = ruleset.setup_network_batch(spec)
+    nat = [c for c in without if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == "net-n1-nat"]
+    assert nat == [] and '"saddr"' in with_masq and '"saddr"' not in json.dumps(without)
+    assert any(c.get("add", {}).get("rule", {}).get("chain") == "net-n1-hairpin" for c in without)
