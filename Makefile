@@ -61,7 +61,9 @@ $(VENV)/.installed: $(VENV)/.created $(SOURCES) | apt
 	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" > $(VENV)/bin/minirt; chmod 755 $(VENV)/bin/minirt; \
 	commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
 	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" oci "$$commit" > $(VENV)/bin/minirt-oci; \
-	chmod 755 $(VENV)/bin/minirt-oci
+	chmod 755 $(VENV)/bin/minirt-oci; \
+	tools/write-launcher "$(CURDIR)/$(VPY)" "$$site" minirt.cni.main > $(VENV)/bin/minirt-cni; \
+	chmod 755 $(VENV)/bin/minirt-cni
 	@touch $@
 
 rootfs: $(ROOTFS)/bin/busybox $(VENV)/share/minirt/rootfs

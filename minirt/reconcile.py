@@ -112,6 +112,14 @@ def findings(store) -> list[Finding]:
             elif st["undo"] == "ports":
                 claimed_elements.update({(m, k): v for m, k, v in st["elements"]})
 
+    # a root shared with minirt-cni: its attachments live from CNI ADD to DEL/GC, with no process
+    # and no record of ours; their elements are claimed by their attachment records (their
+    # leases never look stale, ipam.owner_alive; their `mc` veths are not ours to judge)
+    from minirt.cni import store as cnistore
+
+    for n in nets:
+        claimed_elements.update(cnistore.claimed_elements(n.dir))
+
     subnets = [sn for n in nets for sn in (n.subnet, n.subnet6) if sn]
     bridges = {n.bridge for n in nets}
     out = []

@@ -311,7 +311,8 @@ def _check_clean(r: Runner) -> None:
     deadline = time.monotonic() + 5
     while True:
         links = json.loads(r.host.run("ip", "-j", "link", "show").stdout)
-        veths = [link["ifname"] for link in links if link["ifname"].startswith("mr")]
+        # mr<id>: minirt's containers; mc<hash>: minirt-cni's attachments (minirt/cni/store.py)
+        veths = [link["ifname"] for link in links if link["ifname"].startswith(("mr", "mc"))]
         if not veths or time.monotonic() > deadline:
             break
         time.sleep(0.05)

@@ -104,19 +104,7 @@ def attach(c, rb, root: str) -> dict:
         elements = fwports.elements(cfg.ports, address, address6)
         c.add_step(teardown.ports_step(net.name, fw.name, elements))  # written down, then made
         fw.publish(elements)
-        # A container reaching its own published port through a host address: with
-        # br_netfilter the DNATed frame is bridged back out of the port it came in on, which
-        # the bridge only does with hairpin mode on (what Docker sets when its proxy is off).
-        try:  # sysfs is one write; it shows our netns's links unless /sys is another netns's
-            with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
-                f.write("1")
-            explain.cmd(render_hairpin(ifname))  # the same change as set_hairpin's, by sysfs
-        except FileNotFoundError:
-            host = Rtnl.host()
-            try:
-                host.set_hairpin(ifname)
-            finally:
-                host.close()
+        set_hairpin(ifname)
         faults.point("after-publish")
     try:
         with open("/etc/resolv.conf") as f:
@@ -138,6 +126,22 @@ def attach(c, rb, root: str) -> dict:
         else dns.container_resolv_conf(host_resolv, cfg.dns or []),
         "ports": [m.to_dict() for m in cfg.ports or []],
     }
+
+
+def set_hairpin(ifname: str) -> None:
+    """Hairpin mode on a bridge port. A container reaching its own published port through a
+    host address: with br_netfilter the DNATed frame is bridged back out of the port it came in
+    on, which the bridge only does with hairpin mode on (what Docker sets when its proxy is off)."""
+    try:  # sysfs is one write; it shows our netns's links unless /sys is another netns's
+        with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
+            f.write("1")
+        explain.cmd(render_hairpin(ifname))  # the same change as set_hairpin's, by sysfs
+    except FileNotFoundError:
+        host = Rtnl.host()
+        try:
+            host.set_hairpin(ifname)
+        finally:
+            host.close()
 
 
 def _refuse_v6_ports(ports, net) -> None:

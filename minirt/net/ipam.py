@@ -120,7 +120,13 @@ class Allocator:
 
 
 def owner_alive(owner: dict) -> bool:
-    """The lease's owner still runs; a malformed owner is stale."""
+    """The lease's owner still runs; a malformed owner is stale.
+
+    A CNI attachment's lease ({"container", "ifname", "via": "cni"}, minirt/cni) has no owner
+    process: it lives from ADD to DEL or GC, as CNI host-local's leases do, so it never looks
+    stale here (neither to reserve() nor to `minirt gc`)."""
+    if owner.get("via") == "cni":
+        return True
     pid, started = owner.get("pid"), owner.get("start_time")
     return type(pid) is int and type(started) is int and procfs.is_alive(pid, started)
 
@@ -230,20 +236,22 @@ class LeaseStore:
         finally:
             os.close(fd)
 
-    def release(self, addr: str, container_id: str) -> bool:
-        """Remove addr's lease if container_id owns it; idempotent. True if it was removed."""
+    def release(self, addr: str, container_id: str, ifname: str | None = None) -> bool:
+        """Remove addr's lease if container_id owns it (with ifname: that attachment of it, the
+        CNI key); idempotent. True if it was removed."""
         for _ in range(_ATTEMPTS):
-            removed = self._remove_if(addr, lambda o: o.get("container") == container_id)
+            removed = self._remove_if(addr, lambda o: _owned(o, container_id, ifname))
             if removed is not None:
                 return removed
             if self.owner_of(addr) is None:
                 return False
         return False
 
-    def release_owner(self, container_id: str) -> list[str]:
-        """Remove every lease of container_id; idempotent. Returns the addresses released."""
-        mine = [a for a, o in self.leases().items() if o.get("container") == container_id]
-        return [a for a in mine if self.release(a, container_id)]
+    def release_owner(self, container_id: str, ifname: str | None = None) -> list[str]:
+        """Remove every lease of container_id (with ifname: of that attachment only); idempotent.
+        Returns the addresses released."""
+        mine = [a for a, o in self.leases().items() if _owned(o, container_id, ifname)]
+        return [a for a in mine if self.release(a, container_id, ifname)]
 
     def leases(self) -> dict[str, dict]:
         """address -> owner, live or stale."""
@@ -290,6 +298,10 @@ class LeaseStore:
         finally:
             os.close(fd)
         os.replace(tmp, f"{self.dir}/{LAST}")
+
+
+def _owned(owner: dict, container_id: str, ifname: str | None) -> bool:
+    return owner.get("container") == container_id and (ifname is None or owner.get("ifname") == ifname)
 
 
 def _lock(network_dir: str, create: bool) -> int | None:
@@ -353,20 +365,21 @@ def _allocate_in(store: LeaseStore, alloc: Allocator, subnet: str, owner: dict, 
     )
 
 
-def release_owner(network_dir: str, container_id: str) -> list[str]:
+def release_owner(network_dir: str, container_id: str, ifname: str | None = None) -> list[str]:
     """Drop every lease of container_id in this network (IPv4 leases/ and IPv6 leases6/),
-    under its lock; idempotent, and a network that is gone has nothing to release. Returns
-    the addresses released."""
+    under its lock; idempotent, and a network that is gone has nothing to release. With
+    ifname, only the leases of that attachment (CNI keys leases by container ID and ifname).
+    Returns the addresses released."""
     fd = _lock(network_dir, create=False)
     if fd is None:
         return []
     try:
         store = LeaseStore(f"{network_dir}/leases")
-        released = store.release_owner(container_id)
+        released = store.release_owner(container_id, ifname)
         store.sweep_tmp()
         if os.path.isdir(f"{network_dir}/leases6"):  # dual-stack networks only
             store6 = LeaseStore(f"{network_dir}/leases6")
-            released += store6.release_owner(container_id)
+            released += store6.release_owner(container_id, ifname)
             store6.sweep_tmp()
         return released
     finally:

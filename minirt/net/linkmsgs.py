@@ -19,6 +19,7 @@ each field landed. The six messages, each with its variable fields:
     route  RTM_NEWROUTE default via the IPv4 gateway, oif
     addr6  RTM_NEWADDR  index, prefixlen, IFA_ADDRESS (IPv6, IFA_F_NODAD)
     route6 RTM_NEWROUTE ::/0 via the IPv6 gateway, oif
+    del    RTM_DELLINK  index (a host veth, by the ifindex if_nametoindex gave: minirt-cni's DEL)
 
 Every caller encodes these through veth()/link_up()/address()/default_route(): a container's
 start (net/bridge.py, from the cache: no pyroute2 import on that path), `network connect`
@@ -54,7 +55,7 @@ AF_INET6 = 10
 IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 
-FORMAT = 4
+FORMAT = 5
 
 # sentinel values: byte patterns that cannot occur elsewhere in these messages
 _S_HOST = "mr" + "Q" * 13  # 15 bytes (IFNAMSIZ - 1): the attribute pads to 20 for 12-15 bytes
@@ -112,28 +113,40 @@ def pyroute2_bytes(msg, msg_type: int, flags: int) -> bytearray:
 # -- compiling -------------------------------------------------------------------------------
 
 
-def compile_messages() -> dict:
-    """Encode the six messages with pyroute2 and locate their variable fields."""
-    ifinfmsg, ifaddrmsg, rtmsg = messages()
-    create = NLM_F_CREATE | NLM_F_EXCL
-
+def _veth_msg(host_ifname: str, peer_ifname: str, mtu: int, peer_mtu: int, master: int, mac: str, netns_fd: int,
+              peer_index: int):  # fmt: skip
+    """The veth RTM_NEWLINK as a pyroute2 message (compiled once with sentinels, or filled
+    directly for names the compiled slots cannot hold)."""
+    ifinfmsg = messages()[0]
     veth = ifinfmsg()
     veth["flags"] = veth["change"] = IFF_UP  # the kernel brings the host end up on creation
     # eth0 is given ifindex 2 (a fresh netns holds only lo) so later messages can name it
     # without a lookup; a peer of `network connect` gets 0 (the kernel picks). It cannot be
     # created up: veth_open() refuses with ENOTCONN until the pair is linked, so the peer is
     # set up by its own message ("up").
-    peer = {"index": _S["peer_index"],
-            "attrs": [("IFLA_IFNAME", _S_PEER), ("IFLA_MTU", _S["peer_mtu"]), ("IFLA_ADDRESS", _S_MAC),
-                      ("IFLA_NET_NS_FD", _S["netns_fd"])]}  # fmt: skip
+    peer = {"index": peer_index,
+            "attrs": [("IFLA_IFNAME", peer_ifname), ("IFLA_MTU", peer_mtu), ("IFLA_ADDRESS", mac),
+                      ("IFLA_NET_NS_FD", netns_fd)]}  # fmt: skip
     veth["attrs"] = [
-        ("IFLA_IFNAME", _S_HOST), ("IFLA_MTU", _S["mtu"]), ("IFLA_MASTER", _S["master"]),
+        ("IFLA_IFNAME", host_ifname), ("IFLA_MTU", mtu), ("IFLA_MASTER", master),
         ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
                                      ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
     ]  # fmt: skip
+    return veth
+
+
+def compile_messages() -> dict:
+    """Encode the six messages with pyroute2 and locate their variable fields."""
+    ifinfmsg, ifaddrmsg, rtmsg = messages()
+    create = NLM_F_CREATE | NLM_F_EXCL
+
+    veth = _veth_msg(_S_HOST, _S_PEER, _S["mtu"], _S["peer_mtu"], _S["master"], _S_MAC, _S["netns_fd"],
+                     _S["peer_index"])  # fmt: skip
     up = ifinfmsg()
     up["index"] = _S_INDEX
     up["flags"] = up["change"] = IFF_UP
+    dellink = ifinfmsg()
+    dellink["index"] = _S_INDEX
     addr = ifaddrmsg()
     addr.update({"family": AF_INET, "prefixlen": _S_PLEN, "index": _S_INDEX})
     addr["attrs"] = [("IFA_LOCAL", _S_ADDR), ("IFA_ADDRESS", _S_ADDR)]
@@ -151,7 +164,8 @@ def compile_messages() -> dict:
     for name, msg, mtype, flags in (("veth", veth, RTM_NEWLINK, create), ("up", up, RTM_NEWLINK, 0),
                                     ("addr", addr, RTM_NEWADDR, create), ("route", route, RTM_NEWROUTE, create),
                                     ("addr6", addr6, RTM_NEWADDR, create),
-                                    ("route6", route6, RTM_NEWROUTE, create)):  # fmt: skip
+                                    ("route6", route6, RTM_NEWROUTE, create),
+                                    ("del", dellink, RTM_DELLINK, 0)):  # fmt: skip
         data = bytes(pyroute2_bytes(msg, mtype, flags))
         out[name] = {"bytes": data.hex(), "fields": {}}
     u32 = struct.Struct("=I").pack
@@ -168,6 +182,7 @@ def compile_messages() -> dict:
     for key, value in _S.items():
         field("veth", key, "u32", u32(value), f"veth {key}")
     field("up", "index", "u32", u32(_S_INDEX), "up index")
+    field("del", "index", "u32", u32(_S_INDEX), "del index")
     for name, address, plen, family in (("addr", _S_ADDR, _S_PLEN, "IPv4"), ("addr6", _S_ADDR6, _S_PLEN6, "IPv6")):
         offs = field(name, "address", "raw", inet.pack(address), f"{family} address", count=2 if name == "addr" else 1)
         if name == "addr":
@@ -213,6 +228,11 @@ def load(root: str) -> dict:
     return msgs
 
 
+def loaded() -> dict | None:
+    """The compiled messages if this process has them already (load() or compiled() ran)."""
+    return _compiled
+
+
 def compiled() -> dict:
     """The compiled messages of this process: load()'s if it ran, else compiled now (for paths
     that do not know the state root and import pyroute2 anyway)."""
@@ -252,7 +272,16 @@ def encode(msgs: dict, name: str, **fields) -> bytearray:
 
 def veth(msgs: dict, host_ifname: str, peer_ifname: str, mtu: int, master: int, mac: str, netns_fd: int,
          peer_index: int = 0) -> bytearray:  # fmt: skip
-    """`ip link add HOST mtu M master BR up type veth peer name PEER mtu M address MAC netns FD`."""
+    """`ip link add HOST mtu M master BR up type veth peer name PEER mtu M address MAC netns FD`.
+
+    A peer name the compiled slot cannot hold (4-7 bytes: eth0..eth9; a CNI_IFNAME may be any
+    1-15) is encoded by pyroute2 directly, the same message (the class import is paid then)."""
+    for name in (host_ifname, peer_ifname):
+        if not 0 < len(name.encode()) <= 15:  # IFNAMSIZ - 1
+            raise NetworkError(f"netlink veth: interface name {name!r} must be 1-15 bytes")
+    if not 4 <= len(peer_ifname.encode()) <= 7 or not 12 <= len(host_ifname.encode()) <= 15:
+        msg = _veth_msg(host_ifname, peer_ifname, mtu, mtu, master, mac, netns_fd, peer_index)
+        return pyroute2_bytes(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
     return encode(msgs, "veth", host_ifname=host_ifname, peer_ifname=peer_ifname, mtu=mtu, peer_mtu=mtu,
                   master=master, mac=bytes.fromhex(mac.replace(":", "")), netns_fd=netns_fd,
                   peer_index=peer_index)  # fmt: skip
@@ -260,6 +289,11 @@ def veth(msgs: dict, host_ifname: str, peer_ifname: str, mtu: int, master: int, 
 
 def link_up(msgs: dict, index: int) -> bytearray:
     return encode(msgs, "up", index=index)
+
+
+def link_delete(msgs: dict, index: int) -> bytearray:
+    """`ip link del` of the link with ifindex `index`."""
+    return encode(msgs, "del", index=index)
 
 
 def address(msgs: dict, index: int, addr: str, prefixlen: int) -> bytearray:

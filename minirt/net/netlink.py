@@ -241,6 +241,11 @@ class Rtnl:
         if self.change(linkmsgs.pyroute2_bytes(m, RTM_DELLINK, 0), f"delete link {ifname}", errno.ENODEV):
             self._explain(render_delete(ifname))
 
+    def delete_index(self, index: int, ifname: str) -> None:
+        """delete_link by ifindex, with the compiled message; ENODEV is done, as there."""
+        if self.change(linkmsgs.link_delete(self.msgs, index), f"delete link {ifname}", errno.ENODEV):
+            self._explain(render_delete(ifname))
+
     # -- addresses and routes ---------------------------------------------------------------
 
     def add_address(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
@@ -293,10 +298,18 @@ def index_of(ifname: str) -> int | None:
 
 
 def delete_host_link(ifname: str) -> None:
-    """`ip link del IFNAME` in the host netns; a link already gone is fine (Rtnl.delete_link)."""
-    host = Rtnl.host()
+    """`ip link del IFNAME` in the host netns; a link already gone is fine (Rtnl.delete_link).
+    When this process has the compiled messages (linkmsgs.load ran), by ifindex with the compiled
+    message, so no pyroute2 class is imported (ifindexes are not reused until the counter wraps)."""
+    msgs = linkmsgs.loaded()
+    host = Rtnl.host(msgs)
     try:
-        host.delete_link(ifname)
+        if msgs is None:
+            host.delete_link(ifname)
+        else:
+            index = index_of(ifname)
+            if index is not None:  # else already gone
+                host.delete_index(index, ifname)
     finally:
         host.close()
 

@@ -19,7 +19,7 @@ DEFAULT_BRIDGE = "minirt0"
 
 class Network:
     __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
-                 "dir", "subnet6", "prefixlen6", "gateway6")  # fmt: skip
+                 "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
         self.name = record["name"]
@@ -37,11 +37,15 @@ class Network:
         self.subnet6 = record.get("subnet6")
         self.prefixlen6 = int(self.subnet6.rsplit("/", 1)[1]) if self.subnet6 else None
         self.gateway6 = record.get("gateway6")
+        # CNI networks (minirt/cni) may turn these off (isGateway, ipMasq); minirt's own are on
+        self.is_gateway = record.get("is_gateway", True)  # the bridge holds the gateway address
+        self.masquerade = record.get("masquerade", True)  # outbound traffic is masqueraded
 
     def spec(self):
         from minirt.net.firewall import NetworkSpec
 
         spec = NetworkSpec(self.name, self.bridge, self.subnet, self.gateway, self.internal, self.icc)
+        spec.masquerade = self.masquerade
         if self.subnet6:
             spec.subnet6, spec.gateway6 = self.subnet6, self.gateway6
         return spec

@@ -88,6 +88,79 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         os.close(fd)
 
 
+def ensure_declared(root: str, name: str, host, *, bridge: str | None, subnet: str | None, gateway: str | None,
+                    mtu: int | None, is_gateway: bool, masquerade: bool) -> tuple[Network, int]:  # fmt: skip
+    """A network declared by its caller's configuration instead of `network create`: a CNI
+    network (minirt/cni), whose configuration comes with every call. The record is written on
+    first use with these settings (None: minirt's choice, as for a new network: `br-` + hash
+    bridge, a free pool subnet, its first address, the uplink's MTU) and the host side set up.
+    Later calls must agree with the record on every setting they give; while nothing is
+    attached (no lease, no CNI attachment) a record that disagrees is torn down and made again,
+    otherwise it is a ConfigError (SPEC.md: "The network configuration should not change
+    between attachments"). Fast path as ensure(): record and bridge there, one lookup."""
+    want = {"bridge": bridge, "subnet": subnet, "gateway": gateway, "mtu": mtu, "is_gateway": is_gateway,
+            "masquerade": masquerade}  # fmt: skip
+    net = load(root, name)
+    if net is not None and not _disagreement(net, want):
+        from minirt.net.netlink import index_of
+
+        index = index_of(net.bridge)  # if_nametoindex: no netlink message class is imported
+        if index is not None:
+            return net, index
+    fd = _lock(root)
+    try:
+        net = load(root, name)
+        if net is not None and _disagreement(net, want):
+            if _attached(net):
+                raise ConfigError(f"network {name}: the configuration says {_disagreement(net, want)}, but "
+                                  "containers are attached with the old settings (detach them first)")  # fmt: skip
+            _remove_locked(net, host)
+            net = None
+        if net is None:
+            net = _record(root, name, bridge or bridge_name(name), subnet, gateway, False, host)
+            record = read_json(f"{net.dir}/network.json")
+            record.update(dns=False, is_gateway=is_gateway, masquerade=masquerade, declared_by="cni")
+            if mtu is not None:
+                record["mtu"] = mtu
+            atomic_write_json(f"{net.dir}/network.json", record)
+            net = Network(record, net.dir)
+            try:
+                return net, _setup_host_side(net, host)
+            except BaseException:
+                _remove_locked(net, host)  # nothing is attached yet: leave no half-made network
+                raise
+        return net, _setup_host_side(net, host)
+    finally:
+        os.close(fd)
+
+
+def bridge_name(name: str) -> str:
+    """A network's default bridge: minirt0 for the default network, else Docker's way, `br-` +
+    12 hex of a hash of the name."""
+    import hashlib
+
+    return DEFAULT_BRIDGE if name == DEFAULT_NETWORK else "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def _disagreement(net: Network, want: dict) -> str:
+    """The first setting of `want` the record does not have ("" when they agree)."""
+    for key, value in want.items():
+        if value is not None and getattr(net, key) != value:
+            return f"{key} {value} (the network has {getattr(net, key)})"
+    return ""
+
+
+def _attached(net: Network) -> bool:
+    """Any lease or CNI attachment record in the network."""
+    for sub in ("leases", "leases6", "cni"):
+        try:
+            if any(n[:1].isdigit() or ":" in n for n in os.listdir(f"{net.dir}/{sub}") if not n.startswith(".")):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def ensure_host_side(root: str, name: str, host) -> int:
     """Re-apply bridge, address, ip_forward and firewall for an existing network (reload)."""
     fd = _lock(root)
@@ -110,8 +183,6 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
     With icc=False (Docker's com.docker.network.bridge.enable_icc=false) containers of the
     network cannot reach each other, only the gateway and the outside.
     ipv6 (or a subnet6): dual-stack, see _record_ipv6."""
-    import hashlib
-
     from minirt import ids
 
     ids.check_name(name)
@@ -121,8 +192,7 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
     try:
         if load(root, name) is not None:
             raise ConflictError(f"network {name!r}: already exists")
-        bridge = "br-" + hashlib.sha256(name.encode()).hexdigest()[:12]
-        net = _record(root, name, bridge, subnet, gateway, internal, host, icc)
+        net = _record(root, name, bridge_name(name), subnet, gateway, internal, host, icc)
         if ipv6 or subnet6:
             try:
                 net = _record_ipv6(root, net, subnet6, gateway6)
@@ -241,8 +311,9 @@ def _setup_host_side(net: Network, host) -> int:
     from minirt.net.firewall import get_backend
 
     index = host.ensure_bridge(net.bridge, net.mtu)
-    host.add_address(index, net.bridge, net.gateway, net.prefixlen)
-    sysctl.ensure("net.ipv4.ip_forward", "1")
+    if net.is_gateway:  # a CNI network with isGateway: false routes nothing (the bridge plugin's IsGW)
+        host.add_address(index, net.bridge, net.gateway, net.prefixlen)
+        sysctl.ensure("net.ipv4.ip_forward", "1")
     # published ports reached from the host's 127.0.0.1 are DNATed out of the bridge with a
     # loopback source (then masqueraded): the kernel drops those unless route_localnet is on
     # for the bridge (what Docker does when its userland proxy is off)
@@ -262,16 +333,15 @@ def _setup_host_side(net: Network, host) -> int:
 
 def remove(root: str, name: str, host) -> None:
     """Tear the network down (chains, bridge, record); refused while containers use it."""
-    from minirt import procfs
     from minirt.net import ipam
 
     fd = _lock(root)
     try:
         net = load_existing(root, name)
-        users = [
+        users = [  # owner_alive: a CNI attachment's lease counts as long as it exists (minirt/cni)
             owner["container"][:12]
             for owner in ipam.LeaseStore(f"{net.dir}/leases").leases().values()
-            if procfs.is_alive(owner.get("pid", 0), owner.get("start_time"))
+            if ipam.owner_alive(owner)
         ]
         if users:
             raise ConflictError(f"network {name!r}: in use by container(s) {', '.join(users)}")

@@ -86,11 +86,20 @@ def test_one_veth_encoder_for_every_name_length(compiled, host, peer):
         bytes(4) + _veth(host, peer, None)[12:]  # fmt: skip (only the sequence number, 1 there, differs)
 
 
-def test_veth_names_that_do_not_fit_are_refused(compiled):
-    for host, peer in (("mr012345678", "eth0"), ("mr0123456789abc0", "eth0"), ("mr0123456789ab", "eth"),
-                       ("mr0123456789ab", "eth01234")):  # fmt: skip
-        with pytest.raises(NetworkError, match="must be"):
-            linkmsgs.veth(compiled, host, peer, 1400, 7, "02:42:ac:11:00:02", 9)
+@pytest.mark.parametrize("host, peer", [("mr012345678", "eth0"), ("mr0123456789ab", "eth"),
+                                        ("mr0123456789ab", "eth01234"), ("mc0123456789ab", "net1-long-name")])
+def test_veth_names_outside_the_compiled_slots_are_encoded_by_pyroute2(compiled, host, peer):
+    """A CNI_IFNAME may be any 1-15 bytes: names the compiled slots cannot hold get the same
+    message from pyroute2 itself."""
+    got = bytes(linkmsgs.veth(compiled, host, peer, 1400, 7, "02:42:ac:11:00:02", 9))
+    assert got == _veth(host, peer, None)[:8] + bytes(4) + _veth(host, peer, None)[12:]
+
+
+@pytest.mark.parametrize("host, peer", [("mr0123456789abc0", "eth0"), ("mr0123456789ab", ""),
+                                        ("mr0123456789ab", "x" * 16)])
+def test_veth_names_over_ifnamsiz_are_refused(compiled, host, peer):
+    with pytest.raises(NetworkError, match="must be 1-15 bytes"):
+        linkmsgs.veth(compiled, host, peer, 1400, 7, "02:42:ac:11:00:02", 9)
 
 
 def test_addr_up_and_route_match_pyroute2(compiled):
@@ -226,3 +235,16 @@ def test_the_start_up_path_does_not_import_pyroute2(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_delete_by_index_matches_pyroute2(compiled, explained):
+    ifinfmsg = messages()[0]
+    cap = Capture()
+    Rtnl(cap, compiled).delete_index(17, "mc0123456789ab")
+    m = ifinfmsg()
+    m["index"] = 17
+    assert cap.sent[0] == _encoded(m, 17, 0x5, 1)  # RTM_DELLINK, request + ack
+    assert explained == ["ip link del mc0123456789ab"]
+    cap = Capture(errno.ENODEV)  # already gone: done, and nothing to explain
+    Rtnl(cap, compiled).delete_index(17, "mc0123456789ab")
+    assert explained == ["ip link del mc0123456789ab"]

@@ -43,7 +43,7 @@ class NetworkSpec:
     """What the firewall needs to know of a network. The gateway is not used by the rules yet;
     it is here so that backends that need it (DNS, hairpin) do not change the signature."""
 
-    __slots__ = ("name", "bridge", "subnet", "gateway", "internal", "icc", "subnet6", "gateway6")
+    __slots__ = ("name", "bridge", "subnet", "gateway", "internal", "icc", "subnet6", "gateway6", "masquerade")
 
     def __init__(self, name: str, bridge: str, subnet: str, gateway: str, internal: bool = False,
                  icc: bool = True, subnet6: str | None = None, gateway6: str | None = None):  # fmt: skip
@@ -55,11 +55,13 @@ class NetworkSpec:
         self.icc = icc  # False: containers of the network cannot reach each other (Docker's enable_icc)
         self.subnet6 = subnet6  # dual-stack networks only
         self.gateway6 = gateway6
+        self.masquerade = True  # False: no masquerade rule though not internal (CNI's ipMasq: false)
 
     def __repr__(self) -> str:
         return (
             f"NetworkSpec({self.name!r}, {self.bridge!r}, {self.subnet!r}, {self.gateway!r}"
             f"{', internal=True' if self.internal else ''}{', icc=False' if not self.icc else ''}"
+            f"{', masquerade=False' if not self.masquerade else ''}"
             f"{f', subnet6={self.subnet6!r}' if self.subnet6 else ''})"
         )
 

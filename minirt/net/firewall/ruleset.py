@@ -27,7 +27,8 @@ finds no element and leaves at once, and the cost does not grow with the number 
                              drop                               Docker 28+: no direct access from outside
       chain net-<name>-out   ct state established,related accept
                              accept                     (internal: oifname != "<br>" drop)
-      chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal)
+      chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal, or
+                                                                           a CNI network's ipMasq: false)
                              oifname != "<br>" ip6 saddr <subnet6> masquerade (dual-stack only)
       chain net-<name>-hairpin  ct status dnat masquerade       (none if internal) a container reaching
                                                                 a published port of its own bridge
@@ -239,6 +240,7 @@ def setup_network_batch(net) -> list[dict]:
         batch.append(_rule(chains["fwd_out"], [_match(_meta("oifname"), br, "!="), _DROP], own))
     else:
         batch.append(_rule(chains["fwd_out"], [_ACCEPT], own))
+    if not net.internal and getattr(net, "masquerade", True):  # CNI's ipMasq: false leaves it out
         saddr = {"payload": {"protocol": "ip", "field": "saddr"}}
         subnet = {"prefix": {"addr": addr, "len": plen}}
         masq = [_match(_meta("oifname"), br, "!="), _match(saddr, subnet), {"masquerade": None}]
