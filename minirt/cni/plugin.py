@@ -223,17 +223,24 @@ def _result(net, conf, host_if: str, ifname: str, netns: str, address: str, mac:
 # -- DEL ----------------------------------------------------------------------------------------
 
 
-def cmd_del(env, conf, environ) -> None:
+def _attachment(conf, env, environ):
+    """(the network record, the attachment record of (container, ifname)); either may be None.
+    Loads the compiled delete message too, so undoing needs no pyroute2 import."""
     from minirt.net import netrecord
 
     root = root_of(conf, environ)
-    cid, ifname = env.container_id, env.ifname
     net = netrecord.load(root, conf.name)
-    if net is not None:
-        from minirt.net import linkmsgs
+    if net is None:
+        return None, None
+    from minirt.net import linkmsgs
 
-        linkmsgs.load(root)  # the compiled delete message: no pyroute2 import (netlink.delete_host_link)
-    rec = store.load(net.dir, cid, ifname) if net is not None else None
+    linkmsgs.load(root)  # the compiled delete message (netlink.delete_host_link)
+    return net, store.load(net.dir, env.container_id, env.ifname)
+
+
+def cmd_del(env, conf, environ) -> None:
+    cid, ifname = env.container_id, env.ifname
+    net, rec = _attachment(conf, env, environ)
     if rec is None:
         rec = {"containerID": cid, "ifname": ifname, "host_ifname": store.host_ifname(cid, ifname)}
     failures = teardown(net, rec, conf)
@@ -310,18 +317,12 @@ def cmd_check(env, conf, environ) -> None:
     """SPEC.md, CHECK: the interfaces, addresses and routes of prevResult that ADD made, and what
     the Result does not show (the lease, the port elements, the network's chains), or an error."""
     from minirt.cni.protocol import sandbox_addresses
-    from minirt.net import ipam, netrecord
+    from minirt.net import ipam
 
     if conf.prev_result is None:
         raise CniError(INVALID_CONFIG, "CHECK needs prevResult (the Result of the ADD)")
-    root = root_of(conf, environ)
     cid, ifname = env.container_id, env.ifname
-    net = netrecord.load(root, conf.name)
-    if net is not None:
-        from minirt.net import linkmsgs
-
-        linkmsgs.load(root)  # the compiled delete message: no pyroute2 import (netlink.delete_host_link)
-    rec = store.load(net.dir, cid, ifname) if net is not None else None
+    net, rec = _attachment(conf, env, environ)
     if rec is None:
         raise CniError(UNKNOWN_CONTAINER, f"no attachment {cid}/{ifname} on network {conf.name}",
                        "it was never added, or was deleted")  # fmt: skip

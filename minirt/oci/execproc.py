@@ -117,18 +117,9 @@ def main(root: str, cid: str, args: list[str], opts: dict) -> int:
         if master is not None:
             os.close(master)
         return 0
-    if master is not None:
-        from minirt.process.execin import _relay_tty
+    from minirt.process.execin import wait_exec_child
 
-        return _relay_tty(master, child)
-    from minirt.process.spawn import Child
-
-    c = Child()
-    c.pid, c.pidfd = child, os.pidfd_open(child)
-    try:
-        return signals.wait_forwarding(c)
-    finally:
-        os.close(c.pidfd)
+    return wait_exec_child(child, master)
 
 
 def _spawn(rec: dict, p: dict, preserve: int, bpf: bytes | None, console_path: str | None) -> tuple[int, int | None]:

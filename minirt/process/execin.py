@@ -82,17 +82,23 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         code, _, message = report.decode(errors="replace").partition(" ")
         raise ExecError(message, int(code))
     try:
-        if tty:
-            return _relay_tty(master, child)
-        c = Child()
-        c.pid, c.pidfd = child, os.pidfd_open(child)
-        try:
-            return signals.wait_forwarding(c)
-        finally:
-            os.close(c.pidfd)
+        return wait_exec_child(child, master if tty else None)
     finally:
         os.close(pidfd)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def wait_exec_child(child: int, master: int | None) -> int:
+    """Until the exec'd process ends: relaying its pty (master) or forwarding our signals to it;
+    its exit code, 128+N when a signal killed it. Shared with minirt-oci exec."""
+    if master is not None:
+        return _relay_tty(master, child)
+    c = Child()
+    c.pid, c.pidfd = child, os.pidfd_open(child)
+    try:
+        return signals.wait_forwarding(c)
+    finally:
+        os.close(c.pidfd)
 
 
 def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:
