@@ -14,13 +14,14 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs probes run test unit integration bench compare docker-io podman clean
+.PHONY: help deps apt venv rootfs probes run test unit integration bench compare docker-io engines podman oci-check clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
 	@echo "make bench  start-up latency of minirt against unshare, runc, crun (see bench/; BENCH_RUNS=N, BENCH_ARGS=...)"
 	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
+	@echo "make oci-check  podman and containerd driving minirt-oci and minirt-cni: what they called, and the result"
 
 deps: apt venv rootfs
 
@@ -88,13 +89,13 @@ $(BUILD)/probes/%: tests/probes/%.c | apt
 run: deps
 	@$(VENV)/bin/minirt run --net bridge -- /bin/sh
 
-test: deps probes
+test: deps probes engines
 	@$(VPY) -m pytest -q -p no:cacheprovider tests
 
 unit: venv
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/unit
 
-integration: deps probes
+integration: deps probes engines
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/integration
 
 # Bench-only extras: the OCI peers (Debian's runc and crun), installed only when missing.
@@ -133,16 +134,28 @@ docker-io:
 compare: deps docker-io
 	@$(VPY) compare/compare.py
 
-# podman (BENCH_PEERS=podman only), its services kept from starting the same way
-podman:
-	@if ! dpkg-query -W -f='$${Status}\n' podman 2>/dev/null | grep -q '^install ok installed'; then \
-	  echo "podman: installing podman"; \
+# engines: Debian's podman and containerd, which the tests drive minirt-oci and minirt-cni with
+# (tests/integration/test_engines.py, make oci-check); installed with their services kept from
+# starting (policy-rc.d says 101): the tests start their own, in throwaway namespaces.
+ENGINE_APT := podman containerd
+
+engines podman:
+	@missing=$$(for p in $(ENGINE_APT); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "engines: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "engines: must run as root to install packages" >&2; exit 1; fi; \
 	  own=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; }; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >/dev/null \
-	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "podman: installing podman failed" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "engines: installing $$missing failed" >&2; exit 1; }; \
 	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
 	fi
+
+# oci-check: podman and containerd drive minirt-oci (and podman minirt-cni) through the steps
+# of the engine tests; prints what each engine called and the result.
+oci-check: deps engines
+	@$(VPY) tools/oci-check
 
 clean:
 	rm -rf $(VENV) $(BUILD)

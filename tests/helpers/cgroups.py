@@ -64,7 +64,13 @@ def leftovers(rel: str, timeout: float = 5.0) -> list[str]:
 
 def remove(rel: str) -> None:
     """rmdir `rel` in every hierarchy, deepest first (its leftovers too, killing what runs)."""
-    for d in dirs(rel).values():
+    remove_trees(dirs(rel).values())
+
+
+def remove_trees(tops) -> None:
+    """rmdir each cgroup directory in `tops` with everything below it, deepest first, killing
+    what still runs there."""
+    for d in tops:
         if not os.path.isdir(d):
             continue
         for sub, subdirs, _files in sorted(os.walk(d), key=lambda t: -t[0].count("/")):
@@ -88,6 +94,23 @@ def remove(rel: str) -> None:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
+
+
+def absolute_dirs(path: str) -> dict[str, str]:
+    """The directories of absolute cgroup path `path`, per hierarchy (an engine's
+    --cgroup-parent is one path for every hierarchy, taken from each one's root)."""
+    return {key: os.path.normpath(f"{point}/{path}") for key, point in hierarchies().items()}
+
+
+def common_own() -> str:
+    """This process's deepest own cgroup path, which every hierarchy's own path is an ancestor
+    of (here the memory controller's differs from the others' "/"): a single absolute path
+    under it is under this process's cgroup in every hierarchy."""
+    paths = sorted(set(own().values()), key=len)
+    deepest = paths[-1] if paths else "/"
+    for p in paths:
+        assert deepest == p or deepest.startswith(p.rstrip("/") + "/"), f"own cgroups diverge: {own()}"
+    return deepest
 
 
 def v2_controllers() -> tuple[str, set[str]]:
