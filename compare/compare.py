@@ -139,13 +139,13 @@ class Env:
         w.run("ip", "link", "set", "lo", "up")
         # fresh sysfs (this namespace's links), keeping the cgroup mounts dockerd needs
         os.makedirs(f"{t}/cg")
-        h.run("sh", "-c", f"mount --rbind /sys/fs/cgroup {t}/cg && mount -t sysfs sysfs /sys && "
-                          f"mount --move {t}/cg /sys/fs/cgroup")
+        h.run("sh", "-c", f"mount -n --rbind /sys/fs/cgroup {t}/cg && mount -n -t sysfs sysfs /sys && "
+                          f"mount -n --move {t}/cg /sys/fs/cgroup")
         # anything dockerd/containerd might write at a default path lands in a tmpfs of this ns
         for d in STATE_DIRS:
             if not os.path.exists(d):  # the mount point is made on the real disk: removed in stop()
                 self.made.append(d)
-            h.run("sh", "-c", f"mkdir -p {d} && mount -t tmpfs tmpfs {d}")
+            h.run("sh", "-c", f"mkdir -p {d} && mount -n -t tmpfs tmpfs {d}")
         h.run("ip", "link", "add", "wanh", "mtu", "1400", "type", "veth", "peer", "name", "wanp", "mtu", "1400",
               "netns", str(w.pid))
         h.run("ip", "addr", "add", f"{WAN_HOST}/24", "dev", "wanh")

@@ -439,7 +439,7 @@ def docker_remapped(env, cmd):
             raise RuntimeError(f"/etc/{name} missing: no file to bind a copy over")
         with open(f"{t}/etc/{name}", "w") as f:
             f.write(text + ("" if not text or text.endswith("\n") else "\n") + extra)
-    binds = " && ".join(f"mount --bind {t}/etc/{n} /etc/{n}" for n in ("passwd", "group", "subuid", "subgid"))
+    binds = " && ".join(f"mount -n --bind {t}/etc/{n} /etc/{n}" for n in ("passwd", "group", "subuid", "subgid"))
     sock = f"unix://{t}/docker.sock"
     log = open(f"{t}/dockerd.log", "w")
     d = subprocess.Popen(

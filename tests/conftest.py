@@ -167,11 +167,11 @@ class HostNS:
             # a sysfs of this namespace's own (in its private mount namespace), so
             # /sys/class/net shows this "host"'s links as it would on a real host; the cgroup
             # mounts are the one tree shared with the real host, kept on top of it
-            f"mount --rbind /sys/fs/cgroup {self.cgroup_hold}",
-            "mount -t sysfs sysfs /sys",
-            f"mount --move {self.cgroup_hold} /sys/fs/cgroup",
+            f"mount -n --rbind /sys/fs/cgroup {self.cgroup_hold}",
+            "mount -n -t sysfs sysfs /sys",
+            f"mount -n --move {self.cgroup_hold} /sys/fs/cgroup",
             # bind-mounting over a symlink (systemd-resolved's) covers its target
-            f"mount --bind {self.resolv_path} /etc/resolv.conf",
+            f"mount -n --bind {self.resolv_path} /etc/resolv.conf",
             # -e: a key this kernel lacks (an older one; br_netfilter not loaded) is skipped
             "sysctl -q -e -w " + " ".join(f"{k}={v}" for k, v in sysctls.items()),
         ]

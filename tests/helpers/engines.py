@@ -88,7 +88,8 @@ def _descriptor(media_type: str, data: bytes) -> dict:
 
 def private_state_dirs(host) -> None:
     """tmpfs over /run and /var/lib in the throwaway host's mount namespace (see above)."""
-    host.run("sh", "-ec", "mount -t tmpfs -o mode=755 tmpfs /run; mount -t tmpfs -o mode=755 tmpfs /var/lib")
+    # -n: no utab update, which would lock /run/mount/utab in the real host's /run first
+    host.run("sh", "-ec", "mount -n -t tmpfs -o mode=755 tmpfs /run; mount -n -t tmpfs -o mode=755 tmpfs /var/lib")
 
 
 def namespace_processes(host) -> list[tuple[int, str]]:
