@@ -50,9 +50,9 @@ class Side:
         # its own sysfs, with the host's cgroup mounts kept on top (every container gets a cgroup)
         hold = os.path.join(self.root, "cgroup-hold")
         os.mkdir(hold)
-        subprocess.run([*self.prefix, "mount", "--rbind", "/sys/fs/cgroup", hold], check=True)
-        subprocess.run([*self.prefix, "mount", "-t", "sysfs", "sysfs", "/sys"], check=True)
-        subprocess.run([*self.prefix, "mount", "--move", hold, "/sys/fs/cgroup"], check=True)
+        subprocess.run([*self.prefix, "mount", "-n", "--rbind", "/sys/fs/cgroup", hold], check=True)
+        subprocess.run([*self.prefix, "mount", "-n", "-t", "sysfs", "sysfs", "/sys"], check=True)
+        subprocess.run([*self.prefix, "mount", "-n", "--move", hold, "/sys/fs/cgroup"], check=True)
         # nothing of the machine's config, only the bench's cgroup parent (relative: nested)
         config = os.path.join(self.root, "config.json")
         with open(config, "w") as f:

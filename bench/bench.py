@@ -936,9 +936,9 @@ def main(argv: list[str] | None = None) -> int:
                     # its own sysfs, as a real host has (minirt writes a bridge port's hairpin flag there);
                     # the cgroup mounts are the one tree shared with the real host (every container gets
                     # a cgroup), kept on top of it as tests/conftest.py's HostNS does
-                    ["mount", "--rbind", "/sys/fs/cgroup", hold],
-                    ["mount", "-t", "sysfs", "sysfs", "/sys"],
-                    ["mount", "--move", hold, "/sys/fs/cgroup"]):
+                    ["mount", "-n", "--rbind", "/sys/fs/cgroup", hold],
+                    ["mount", "-n", "-t", "sysfs", "sysfs", "/sys"],
+                    ["mount", "-n", "--move", hold, "/sys/fs/cgroup"]):
             subprocess.run(inside + cmd, check=True)
         base_env = dict(os.environ)
         base_env.pop("MINIRT_TIMING", None)
