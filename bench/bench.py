@@ -938,6 +938,9 @@ def main(argv: list[str] | None = None) -> int:
                     # a cgroup), kept on top of it as tests/conftest.py's HostNS does
                     ["mount", "-n", "--rbind", "/sys/fs/cgroup", hold],
                     ["mount", "-n", "-t", "sysfs", "sysfs", "/sys"],
+                    # a /run of its own: the tutorial script's `ip netns add` makes /run/netns,
+                    # which would otherwise be a directory left in the real host's /run
+                    ["mount", "-n", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
                     ["mount", "-n", "--move", hold, "/sys/fs/cgroup"]):
             subprocess.run(inside + cmd, check=True)
         base_env = dict(os.environ)

@@ -96,10 +96,26 @@ def remove_trees(tops) -> None:
                     time.sleep(0.02)
 
 
+def named_hierarchies() -> dict[str, str]:
+    """{"name=…": mount point} of named v1 hierarchies (name=systemd): no controller, but runc
+    (and so an engine's reference runs) makes its cgroups there too; minirt does not."""
+    out: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if fields[0] == "cgroup":
+                for opt in fields[2].split(","):
+                    if opt.startswith("name="):
+                        out.setdefault(opt, pre.split()[4])
+    return out
+
+
 def absolute_dirs(path: str) -> dict[str, str]:
-    """The directories of absolute cgroup path `path`, per hierarchy (an engine's
-    --cgroup-parent is one path for every hierarchy, taken from each one's root)."""
-    return {key: os.path.normpath(f"{point}/{path}") for key, point in hierarchies().items()}
+    """The directories of absolute cgroup path `path`, per hierarchy, named ones included (an
+    engine's --cgroup-parent is one path for every hierarchy, taken from each one's root)."""
+    points = {**hierarchies(), **named_hierarchies()}
+    return {key: os.path.normpath(f"{point}/{path}") for key, point in points.items()}
 
 
 def common_own() -> str:
