@@ -931,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         inside = ["nsenter", "-t", str(holder.pid), "-n", "-m", "--"]
         hold = os.path.join(root, "cgroup-hold")  # a mount point for a moment (holder's namespace only)
         os.mkdir(hold)
+        run_hold = tempfile.mkdtemp(prefix="minirt-bench-hold-")  # the same, outside /run
         for cmd in (["ip", "link", "add", "tutbr0", "type", "bridge"], ["ip", "addr", "add", "203.0.113.1/24",
                     "dev", "tutbr0"], ["ip", "link", "set", "tutbr0", "up"], ["ip", "link", "set", "lo", "up"],
                     # its own sysfs, as a real host has (minirt writes a bridge port's hairpin flag there);
@@ -938,11 +939,16 @@ def main(argv: list[str] | None = None) -> int:
                     # a cgroup), kept on top of it as tests/conftest.py's HostNS does
                     ["mount", "-n", "--rbind", "/sys/fs/cgroup", hold],
                     ["mount", "-n", "-t", "sysfs", "sysfs", "/sys"],
+                    ["mount", "-n", "--move", hold, "/sys/fs/cgroup"],
                     # a /run of its own: the tutorial script's `ip netns add` makes /run/netns,
-                    # which would otherwise be a directory left in the real host's /run
+                    # which would otherwise be a directory left in the real host's /run; the
+                    # bench's root (under the real /run) is carried over it through run_hold
+                    ["mount", "-n", "--bind", root, run_hold],
                     ["mount", "-n", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
-                    ["mount", "-n", "--move", hold, "/sys/fs/cgroup"]):
+                    ["mkdir", "-p", root],
+                    ["mount", "-n", "--move", run_hold, root]):
             subprocess.run(inside + cmd, check=True)
+        os.rmdir(run_hold)  # a mount point only in the holder's namespace, and no longer one
         base_env = dict(os.environ)
         base_env.pop("MINIRT_TIMING", None)
         # MINIRT_CONFIG: every container's cgroup under the bench's own parent (setup_cgroup_parent)
