@@ -145,10 +145,12 @@ def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool, _firewall) -
     from minirt.net import netlink
 
     ifname = step["ifname"]
+    if netns_gone:
+        # said whether or not the kernel has done it yet (asynchronously, ~26 ms after the
+        # namespace's last process), so --explain prints the same lines every time
+        explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
+        return
     if netlink.index_of(ifname) is not None:
-        if netns_gone:
-            explain.cmd(f"# {ifname}: the kernel deletes it with the container's network namespace")
-            return
         netlink.delete_host_link(ifname)
 
 
