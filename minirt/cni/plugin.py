@@ -66,25 +66,13 @@ def open_netns(path: str) -> int:
 
 
 def in_netns(netns_fd: int, fn, *args):
-    """fn(*args) with this thread in the netns of netns_fd, then back. setns(2) moves only the
-    calling thread (CNI pkg/ns: /proc/thread-self, not /proc/self); if we cannot return we must
-    not go on in the wrong namespace (CNI locks the thread to die; we exit)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    """fn(*args) with this thread in the netns of netns_fd, then back (net/netlink.in_netns)."""
+    from minirt.net.netlink import NetnsEnterError, in_netns as enter
+
     try:
-        try:
-            os.setns(netns_fd, os.CLONE_NEWNET)
-        except OSError as e:
-            raise CniError(INVALID_ENV, f"CNI_NETNS: not a network namespace ({e.strerror})") from None
-        try:
-            return fn(*args)
-        finally:
-            try:
-                os.setns(own, os.CLONE_NEWNET)
-            except OSError:
-                os.write(2, b"minirt-cni: fatal: cannot return to the host network namespace\n")
-                os._exit(1)
-    finally:
-        os.close(own)
+        return enter(netns_fd, fn, *args, who=b"minirt-cni", fatal_code=1)
+    except NetnsEnterError as e:
+        raise CniError(INVALID_ENV, f"CNI_NETNS: not a network namespace ({e.strerror})") from None
 
 
 def _mac(ifname: str) -> str | None:

@@ -330,23 +330,35 @@ def error_code(data: bytes, off: int) -> int:
     return -struct.unpack_from("=i", data, off + 16)[0]
 
 
-def socket_in(netns_fd: int) -> "_socket.socket":
-    """A NETLINK_ROUTE socket that lives in another network namespace.
+class NetnsEnterError(OSError):
+    """setns(2) into the target network namespace failed (nothing ran there)."""
 
-    A socket belongs to the netns it was created in. setns(2) moves only this thread
-    (/proc/thread-self/ns/net; CNI pkg/ns: /proc/self is the main thread's), and if we cannot
-    move back we must not go on in the wrong namespace: exit (CNI locks the thread to die).
-    """
+
+def in_netns(netns_fd: int, fn, *args, who: bytes = b"minirt", fatal_code: int = 125):
+    """fn(*args) with this thread in netns_fd's network namespace, then back.
+
+    setns(2) moves only this thread (/proc/thread-self/ns/net; CNI pkg/ns: /proc/self is the
+    main thread's), and if we cannot move back we must not go on in the wrong namespace: exit
+    (CNI locks the thread to die). A failed entry is NetnsEnterError."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.setns(netns_fd, os.CLONE_NEWNET)
         try:
-            return _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0)
+            os.setns(netns_fd, os.CLONE_NEWNET)
+        except OSError as e:
+            raise NetnsEnterError(e.errno, e.strerror) from None
+        try:
+            return fn(*args)
         finally:
             try:
                 os.setns(own, os.CLONE_NEWNET)
             except OSError:
-                os.write(2, b"minirt: fatal: cannot return to the host network namespace\n")
-                os._exit(125)
+                os.write(2, who + b": fatal: cannot return to the host network namespace\n")
+                os._exit(fatal_code)
     finally:
         os.close(own)
+
+
+def socket_in(netns_fd: int) -> "_socket.socket":
+    """A NETLINK_ROUTE socket that lives in another network namespace (a socket belongs to the
+    netns it was created in)."""
+    return in_netns(netns_fd, _socket.socket, _socket.AF_NETLINK, _socket.SOCK_DGRAM, 0)
