@@ -17,10 +17,12 @@ USAGE = "minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]"
 
 
 def main(args: list[str]) -> int:
-    from minirt import cgroups, liveness
+    from minirt import cgroups, liveness, timing
 
     cgroups.warm_up_attach()  # the exec'd process joins the container's cgroup (see there)
     from minirt.process.execin import exec_in
+
+    timing.mark("exec-imported")
 
     opts, rest = parse(OPTIONS, args, prog=USAGE)
     if len(rest) < 2:
@@ -33,6 +35,7 @@ def main(args: list[str]) -> int:
     if not liveness.init_alive(rec):
         raise ConflictError(f"container {rest[0]} is not running")
     bpf = _seccomp_program(rec, store.root)
+    timing.mark("exec-record-loaded")
     return exec_in(rec, rest[1:] if rest[1] != "--" else rest[2:], opts["env"], opts["workdir"], opts["tty"],
                    user=opts["user"], seccomp_bpf=bpf)
 

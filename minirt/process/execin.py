@@ -18,7 +18,9 @@ container's devpts whose master the parent relays to the user's terminal.
 
 import errno
 import os
-import signal
+
+# _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up)
+import _signal as signal
 
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ConflictError, ExecError, exit_code_of
 from minirt.process import signals
@@ -56,6 +58,9 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED | {signal.SIGWINCH})
     os.setns(fds["pid"], os.CLONE_NEWPID)
+    from minirt import timing
+
+    timing.mark("exec-fork")
     child = os.fork()
     if child == 0:
         os.close(errr)
@@ -82,7 +87,9 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         code, _, message = report.decode(errors="replace").partition(" ")
         raise ExecError(message, int(code))
     try:
-        return wait_exec_child(child, master if tty else None)
+        code = wait_exec_child(child, master if tty else None)
+        timing.mark("exec-child-reaped")
+        return code
     finally:
         os.close(pidfd)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -102,13 +109,18 @@ def wait_exec_child(child: int, master: int | None) -> int:
 
 
 def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:
-    import fcntl
-    import termios
+    # everything used below, prctl (caps.apply) and minirt.users (exec_user) included: nothing
+    # is importable after setns(mnt)
+    import prctl  # noqa: F401
 
-    from minirt import caps
+    if slave is not None:
+        import fcntl
+        import termios
+    from minirt import caps, timing
     from minirt._syscalls import seccomp_set_filter
-    # also imports prctl and minirt.users: nothing is importable after setns(mnt)
-    from minirt.process.init import exec_user, resolve_command, set_rlimits
+    from minirt.process.program import exec_user, resolve_command, set_rlimits
+
+    timing.mark("exec-child-imported")
 
     # the container's cgroup first, while the host's /sys/fs/cgroup is still in view (runc:
     # the exec'd process joins the container's cgroups before it enters its namespaces);
@@ -117,8 +129,10 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, 
         from minirt import cgroups
 
         cgroups.driver(cgroup).place(0)  # 0: the writer itself
+    timing.mark("exec-child-in-cgroup")
     for name, flag in joined:
         os.setns(fds[name], flag)
+    timing.mark("exec-child-joined")
     if cfg.get("uidmap"):
         # container root, as the init became after its maps (process/init.py _become_root)
         os.setresgid(0, 0, 0)
@@ -148,6 +162,7 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, 
     if seccomp_bpf:
         seccomp_set_filter(seccomp_bpf)  # the container's filter, last before execve, as in init.py
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    timing.mark("exec-child-execve")
     try:
         os.execve(exe, argv, env)
     except OSError as e:

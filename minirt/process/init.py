@@ -16,18 +16,17 @@ the parent sets up the host side.
 
 import errno
 import os
-import resource  # setrlimit for --ulimit, needed after pivot_root (C module, ~0.1 ms)
 # _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
 import _signal as signal
 import _socket
-import stat
 
 import prctl  # imported before pivot_root: caps.apply needs it afterwards
 
-from minirt import caps, rootfs, secopts, timing, users
+from minirt import caps, rootfs, secopts, timing
 from minirt._syscalls import seccomp_set_filter
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecError, MinirtError
 from minirt.process import reaper, signals
+from minirt.process.program import exec_user, resolve_command, set_rlimits
 from minirt.process.sync import CGROUP, EXEC, NET_READY, NS_READY, USERNS, Channel
 
 STANDARD_HOSTS = (
@@ -149,35 +148,6 @@ def etc_files(cfg, net: dict, host_files: dict) -> dict[str, str]:
     return {"hostname": cfg.hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
 
 
-def resolve_command(argv0: str, path_var: str) -> str:
-    """Find the executable as execvp would, deciding 126 vs 127 before the point of no return.
-
-    Messages follow Docker's (`exec: "x": executable file not found in $PATH`).
-    """
-    if "/" in argv0:
-        candidates = [argv0]
-    else:
-        candidates = [f"{d or '.'}/{argv0}" for d in path_var.split(":")]
-    denied = None
-    for c in candidates:
-        try:
-            st = os.stat(c)
-        except OSError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            denied = denied or (c, "is a directory")
-            continue
-        if not os.access(c, os.X_OK):
-            denied = denied or (c, "permission denied")
-            continue
-        return c
-    if denied:
-        raise ExecError(f'exec "{argv0}": {denied[1]}', EXIT_CANNOT_EXEC)
-    if "/" in argv0:
-        raise ExecError(f'exec "{argv0}": no such file or directory', EXIT_NOT_FOUND)
-    raise ExecError(f'exec "{argv0}": executable file not found in $PATH', EXIT_NOT_FOUND)
-
-
 def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     """Build the container's filesystem and pivot into it. trees (user namespace only): the
     idmapped rootfs, then one detached tree per volume. Returns a directory fd on the
@@ -259,23 +229,6 @@ def _configure_and_exec(ch: Channel, cfg, net: dict, host_files: dict, old_mask:
         raise ExecError(f'exec "{cfg.argv[0]}": {e.strerror.lower()}', code) from None
 
 
-def exec_user(spec: str | None, group_add: list[str] | None, root: str = "") -> users.ExecUser:
-    """The identity to exec as, from the container's /etc/passwd and /etc/group (read through
-    `root`, "" once we are inside). A spec that does not resolve is Docker's 125 (moby resolves
-    it in the daemon, before the container starts).
-
-    The primary gid always heads the supplementary groups, as moby's getUser has done since
-    20.10.18 (CVE-2022-36109: without it a process could shed its primary group and bypass a
-    group-denies permission); `make compare` shows `groups=1000(app)` for `--user 1000:1000`."""
-    try:
-        user = users.resolve(spec, users.read_file(root + "/etc/passwd"), users.read_file(root + "/etc/group"),
-                             group_add or ())  # fmt: skip
-    except users.UserError as e:
-        raise ExecError(str(e), EXIT_RUNTIME) from None
-    user.sgids = [user.gid] + [g for g in user.sgids if g != user.gid]
-    return user
-
-
 def write_sysctls(dir_fd: int, values: dict[str, str]) -> None:
     """--sysctl, written as runc does (the key's dots become slashes under /proc/sys). The
     files follow the writer's namespaces: net.* our netns, kernel.shm*/msg*/sem and fs.mqueue.*
@@ -293,20 +246,6 @@ def write_sysctls(dir_fd: int, values: dict[str, str]) -> None:
         raise ExecError(f"open /proc/sys/{secopts.sysctl_path(key)}: no such file or directory") from None
     finally:
         os.close(dir_fd)
-
-
-def set_rlimits(limits: list[dict] | None) -> None:
-    """--ulimit, with setrlimit on ourselves just before exec (runc: setupRlimits); execve keeps
-    them. A negative value is Go's uint64 wrap of it (-1 = RLIM_INFINITY). Raising a hard limit
-    needs CAP_SYS_RESOURCE; the error reads as runc's. prlimit, not setrlimit: CPython turns
-    setrlimit's EPERM into a ValueError of its own wording."""
-    for u in limits or ():
-        rtype = secopts.ULIMITS[u["name"]]
-        try:
-            resource.prlimit(0, rtype, (u["soft"], u["hard"]))
-        except (OSError, ValueError) as e:
-            reason = e.strerror.lower() if isinstance(e, OSError) and e.strerror else str(e)
-            raise ExecError(f"error setting rlimit type {rtype}: {reason}") from None
 
 
 def _close_inherited_fds(keep: int) -> None:
