@@ -189,8 +189,16 @@ class Rtnl:
         netns in the --explain line. EEXIST is an error here: the name is a container's own."""
         buf = linkmsgs.veth(self.msgs, host_ifname, peer_ifname, mtu, master, mac, netns_fd, peer_index)
         what = f"create veth {host_ifname}"
-        if not self.change(buf, what, errno.EEXIST):
+        code = self._ack(self._send(buf))
+        if code == errno.EEXIST:
             raise ConflictError(f"{what}: interface already exists (left by a crashed container? try `minirt gc`)")
+        if code == errno.EXFULL:
+            # br_add_if: port numbers run out at BR_MAX_PORTS (1024, port 0 reserved); Docker's
+            # bridge driver stops at the same 1023 endpoints per network
+            raise NetworkError(f"{what}: bridge {bridge} is full: a Linux bridge takes at most 1023 ports "
+                               "(containers of this network); use another network")  # fmt: skip
+        if code:
+            raise NetworkError(f"{what}: {os.strerror(code)}")
         self._explain(render_veth(host_ifname, peer_ifname, mtu, bridge, mac, pid))
 
     def ensure_bridge(self, name: str, mtu: int) -> int:

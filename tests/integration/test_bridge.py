@@ -206,3 +206,23 @@ def test_30_sequential_and_20_parallel_runs_leave_nothing(minirt):
     # nft: no per-container objects were ever added; the table holds only the network's rules
     table = minirt.host.json("nft", "-j", "list", "table", "inet", "minirt")["nftables"]
     assert not any("minirt:" in json.dumps(o) and "net:" not in json.dumps(o) for o in table if "rule" in o)
+
+
+def test_a_full_bridge_is_a_clear_error_and_leaves_nothing(minirt):
+    """A Linux bridge takes at most 1023 ports (BR_MAX_PORTS 1024, port 0 reserved), the same
+    edge as Docker's 1023 endpoints per bridge network: the 1024th container gets one line and
+    125, not a hang, and nothing of it stays. The ports are filled with plain veth pairs (no
+    dummy driver on these kernels); the namespace's end deletes them all in one batch."""
+    r = minirt("run", "--rm", "--", "true")  # makes minirt0
+    assert r.returncode == 0, r.stderr
+    batch = os.path.join(minirt.root, "fill-bridge")
+    with open(batch, "w") as f:
+        f.writelines(f"link add f{i} master minirt0 type veth peer name g{i}\n" for i in range(1, 1024))
+    minirt.host.run("ip", "-batch", batch)
+    ports = minirt.host.json("ip", "-j", "link", "show", "master", "minirt0")
+    assert len(ports) == 1023
+    r = minirt("run", "--rm", "--", "true", timeout=30)
+    assert r.returncode == 125
+    assert "bridge minirt0 is full: a Linux bridge takes at most 1023 ports" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # the minirt fixture then checks that no veth, lease or cgroup of it is left
