@@ -196,18 +196,16 @@ class Reader:
     def lines(self) -> list[bytes]:
         """Every complete line written since the last call (none: nothing new)."""
         data, self.backlog = self.backlog, b""
-        if self.fd is not None:
-            data += _read_all(self.fd)
-            if not data and self._rotated():
-                data = _read_all(self.fd)  # the rest of the old file, complete since the rename
-                os.close(self.fd)
-                self.fd = _open(self.path)
-                if self.fd is not None:
-                    data += _read_all(self.fd)
-        else:
+        if self.fd is None:
             self.fd = _open(self.path)
-            if self.fd is not None:
-                data = _read_all(self.fd)
+        while self.fd is not None:
+            data += _read_all(self.fd)
+            if not self._rotated():
+                break
+            # renamed after its writer's last write: what it holds now is all it will hold
+            data += _read_all(self.fd)
+            os.close(self.fd)
+            self.fd = _open(self.path)  # None until the next event creates it
         data = self.pending + data
         lines = data.split(b"\n")
         self.pending = lines.pop()
