@@ -45,8 +45,9 @@ def parse_time(value: str, now_ns: int | None = None) -> int:
     now_ns = time.time_ns() if now_ns is None else now_ns
     d = parse_duration(value)
     if d is not None and value != "0":
-        # Docker: reference.Add(-d).Unix(), whole seconds
-        return (now_ns - d) // 1_000_000_000 * 1_000_000_000
+        # Docker rounds this down to whole seconds (reference.Add(-d).Unix()); we keep the
+        # nanoseconds, so `--until 0s` includes what happened in the current second
+        return now_ns - d
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
                      r"([zZ]|[+-]\d{2}:\d{2})?", value)  # fmt: skip
     if m:
