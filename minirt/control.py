@@ -84,7 +84,9 @@ def stop(store: Store, cid: str, timeout: float, sig: int, announce: bool = True
         send_signal(rec, sig, store.root)
     except ConflictError:
         return
-    if not wait_exited(store, cid, timeout):
+    if sig == 9:  # SIGKILL was the stop signal (`rm -f`): no second one
+        wait_exited(store, cid, 30)
+    elif not wait_exited(store, cid, timeout):
         try:
             send_signal(store.load(cid), 9, store.root)
         except (ConflictError, FileNotFoundError):
