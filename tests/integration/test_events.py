@@ -44,6 +44,9 @@ def test_run_rm_net_none_is_create_start_die_destroy(minirt):
     assert len(text) == 1 and re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d) container die " + cid
         + r" \(exitCode=3, image=\S+, name=three\)", text[0]), text  # fmt: skip
+    # a command that cannot be executed is rolled back: created and destroyed, never started
+    assert minirt("run", "--net", "none", "--name", "nope", "--", "nosuchcmd").returncode == 127
+    assert actions(history(minirt, "--filter", "container=nope")) == ["container create", "container destroy"]
 
 
 def test_a_bridge_run_connects_and_disconnects_its_network_in_dockers_order(minirt):
