@@ -295,3 +295,20 @@ def test_stream_with_since_and_until_prints_the_window_and_returns(tmp_path, utc
     out = []
     eventlog.stream(root, out.append, until=250 * 10**9, filters={"event": {"start"}}, as_json=True)
     assert [json.loads(x)["time"] for x in out] == [100]
+
+
+def test_a_dead_container_gets_one_die_and_only_after_a_start(tmp_path):
+    """teardown.finalize_dead's rule: die (137) if the log's last start/die of the container is a
+    start; nothing if its owner wrote die already, or never wrote start."""
+    from minirt import teardown
+
+    root = str(tmp_path)
+    rec = {"id": CID, "name": "web", "config": {"rootfs": "/r"}, "oom_killed": True}
+    teardown._announce_death(root, rec, 137)  # killed while being created: no start, no die
+    assert lines_of(tmp_path) == []
+    events.container(root, "create", rec)
+    events.container(root, "start", rec)
+    teardown._announce_death(root, rec, 137)
+    teardown._announce_death(root, rec, 137)  # a second finalizer finds the die: nothing more
+    acts = [(e["Action"], e["Actor"]["Attributes"].get("exitCode")) for e in lines_of(tmp_path)]
+    assert acts == [("create", None), ("start", None), ("oom", None), ("die", "137")]
