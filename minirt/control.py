@@ -14,8 +14,9 @@ from minirt.liveness import init_alive, owner_alive
 from minirt.state import Store
 
 
-def send_signal(rec: dict, sig: int) -> None:
-    """Signal the container's init, safely: by pidfd after checking the start time."""
+def send_signal(rec: dict, sig: int, root: str | None = None) -> None:
+    """Signal the container's init, safely: by pidfd after checking the start time. Writes
+    Docker's `kill` event (attribute signal) to the event log of `root` (default MINIRT_ROOT)."""
     import signal as _sig
 
     gone = ConflictError(f"container {rec['id'][:12]} is not running")
@@ -34,6 +35,10 @@ def send_signal(rec: dict, sig: int) -> None:
         raise gone from None
     finally:
         os.close(fd)
+    from minirt import events
+    from minirt.state import root_dir
+
+    events.container(root or root_dir(), "kill", rec, signal=sig)
     if sig == _sig.SIGKILL:
         kill_all(rec)
 
@@ -67,22 +72,30 @@ def wait_exited(store: Store, cid: str, timeout: float) -> bool:
     return False
 
 
-def stop(store: Store, cid: str, timeout: float, sig: int) -> None:
-    """Docker's stop: the stop signal, then SIGKILL after `timeout` seconds."""
+def stop(store: Store, cid: str, timeout: float, sig: int, announce: bool = True) -> None:
+    """Docker's stop: the stop signal, then SIGKILL after `timeout` seconds. Events as Docker's:
+    kill (signal), then (from the owner) die, then stop once the exit is recorded; `rm -f`
+    (announce False) has no stop."""
     rec = store.load(cid)
     open(store.container_dir(cid) + "/stop-requested", "w").close()  # no restart after a stop
     if not init_alive(rec):
         return
     try:
-        send_signal(rec, sig)
+        send_signal(rec, sig, store.root)
     except ConflictError:
         return
-    if not wait_exited(store, cid, timeout):
+    if sig == 9:  # SIGKILL was the stop signal (`rm -f`): no second one
+        wait_exited(store, cid, 30)
+    elif not wait_exited(store, cid, timeout):
         try:
-            send_signal(store.load(cid), 9)
+            send_signal(store.load(cid), 9, store.root)
         except (ConflictError, FileNotFoundError):
             pass
         wait_exited(store, cid, 30)
+    if announce:
+        from minirt import events
+
+        events.container(store.root, "stop", rec)
 
 
 def remove(store: Store, cid: str, force: bool) -> None:
@@ -92,7 +105,7 @@ def remove(store: Store, cid: str, force: bool) -> None:
             raise ConflictError(
                 f"cannot remove container {cid[:12]}: it is running (stop it first, or use rm -f)"
             )
-        stop(store, cid, 0, 9)
+        stop(store, cid, 0, 9, announce=False)
         rec = store.load(cid) if os.path.exists(store.container_dir(cid) + "/state.json") else rec
     elif owner_alive(rec) and rec.get("status") in ("created", "running"):
         wait_exited(store, cid, 10)
@@ -108,3 +121,6 @@ def remove(store: Store, cid: str, force: bool) -> None:
         return  # it was a --rm container: finalizing removed it
     store.release_name(rec.get("name", ""), cid)
     store.remove(cid)
+    from minirt import events
+
+    events.container(store.root, "destroy", rec)

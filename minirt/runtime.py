@@ -22,7 +22,7 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import cgroups, faults, ids, procfs, seccomp, sentinel, teardown, timing
+from minirt import cgroups, events, faults, ids, procfs, seccomp, sentinel, teardown, timing
 from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
@@ -43,6 +43,7 @@ class Container:
         self.net: dict = {}  # the NET_READY payload: address, gateway, mac, resolv.conf (bridge)
         self.restarting = record is not None
         self.firewall = None  # `run -p` on a bridge: the backend holding the nft helper
+        self.announced = False  # its `create` event is written: removing it is a `destroy`
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         # The teardown plan (teardown.py) starts with what the network steps will change; it is
         # in the record written before the first host change, so it costs no extra write.
@@ -164,6 +165,8 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
                 store.save(c.record)
             else:
                 store.register(c.record)
+                events.container(store.root, "create", c.record)
+                c.announced = True
             timing.mark("recorded")
             faults.point("after-record")
             # Registered first, so they run last: by then rollback or teardown has done
@@ -231,6 +234,7 @@ def start(c: Container) -> None:
         faults.point("after-exec")
         c.record.update(status="running", pid=c.child.pid, start_time=procfs.start_time(c.child.pid), started_at=now())
         c.store.save(c.record)
+        events.container(c.store.root, "start", c.record)
         rb.release()
     if c.cfg.detach and c.firewall is not None:
         # a detached container may run for days: no idle helper beside it (its unpublish at
@@ -253,6 +257,10 @@ def finish(c: Container, code: int, remove: bool) -> None:
     # read before the plan removes the cgroup: OOMKilled comes from the kernel's count of OOM
     # kills in it, not from the exit code (Docker: containerd's OOM event)
     c.record["oom_killed"] = c.cgroup.oom_kills() > 0
+    # Docker's order: oom, die, then the network's disconnect (the plan's lease step), destroy
+    if c.record["oom_killed"]:
+        events.container(c.store.root, "oom", c.record)
+    events.container(c.store.root, "die", c.record, exitCode=code)
     failures = run_undo(c.undo)
     c.undo = []
     if remove and not c.record.get("teardown"):
@@ -277,3 +285,5 @@ def _undo_record(rb: Rollback, c: Container) -> None:
 def _remove_record(c: Container) -> None:
     c.store.release_name(c.cfg.name, c.cfg.id)
     c.store.remove(c.cfg.id)
+    if c.announced or c.restarting:
+        events.container(c.store.root, "destroy", c.record)

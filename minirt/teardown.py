@@ -137,8 +137,13 @@ def _undo_lease(root: str, cid: str, step: dict, _netns_gone: bool, _firewall) -
     from minirt.net import ipam, netrecord
 
     net = netrecord.load(root, step["network"])
-    if net is not None:  # a removed network took its leases with it
-        ipam.release_owner(net.dir, cid)
+    if net is not None and ipam.release_owner(net.dir, cid):  # a removed network took its leases with it
+        from minirt import events
+
+        # the lease is the container's membership of the network: its release, by whoever
+        # carries the plan out, is Docker's `network disconnect` (exactly once: a second
+        # release finds nothing)
+        events.network(root, "disconnect", net, cid)
 
 
 def _undo_veth(_root: str, _cid: str, step: dict, netns_gone: bool, _firewall) -> None:
@@ -208,14 +213,18 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
         if not unfinished(rec):
             return False
         steps = plan_of(rec)
+        code = rec.get("exit_code")
         if rec.get("status") != "exited":
             rec["oom_killed"] = oom_killed(steps)
+            _announce_death(store.root, rec, 137 if code is None else code)
         left, failures = carry_out(store.root, cid, steps)
         if (rec.get("config") or {}).get("rm") and not left:
             store.release_name(rec.get("name", ""), cid)
             store.remove(cid)
+            from minirt import events
+
+            events.container(store.root, "destroy", rec)
             return True
-        code = rec.get("exit_code")
         rec.update(status="exited", exit_code=137 if code is None else code, pid=0, teardown=left)
         rec.pop("connected", None)
         atomic_write_json(f"{d}/state.json", rec)
@@ -226,6 +235,20 @@ def finalize_dead(store, cid: str, expect_owner: dict | None = None) -> bool:
         return True
     finally:
         os.close(dfd)
+
+
+def _announce_death(root: str, rec: dict, code: int) -> None:
+    """The owner died before it wrote the exit: oom (if the kernel counted one) and die, unless
+    the owner got as far as writing die itself before it was killed (the log says so: its
+    last start or die of this container is a die), or never wrote start (it was killed while
+    creating). Called under the record's lock, once per dead record, so `die` is written once."""
+    from minirt import eventlog, events
+
+    if eventlog.last_action(root, rec["id"], ("start", "die")) != "start":
+        return
+    if rec.get("oom_killed"):
+        events.container(root, "oom", rec)
+    events.container(root, "die", rec, exitCode=code)
 
 
 def unfinished(rec: dict) -> bool:

@@ -20,6 +20,6 @@ def main(args: list[str]) -> int:
         cid = store.resolve(ref)
         if sig == 9:
             open(store.container_dir(cid) + "/stop-requested", "w").close()
-        control.send_signal(store.load(cid), sig)
+        control.send_signal(store.load(cid), sig, store.root)
         print(ref)
     return 0

@@ -26,7 +26,7 @@ container is still alive, deletes it explicitly.
 
 import os
 
-from minirt import explain, faults, timing
+from minirt import events, explain, faults, timing
 from minirt.errors import ConfigError
 from minirt.net import network
 from minirt.net.netlink import ETH0_INDEX, Rtnl, delete_host_link, index_of, render_hairpin, socket_in
@@ -63,6 +63,9 @@ def attach(c, rb, root: str) -> dict:
     else:
         _refuse_v6_ports(cfg.ports, net)
         address = ipam.allocate(net.dir, net.subnet, net.gateway, owner, prefer=previous)
+    # Docker's `network connect` of the container; written with the lease, whose release (the
+    # plan's lease step, teardown.py) writes the `disconnect`: the two always pair up
+    events.network(root, "connect", net, cfg.id)
     faults.point("after-lease")
     timing.mark("leased")
     if net.dns:  # after our lease exists: it keeps the responder alive (net/dnsd.py)

@@ -31,7 +31,7 @@ no lease, veth or record change; MINIRT_FAULT=fail:connect-after-veth proves it.
 
 import os
 
-from minirt import faults, ids, teardown
+from minirt import events, faults, ids, teardown
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.rollback import Rollback
 
@@ -105,6 +105,7 @@ def connect(store, net_name: str, ref: str, aliases: list[str]) -> dict:
             address, address6 = ipam.allocate6(net.dir, net.subnet, net.gateway, net.subnet6, net.gateway6, owner)
         else:
             address, address6 = ipam.allocate(net.dir, net.subnet, net.gateway, owner), None
+        events.network(store.root, "connect", net, cid)  # its disconnect: the plan's lease step
         faults.point("connect-after-lease")
         if net.dns:
             from minirt.net import dnsd

@@ -18,11 +18,14 @@ DEFAULT_BRIDGE = "minirt0"
 
 
 class Network:
-    __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
+    __slots__ = ("name", "id", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
                  "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
         self.name = record["name"]
+        # Docker's 64-hex network id (events' Actor.ID); a record written before ids existed
+        # is known by its name
+        self.id = record.get("id") or self.name
         self.bridge = record["bridge"]
         self.subnet = record["subnet"]
         self.prefixlen = int(self.subnet.rsplit("/", 1)[1])

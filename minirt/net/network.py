@@ -83,6 +83,11 @@ def ensure(root: str, name: str, host) -> tuple[Network, int]:
         net = load(root, name)
         if net is None:
             net = _record(root, DEFAULT_NETWORK, DEFAULT_BRIDGE, pinned_subnet(), None, False, host)
+            index = _setup_host_side(net, host)
+            from minirt import events
+
+            events.network(root, "create", net)  # the default network, made on first use
+            return net, index
         return net, _setup_host_side(net, host)
     finally:
         os.close(fd)
@@ -204,6 +209,9 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
         except BaseException:
             _remove_locked(net, host)
             raise
+        from minirt import events
+
+        events.network(root, "create", net)
         return net
     finally:
         os.close(fd)
@@ -225,6 +233,7 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
                                           {n.name: n.subnet for n in others}, pick)  # fmt: skip
     record = {
         "name": name,
+        "id": os.urandom(32).hex(),  # Docker's network ID shape (events, inspect)
         "driver": "bridge",
         "bridge": bridge,
         "subnet": subnet,
@@ -346,6 +355,9 @@ def remove(root: str, name: str, host) -> None:
         if users:
             raise ConflictError(f"network {name!r}: in use by container(s) {', '.join(users)}")
         _remove_locked(net, host)
+        from minirt import events
+
+        events.network(root, "destroy", net)
     finally:
         os.close(fd)
 

@@ -154,6 +154,19 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
     assert not _minirt_pids(minirt)
     mounts = open(f"/proc/{minirt.host.pid}/mountinfo").read()
     assert "overlay" not in mounts and minirt.root not in mounts
+    # events: whoever ended a container (its owner, the sentinel, gc) wrote `die` once, and only
+    # for a container whose `start` was written (docs/events.md)
+    per: dict[str, list[str]] = {}
+    for line in ok(minirt("events", "--since", "0", "--until", "0s", "--format", "json")).splitlines():
+        ev = json.loads(line)
+        if ev["Type"] == "container":
+            per.setdefault(ev["Actor"]["ID"], []).append(ev["Action"])
+    assert per
+    for cid, acts in per.items():
+        assert all(acts.count(a) <= 1 for a in ("create", "start", "die", "destroy")), (cid, acts)
+        assert acts.count("die") == acts.count("start"), (cid, acts)
+        if "die" in acts:
+            assert acts.index("start") < acts.index("die"), (cid, acts)
     # veths (polled: a dead netns's pair goes asynchronously) and leases: the fixture checks them
     print(f"chaos: {ROUNDS} rounds: {kinds}")
 
