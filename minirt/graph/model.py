@@ -73,11 +73,13 @@ class Graph:
         self.nodes[n.id] = n
         return n
 
-    def problem(self, where: Node | Edge | None, text: str) -> None:
-        """Record a disagreement; it turns `where` red (a node gets the text as a red line)."""
+    def problem(self, where: Node | Edge | None, text: str, short: str | None = None) -> None:
+        """Record a disagreement; it turns `where` red (a node gets `short`, or the text, as a
+        red line; the list has the whole text)."""
         self.problems.append(text)
         if isinstance(where, Node):
-            where.add(text, True)
+            where.add(short or text, True)
+            where.info.setdefault("problems", []).append(text)
         elif isinstance(where, Edge):
             where.bad = True
 
@@ -130,8 +132,10 @@ def parse_element(m: str, key: str, value: str) -> dict:
 
 
 def port_label(p: dict) -> str:
+    """host IP:port/proto -> container address:port, as `docker port` writes each side."""
     host = f"[{p['host_ip']}]" if ":" in p["host_ip"] else p["host_ip"]
-    return f"{host}:{p['host_port']}/{p['proto']} -> {p['port']}"
+    addr = f"[{p['address']}]" if ":" in p["address"] else p["address"]
+    return f"{host}:{p['host_port']}/{p['proto']} -> {addr}:{p['port']}"
 
 
 def _in(subnet: str | None, address: str) -> bool:
@@ -209,15 +213,16 @@ def _bridge(g: Graph, net: dict, links: dict) -> None:
         node.add("icc=false: containers isolated")
     link = links.get(bridge)
     if link is None:
-        g.problem(node, f"bridge {bridge} of network {name} is missing from the kernel")
+        g.problem(node, f"bridge {bridge} of network {name} is missing from the kernel", "missing from the kernel")
     elif link.get("kind") != "bridge":
-        g.problem(node, f"{bridge} of network {name} is a {link.get('kind') or 'device'}, not a bridge")
+        g.problem(node, f"{bridge} of network {name} is a {link.get('kind') or 'device'}, not a bridge", "not a bridge")
     else:
         if not link.get("up"):
-            g.problem(node, f"bridge {bridge} of network {name} is down")
+            g.problem(node, f"bridge {bridge} of network {name} is down", "down")
         have = [a.split("/")[0] for a in link.get("addresses") or []]
         if net.get("is_gateway", True) and net["gateway"] not in have:
-            g.problem(node, f"bridge {bridge} lacks network {name}'s gateway address {net['gateway']}")
+            g.problem(node, f"bridge {bridge} lacks network {name}'s gateway address {net['gateway']}",
+                      f"lacks gateway {net['gateway']}")
     label = "internal: not routed out" if net.get("internal") else "routed + masquerade" if net.get(
         "masquerade", True) else "routed"  # fmt: skip
     g.edges.append(Edge("uplink", "host", node.id, label, dashed=bool(net.get("internal"))))
@@ -232,7 +237,8 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
                      netns=(c.get("netns") or {}).get("inode"), cgroup=_cgroup(rec))  # fmt: skip
     node.add(f"{status}" + (f", pid {rec['pid']}" if status == "running" and rec.get("pid") else ""))
     if status == "dead":
-        g.problem(node, f"container {node.title}: dead, its owner and init are gone (`minirt gc` finishes its teardown)")
+        g.problem(node, f"container {node.title}: dead, its owner and init are gone (`minirt gc` finishes its teardown)",
+                  "dead: run `minirt gc`")
     netns = {link["name"]: link for link in (c.get("netns") or {}).get("links") or []}
     by_index = {link["index"]: link for link in netns.values()}
     for e in eps:
@@ -249,9 +255,9 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
               "internal": bool(net.get("internal")), "icc": net.get("icc", True), "problems": []}  # fmt: skip
         node.info["endpoints"].append(ep)
 
-        def bad(text: str) -> None:
+        def bad(text: str, short: str) -> None:
             ep["problems"].append(text)
-            g.problem(node, text)
+            g.problem(node, text, short)
             edge.bad = True
 
         host = links.get(e.get("host_ifname") or "")
@@ -260,24 +266,28 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
                 edge.bad = True
             continue  # its veth goes with its netns; the "dead" line says what to do
         if host is None:
-            bad(f"veth {e.get('host_ifname')} of {node.title} on {e['network']} is gone from the kernel")
+            bad(f"veth {e.get('host_ifname')} of {node.title} on {e['network']} is gone from the kernel",
+                f"{e['eth']}: host veth {e.get('host_ifname')} is gone")
             continue
         ep["host_index"] = host["index"]
         if host.get("master") != net["bridge"]:
-            bad(f"veth {host['name']} is on {host.get('master') or 'no bridge'}, not on {net['bridge']}")
+            bad(f"veth {host['name']} of {node.title} is on {host.get('master') or 'no bridge'}, not on {net['bridge']}",
+                f"{e['eth']}: {host['name']} is on {host.get('master') or 'no bridge'}, not {net['bridge']}")
         if c.get("netns") is None:
             continue  # not running: nothing to look into
         peer = by_index.get(host.get("peer_index"))
         inside = netns.get(e["eth"])
         if inside is None:
-            bad(f"{e['eth']} of {node.title} is missing from its netns")
+            bad(f"{e['eth']} of {node.title} is missing from its netns", f"{e['eth']}: missing from the netns")
             continue
         if peer is None or peer["name"] != e["eth"] or inside.get("peer_index") != host["index"]:
-            bad(f"veth {host['name']}'s peer is not {e['eth']} in {node.title}'s netns")
+            bad(f"veth {host['name']}'s peer is not {e['eth']} in {node.title}'s netns",
+                f"{e['eth']}: not {host['name']}'s peer")
         have = inside.get("addresses") or []
         for a in addrs:
             if a not in have:
-                bad(f"{e['eth']} of {node.title} lacks its address {a} (has {', '.join(have) or 'none'})")
+                bad(f"{e['eth']} of {node.title} lacks its address {a} (has {', '.join(have) or 'none'})",
+                    f"{e['eth']}: lacks {a}")
 
 
 def _cgroup(rec: dict) -> dict:
@@ -303,15 +313,17 @@ def _leases(g: Graph, nets: dict, selected: list[str], shown: dict) -> None:
                 c = shown.get(cid)
                 eps = [e for e in endpoints(c["record"]) if e["network"] == name] if c else []
                 if not eps:
-                    g.problem(node, f"lease {name}/{addr} names {ids.short(cid) or '?'}, which holds no plumbing")
+                    g.problem(node, f"lease {name}/{addr} names {ids.short(cid) or '?'}, which holds no plumbing",
+                              f"lease {addr}: {ids.short(cid) or '?'} is not running")
                 elif addr not in (eps[0].get("address"), eps[0].get("address6")):
                     g.problem(node, f"lease {name}/{addr} names {ids.short(cid)}, whose address there is "
-                                    f"{eps[0].get('address')}")  # fmt: skip
+                                    f"{eps[0].get('address')}", f"lease {addr}: not {ids.short(cid)}'s address")  # fmt: skip
         for cid, c in shown.items():
             for e in endpoints(c["record"]):
                 if e["network"] == name and e.get("address") and (net.get("leases") or {}).get(
                         e["address"], {}).get("container") != cid:  # fmt: skip
-                    g.problem(g.nodes[container_node_id(cid)], f"{e['address']} on {name} has no lease naming this container")
+                    g.problem(g.nodes[container_node_id(cid)], f"{e['address']} of {ids.short(cid)} on {name}: no "
+                              "lease names this container", f"{e['address']}: no lease")  # fmt: skip
 
 
 def _stray_veths(g: Graph, links: dict, nets: dict, selected: list[str], shown: dict, owner: dict) -> None:
@@ -330,7 +342,7 @@ def _stray_veths(g: Graph, links: dict, nets: dict, selected: list[str], shown: 
         node = g.node(Node(f"veth:{name}", "stray", f"veth {name}", column=network))
         who = owner.get(name)
         why = f"its container {ids.short(who)} is not running" if who else "no container record names it"
-        g.problem(node, f"veth {name} on {master or 'no bridge'}: {why}")
+        g.problem(node, f"veth {name} on {master or 'no bridge'}: {why}", why)
         if network is not None:
             g.edges.append(Edge("veth", bridge_node_id(network), node.id, f"{name} <-> ?", bad=True))
 
@@ -376,4 +388,5 @@ def _ports(g: Graph, facts: dict, nets: dict, selected: list[str], shown: dict) 
         edge = Edge("port", "host", node.id, port_label(p), bad=True)
         g.edges.append(edge)
         if shown[cid]["status"] != "dead":
-            g.problem(node, f"published port {port_label(p)} of {node.title} is missing from the nft map {m}")
+            g.problem(node, f"published port {port_label(p)} of {node.title} is missing from the nft map {m}",
+                      f"port {port_label(p)}: not in {m}")

@@ -50,7 +50,7 @@ def _bridge_section(g: Graph, network: str) -> tuple[str, list[str]]:
     head = f"bridge {node.title} (network {network}) {info['subnet']} gw {info['gateway']}{flags}"
     if info.get("subnet6"):
         head += f", {info['subnet6']}"
-    items = [f"{BAD} {t}" for t, b in node.lines if b]
+    items = [f"{BAD} {t}" for t in node.info.get("problems", [])]
     items += [t for t, b in node.lines if not b and t.startswith("CNI attachment")]
     for e in g.edges:
         if e.kind != "veth" or e.src != node.id:
@@ -69,7 +69,7 @@ def _bridge_section(g: Graph, network: str) -> tuple[str, list[str]]:
 
 
 def _stray_line(n: Node) -> str:
-    return f"{BAD} {n.title}: " + "; ".join(t for t, _b in n.lines)
+    return f"{BAD} " + "; ".join(n.info.get("problems") or [f"{n.title}: " + "; ".join(t for t, _b in n.lines)])
 
 
 def _port_line(g: Graph, e) -> str:
@@ -121,22 +121,35 @@ def plumbing(g: Graph | None, rec: dict, status: str) -> str:
             addr = f"[{p['address']}]" if ":" in p["address"] else p["address"]
             missing = f"  {BAD} not in the kernel's map" if p.get("missing") else ""
             out.append(f"  port    {host_ip}:{p['host_port']}/{p['proto']} -> {addr}:{p['port']}{missing}")
-        others = [t for t, b in node.lines if b and not any(t in ep["problems"] for ep in node.info["endpoints"])]
+        others = [t for t in node.info.get("problems", []) if not any(t in ep["problems"] for ep in node.info["endpoints"])]
         out += [f"  {BAD} {t}" for t in others]
-    cg = _cgroup_dirs(rec, node)
-    for path, hierarchies in cg.items():
-        out.append(f"  cgroup  {path}" + (f"  ({', '.join(hierarchies)})" if hierarchies != ["unified"] else ""))
+    for path, hierarchies in _cgroup_dirs(rec, node).items():
+        out.append(f"  cgroup  {path}" + (f"  ({', '.join(hierarchies)})" if hierarchies else ""))
     return "\n".join(out) + "\n"
 
 
 def _cgroup_dirs(rec: dict, node: Node | None) -> dict[str, list[str]]:
-    """{path: [hierarchies]} from the plan's cgroup step (v1: one directory per hierarchy)."""
+    """{path: [v1 hierarchies]} from the plan's cgroup step. cgroup v1 has a directory per
+    hierarchy, mostly the same path under /sys/fs/cgroup/<hierarchy>/: those are shown once,
+    as /sys/fs/cgroup/{a,b,...}/PATH; one placed elsewhere gets a line of its own."""
     dirs = node.info.get("cgroup") if node else None
     if dirs is None:
         from minirt.graph.model import _cgroup
 
         dirs = _cgroup(rec)
-    out: dict[str, list[str]] = {}
+    rel: dict[str, list[str]] = {}
     for hierarchy, path in sorted(dirs.items()):
-        out.setdefault(path, []).append(hierarchy)
+        prefix = f"/sys/fs/cgroup/{hierarchy}/"
+        if len(dirs) > 1 and path.startswith(prefix):
+            rel.setdefault(path[len(prefix) :], []).append(hierarchy)
+        else:
+            rel.setdefault(path, [])
+    out: dict[str, list[str]] = {}
+    for path, hierarchies in rel.items():
+        if not hierarchies:
+            out[path] = []
+        elif len(hierarchies) == 1:
+            out[f"/sys/fs/cgroup/{hierarchies[0]}/{path}"] = []
+        else:
+            out[f"/sys/fs/cgroup/{{{','.join(hierarchies)}}}/{path}"] = []
     return out
