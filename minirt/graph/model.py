@@ -157,7 +157,8 @@ def build(facts: dict, only: list[str] | None = None) -> Graph:
     for name in only or []:
         if name not in nets:
             raise NoSuchObject(f"network {name!r}: no such network")
-    selected = [n for n in nets if not only or n in only]
+    # the default network first (most containers are on it), then by name
+    selected = sorted((n for n in nets if not only or n in only), key=lambda n: (n != "minirt", n))
     g.columns = list(selected)
     _host(g, facts, links)
     for name in selected:

@@ -64,7 +64,7 @@ def _bridge_section(g: Graph, network: str) -> tuple[str, list[str]]:
         line = f"{mark}{dst.title} {dst.info['status']}: {ep['eth']} {' '.join(ep['addresses'])}  [{e.label}]"
         if ep["connected"]:
             line += " (network connect)"
-        items.append("\n".join([line] + [f"    {BAD} {p}" for p in ep["problems"]]))
+        items.append("\n".join([line] + [f"{BAD} {p}" for p in ep["problems"]]))
     return head, items
 
 
