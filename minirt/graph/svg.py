@@ -72,7 +72,8 @@ def render(g: Graph) -> str:
         lanes = sum(len(ports_of[n.id]) for n in below[c])
         box_w = min(max([230] + [_text_width(n) for n in nodes]), 560)
         xs[c] = x
-        widths[c] = (BUS * (buses + 1) + 10, box_w, LANE * (lanes + 1) + (LABEL_ROOM if lanes else 30))
+        label_w = max([len(e.label) * 6.6 + 24 for n in below[c] for e in ports_of[n.id]] + [LABEL_ROOM])
+        widths[c] = (BUS * (buses + 1) + 10, box_w, LANE * (lanes + 1) + (label_w if lanes else 30))
         x += sum(widths[c])
         for n in below[c]:
             col_of[n.id] = c
