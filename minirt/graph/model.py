@@ -203,7 +203,8 @@ def _bridge(g: Graph, net: dict, links: dict) -> None:
     name, bridge = net["name"], net["bridge"]
     node = g.node(Node(bridge_node_id(name), "bridge", bridge, column=name))
     node.info.update(network=name, bridge=bridge, subnet=net["subnet"], gateway=net["gateway"],
-                     subnet6=net.get("subnet6"), internal=bool(net.get("internal")), icc=net.get("icc", True))  # fmt: skip
+                     subnet6=net.get("subnet6"), internal=bool(net.get("internal")),
+                     icc=net.get("icc", True))  # fmt: skip
     node.add(f"network {name}")
     node.add(f"{net['subnet']} gw {net['gateway']}")
     if net.get("subnet6"):
@@ -238,8 +239,8 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
                      netns=(c.get("netns") or {}).get("inode"), cgroup=_cgroup(rec))  # fmt: skip
     node.add(f"{status}" + (f", pid {rec['pid']}" if status == "running" and rec.get("pid") else ""))
     if status == "dead":
-        g.problem(node, f"container {node.title}: dead, its owner and init are gone (`minirt gc` finishes its teardown)",
-                  "dead: run `minirt gc`")
+        g.problem(node, f"container {node.title}: dead, its owner and init are gone "
+                        "(`minirt gc` finishes its teardown)", "dead: run `minirt gc`")  # fmt: skip
     netns = {link["name"]: link for link in (c.get("netns") or {}).get("links") or []}
     by_index = {link["index"]: link for link in netns.values()}
     for e in eps:
@@ -256,7 +257,7 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
               "internal": bool(net.get("internal")), "icc": net.get("icc", True), "problems": []}  # fmt: skip
         node.info["endpoints"].append(ep)
 
-        def bad(text: str, short: str) -> None:
+        def bad(text: str, short: str, ep=ep, edge=edge) -> None:
             ep["problems"].append(text)
             g.problem(node, text, short)
             edge.bad = True
@@ -272,8 +273,9 @@ def _container(g: Graph, c: dict, eps: list[dict], nets: dict, links: dict) -> N
             continue
         ep["host_index"] = host["index"]
         if host.get("master") != net["bridge"]:
-            bad(f"veth {host['name']} of {node.title} is on {host.get('master') or 'no bridge'}, not on {net['bridge']}",
-                f"{e['eth']}: {host['name']} is on {host.get('master') or 'no bridge'}, not {net['bridge']}")
+            master = host.get("master") or "no bridge"
+            bad(f"veth {host['name']} of {node.title} is on {master}, not on {net['bridge']}",
+                f"{e['eth']}: {host['name']} is on {master}, not {net['bridge']}")
         if c.get("netns") is None:
             continue  # not running: nothing to look into
         peer = by_index.get(host.get("peer_index"))
@@ -318,7 +320,8 @@ def _leases(g: Graph, nets: dict, selected: list[str], shown: dict) -> None:
                               f"lease {addr}: {ids.short(cid) or '?'} is not running")
                 elif addr not in (eps[0].get("address"), eps[0].get("address6")):
                     g.problem(node, f"lease {name}/{addr} names {ids.short(cid)}, whose address there is "
-                                    f"{eps[0].get('address')}", f"lease {addr}: not {ids.short(cid)}'s address")  # fmt: skip
+                                    f"{eps[0].get('address')}",
+                              f"lease {addr}: not {ids.short(cid)}'s address")  # fmt: skip
         for cid, c in shown.items():
             for e in endpoints(c["record"]):
                 if e["network"] == name and e.get("address") and (net.get("leases") or {}).get(

@@ -20,9 +20,9 @@ def write_png(g: Graph, svg_text: str, path: str, have_cairosvg=None, dot_path=N
     installed (found here when None)."""
     if have_cairosvg is None:
         try:
-            import cairosvg  # noqa: F401
+            import cairosvg
 
-            have_cairosvg = True
+            have_cairosvg = cairosvg is not None
         except (ImportError, OSError):  # OSError: cairocffi without libcairo
             have_cairosvg = False
     if have_cairosvg:
@@ -37,7 +37,8 @@ def write_png(g: Graph, svg_text: str, path: str, have_cairosvg=None, dot_path=N
     if dot_path:
         import subprocess
 
-        r = subprocess.run([dot_path, "-Tpng", "-o", path], input=to_dot(g), capture_output=True, text=True)
+        r = subprocess.run([dot_path, "-Tpng", "-o", path], input=to_dot(g), capture_output=True, text=True,
+                           check=False)
         if r.returncode != 0:
             raise ConfigError(f"graph: dot -Tpng failed: {r.stderr.strip() or r.returncode}")
         return "graphviz"

@@ -162,7 +162,8 @@ def _node(n: Node, b: _Box) -> str:
     parts = [f'<g class="{cls}" id="node-{_id(n.id)}" data-kind="{n.kind}">',
              f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="6" fill="{fill}" '
              f'stroke="{stroke}" stroke-width="{2.5 if bad else 1.2}"/>',
-             f'<text class="title" x="{b.x + 10:.1f}" y="{b.y + 17:.1f}" font-weight="bold">{_esc(n.title)}</text>']  # fmt: skip
+             f'<text class="title" x="{b.x + 10:.1f}" y="{b.y + 17:.1f}" font-weight="bold">'
+             f"{_esc(n.title)}</text>"]  # fmt: skip
     for i, (text, line_bad) in enumerate(n.lines):
         y = b.y + 17 + LINE_H * (i + 1)
         attrs = f' class="line bad" fill="{RED}"' if line_bad else ' class="line"'

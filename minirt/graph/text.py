@@ -108,7 +108,8 @@ def plumbing(g: Graph | None, rec: dict, status: str) -> str:
             index = f" ifindex {ep['host_index']}" if ep.get("host_index") else ""
             out.append(f"    <-veth-> {ep.get('host_ifname')} (host end{index})")
             flags = "".join(f", {f}" for f, on in (("internal", ep["internal"]), ("icc=false", not ep["icc"])) if on)
-            out.append(f"    -> bridge {ep['bridge']} (network {ep['network']}, {ep['subnet']} gw {ep['gateway']}{flags})")
+            out.append(f"    -> bridge {ep['bridge']} (network {ep['network']}, {ep['subnet']} "
+                       f"gw {ep['gateway']}{flags})")  # fmt: skip
             if ep["internal"]:
                 out.append("    -> no uplink: an internal network is not routed out")
             elif up:
@@ -121,7 +122,8 @@ def plumbing(g: Graph | None, rec: dict, status: str) -> str:
             addr = f"[{p['address']}]" if ":" in p["address"] else p["address"]
             missing = f"  {BAD} not in the kernel's map" if p.get("missing") else ""
             out.append(f"  port    {host_ip}:{p['host_port']}/{p['proto']} -> {addr}:{p['port']}{missing}")
-        others = [t for t in node.info.get("problems", []) if not any(t in ep["problems"] for ep in node.info["endpoints"])]
+        per_endpoint = {p for ep in node.info["endpoints"] for p in ep["problems"]}
+        others = [t for t in node.info.get("problems", []) if t not in per_endpoint]
         out += [f"  {BAD} {t}" for t in others]
     for path, hierarchies in _cgroup_dirs(rec, node).items():
         out.append(f"  cgroup  {path}" + (f"  ({', '.join(hierarchies)})" if hierarchies else ""))

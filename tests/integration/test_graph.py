@@ -1,7 +1,8 @@
 """`minirt network graph` and `inspect --plumbing` against the real kernel: two containers on two
 networks (one made by `network create`, one container connected to both), one published port;
 the SVG is parsed for its nodes and edges. Then the test deletes a host veth by hand (inside
-its throwaway host) and the graph must draw it red and list it."""
+its throwaway host), and adds a map element no container owns: the graph must draw both red
+and list them."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -36,7 +37,8 @@ def test_graph_draws_the_kernel_and_marks_a_deleted_veth(minirt, tmp_path):
     a_ip2 = a["NetworkSettings"]["Networks"]["gback"]["IPAddress"]
     # the kernel's own view, to compare the picture with
     links = {link["ifname"]: link for link in minirt.host.json("ip", "-j", "-d", "link")}
-    assert links[f"mr{ida}"]["master"] == "minirt0" and links[f"mr{idb}"]["master"] == links[f"mr{ida[:11]}x1"]["master"]
+    assert links[f"mr{ida}"]["master"] == "minirt0"
+    assert links[f"mr{idb}"]["master"] == links[f"mr{ida[:11]}x1"]["master"]
 
     root = _svg(minirt, tmp_path / "before.svg")
     containers = {g.get("id") for g in _groups(root, "container")}
@@ -67,7 +69,8 @@ def test_graph_draws_the_kernel_and_marks_a_deleted_veth(minirt, tmp_path):
     pid = a["State"]["Pid"]
     assert plumbing.startswith(f"ga ({ida}): running, pid {pid}\n")
     assert f"(/proc/{pid}/ns/net)" in plumbing and "net:[" in plumbing
-    assert f"eth0    {a_ip}/" in plumbing and f"<-veth-> mr{ida} (host end ifindex {links[f'mr{ida}']['ifindex']})" in plumbing
+    assert f"eth0    {a_ip}/" in plumbing
+    assert f"<-veth-> mr{ida} (host end ifindex {links[f'mr{ida}']['ifindex']})" in plumbing
     assert "-> bridge minirt0 (network minirt," in plumbing
     assert f"eth1    {a_ip2}/" in plumbing and "no uplink: an internal network is not routed out" in plumbing
     assert f"port    0.0.0.0:8080/tcp -> {a_ip}:80" in plumbing
@@ -88,6 +91,17 @@ def test_graph_draws_the_kernel_and_marks_a_deleted_veth(minirt, tmp_path):
     tree = ok(minirt("network", "graph"))
     assert f"!! veth mr{idb} of gb ({idb}) on gback is gone from the kernel" in tree
     assert f"!! veth mr{idb}" in ok(minirt("inspect", "--plumbing", "gb"))
+
+    # and an element nobody publishes (as a crash between publish and record would leave)
+    minirt.host.run("nft", "add element inet minirt ports_any { tcp . 9999 : 10.93.0.77 . 80 }")
+    root = _svg(minirt, tmp_path / "stray.svg")
+    stray = _groups(root, "stray")
+    assert [g.get("id") for g in stray] == ["node-element:ports_any:tcp_._9999"] and "bad" in _classes(stray[0])
+    port = [g for g in _groups(root, "port") if g.get("data-dst") == "element:ports_any:tcp . 9999"]
+    assert len(port) == 1 and "bad" in _classes(port[0])
+    problems = [t.text for t in root.iter(f"{SVG}text") if "problem" in _classes(t)]
+    assert "element inet minirt ports_any { tcp . 9999 : 10.93.0.77 . 80 }: no running container publishes it" in problems
+    minirt.host.run("nft", "delete element inet minirt ports_any { tcp . 9999 }")
 
     ok(minirt("rm", "-f", "ga", "gb"))
     ok(minirt("network", "rm", "gback"))

@@ -244,7 +244,8 @@ def test_svg_marks_disagreements_red_and_lists_them():
     root = _svg(model.build(f))
     db = root.find(f".//{SVG}g[@id='node-ctr:{B[:12]}']")
     assert "bad" in db.get("class").split() and db.find(f"{SVG}rect").get("stroke") == svg.RED
-    assert [t.text for t in db.iter(f"{SVG}text") if t.get("fill") == svg.RED] == [f"eth0: host veth mr{B[:12]} is gone"]
+    red = [t.text for t in db.iter(f"{SVG}text") if t.get("fill") == svg.RED]
+    assert red == [f"eth0: host veth mr{B[:12]} is gone"]
     veth = [x for x in _groups(root, "veth") if x.get("data-dst") == f"ctr:{B[:12]}"][0]
     assert "bad" in veth.get("class").split() and veth.find(f"{SVG}path").get("stroke") == svg.RED
     stray = root.find(f".//{SVG}g[@id='node-element:ports_any:tcp_._9090']")
@@ -297,9 +298,9 @@ def test_plumbing_text():
         "  port    0.0.0.0:8080/tcp -> 10.88.0.2:80\n"
         f"  cgroup  /sys/fs/cgroup/minirt/{A}\n"
     )
+    dirs = {"memory": f"/sys/fs/cgroup/memory/m/{GONE}", "pids": f"/sys/fs/cgroup/pids/m/{GONE}"}
     none = {"id": GONE, "name": "lonely", "pid": 9, "config": {"net": "none"},
-            "teardown": [{"undo": "cgroup", "version": 1, "dirs": {"memory": f"/sys/fs/cgroup/memory/m/{GONE}",
-                                                                  "pids": f"/sys/fs/cgroup/pids/m/{GONE}"}}]}  # fmt: skip
+            "teardown": [{"undo": "cgroup", "version": 1, "dirs": dirs}]}
     assert text.plumbing(g, none, "exited") == (f"lonely ({GONE[:12]}): exited\n  network no veth (--net none)\n"
                                                 f"  cgroup  /sys/fs/cgroup/{{memory,pids}}/m/{GONE}\n")  # fmt: skip
 
