@@ -340,3 +340,19 @@ def test_facts_are_not_mutated():
     before = copy.deepcopy(f)
     model.build(f)
     assert f == before
+
+
+def test_an_empty_host_and_a_veth_on_no_bridge():
+    empty = {"links": [], "uplink": None, "elements": [], "nft": "not read (no network)", "networks": [],
+             "containers": []}  # fmt: skip
+    g = model.build(empty)
+    assert text.tree(g) == "host: no default route (no uplink)\n\nno disagreements: the kernel matches minirt's records\n"
+    assert ET.fromstring(svg.render(g)).find(f".//{SVG}g[@id='node-host']") is not None
+    f = facts()
+    f["links"].append(link(9, "mr0123456789ab", "veth", None, peer=2))
+    g = model.build(f)
+    assert g.nodes["veth:mr0123456789ab"].column is None
+    assert "|-- not on any bridge\n|   `-- !! veth mr0123456789ab on no bridge: no container record names it\n" in text.tree(g)
+    root = _svg(g)
+    assert "bad" in root.find(f".//{SVG}g[@id='node-veth:mr0123456789ab']").get("class").split()
+    assert model.build(f, ["back"]).problems == []  # not on a network asked for
