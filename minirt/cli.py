@@ -21,7 +21,7 @@ VERBS = {
     "kill": "send a signal to a container",
     "rm": "remove containers (-f: kill first)",
     "gc": "reclaim what a crash left behind",
-    "network": "create, list (ls), inspect, reload or remove (rm) bridge networks",
+    "network": "create, list (ls), inspect, reload, remove (rm) or draw (graph) bridge networks",
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 
