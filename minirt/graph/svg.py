@@ -15,7 +15,7 @@ Layout, top to bottom (one column per network, left to right in the order asked)
 
 Orthogonal routes keep edges out of boxes without a general router (Graphviz's job, which we
 do not want to need). Every node is a <g class="node KIND" id="node-..."> holding a rect and
-its text; every edge a <g class="edge KIND" data-src=... data-dst=...> holding a path and its
+its text; every edge a <g class="edge KIND" id="edge-..." data-src=... data-dst=...> holding a path and its
 label; a disagreement adds the class "bad" and a red stroke (#d00), so a test (or a browser's
 find) can pick them out with any XML parser. Presentation attributes, not CSS, so converters
 without a CSS engine (cairosvg, rsvg) draw the same picture.
@@ -179,7 +179,7 @@ def _edge(e, d: str, lx: float, ly: float, anchor: str) -> str:
     w = len(e.label) * 6.6 + 4
     rx = lx - 2 if anchor == "start" else lx - w / 2
     # a white plate under the label (not paint-order: converters without it hide the text)
-    return (f'<g class="{cls}" data-src="{_esc(e.src)}" data-dst="{_esc(e.dst)}">'
+    return (f'<g class="{cls}" id="edge-{_id(e.id)}" data-src="{_esc(e.src)}" data-dst="{_esc(e.dst)}">'
             f'<path d="{d}" fill="none" stroke="{color}" stroke-width="{2.5 if e.bad else 1.5}"{dash}/>'
             f'<rect x="{rx:.1f}" y="{ly - 10:.1f}" width="{w:.1f}" height="13" fill="#ffffff" fill-opacity="0.85"/>'
             f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="11" fill="{color}">'

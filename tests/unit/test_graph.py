@@ -228,6 +228,9 @@ def test_svg_nodes_edges_and_no_red_when_healthy():
     ports = _groups(root, "port")
     assert [(x.get("data-src"), x.get("data-dst")) for x in ports] == [("host", f"ctr:{A[:12]}")]
     assert ports[0].find(f"{SVG}text").text == "0.0.0.0:8080/tcp -> 10.88.0.2:80"
+    assert ports[0].get("id") == f"edge-port:host-_ctr:{A[:12]}:0.0.0.0:8080_tcp_-__10.88.0.2:80"
+    ids = [x.get("id") for x in root.iter(f"{SVG}g") if x.get("id")]
+    assert len(ids) == len(set(ids))
     assert len(_groups(root, "veth")) == 3 and len(_groups(root, "uplink")) == 2
     assert not [x for x in root.iter() if "bad" in x.get("class", "").split() or x.get("stroke") == svg.RED]
     assert "no disagreements" in "".join(root.find(f".//{SVG}g[@id='disagreements']").itertext())
