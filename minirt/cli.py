@@ -22,7 +22,7 @@ VERBS = {
     "rm": "remove containers (-f: kill first)",
     "gc": "reclaim what a crash left behind",
     "events": "container and network events (--since, --until, --filter, --format json)",
-    "network": "create, list (ls), inspect, reload or remove (rm) bridge networks",
+    "network": "create, list (ls), inspect, reload, remove (rm) or draw (graph) bridge networks",
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 

@@ -1,8 +1,15 @@
-"""minirt inspect CONTAINER...: Docker-shaped JSON (State, Config, NetworkSettings)."""
+"""minirt inspect CONTAINER...: Docker-shaped JSON (State, Config, NetworkSettings).
+
+`--plumbing` (minirt's own, opt-in) prints instead a short text of each container's own
+plumbing, read from the kernel and checked against the record (minirt/graph/text.py): netns ->
+ethN (address) <-veth-> host end -> bridge (subnet) -> uplink, the published ports, the cgroup.
+It is a flag rather than a default or a `--format` value so that `inspect`'s output stays the
+JSON Docker's tools parse, and `--format` stays free for Docker's Go-template meaning.
+"""
 
 import json
 
-from minirt.cliparse import parse
+from minirt.cliparse import FLAG, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import Store
 
@@ -103,18 +110,37 @@ def _networks(rec: dict, cfg: dict, net: dict) -> dict:
     return out
 
 
+OPTIONS = [Option(("--plumbing",), FLAG, "text: netns -> eth0 <-veth-> host veth -> bridge -> uplink, "
+                  "published ports, cgroup; read from the kernel, checked against the record")]  # fmt: skip
+
+
 def main(args: list[str]) -> int:
     from minirt import liveness
 
-    _, refs = parse([], args, stop_at_operand=False, prog="minirt inspect CONTAINER [CONTAINER...]")
+    opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt inspect [OPTIONS] CONTAINER [CONTAINER...]")
     if not refs:
         raise ConfigError("inspect: give at least one container")
     store = Store()
+    if opts["plumbing"]:
+        return _plumbing(store, refs)
     out = []
     for ref in refs:
         rec = store.load(store.resolve(ref))
         out.append(document(rec, liveness.status(rec)))
     print(json.dumps(out, indent=4))
+    return 0
+
+
+def _plumbing(store: Store, refs: list[str]) -> int:
+    """inspect --plumbing: the graph of every network (one gathering for all the containers),
+    then each container's part of it. The references are resolved first: a bad one changes
+    nothing and prints nothing."""
+    from minirt import liveness
+    from minirt.graph import facts, model, text
+
+    recs = [store.load(store.resolve(ref)) for ref in refs]
+    g = model.build(facts.gather(store.root))
+    print("\n".join(text.plumbing(g, rec, liveness.status(rec)) for rec in recs), end="")
     return 0
 
 

@@ -1,11 +1,11 @@
-"""minirt network create | ls | inspect | connect | disconnect | reload | rm: the bridge
-networks, their host side, and the networks of a running container."""
+"""minirt network create | ls | inspect | connect | disconnect | reload | rm | graph: the
+bridge networks, their host side, the networks of a running container, and a picture of it all."""
 
 import os
 import sys
 
 from minirt import explain
-from minirt.cliparse import FLAG, LIST, Option, parse
+from minirt.cliparse import FLAG, LIST, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import root_dir
 
@@ -34,6 +34,11 @@ SUBCOMMANDS = {
     ]),
     "disconnect": ("minirt network disconnect [OPTIONS] NETWORK CONTAINER", "disconnect a container", [
         EXPLAIN, Option(("-f", "--force"), FLAG, "also when the network is gone"),
+    ]),
+    "graph": ("minirt network graph [OPTIONS] [NETWORK...]",
+              "the host's networking as the kernel sees it, checked against minirt's records", [
+        Option(("-o", "--output"), VALUE, "write a picture instead of text: FILE.svg (minirt's own), "
+               "or FILE.png (needs cairosvg or Graphviz)", "FILE"),
     ]),
 }  # fmt: skip
 SUB_ALIASES = {"list": "ls", "remove": "rm"}  # docker's aliases
@@ -150,6 +155,8 @@ def main(args: list[str]) -> int:
         else:
             connect.disconnect(store, operands[0], operands[1], opts["force"])
         return 0
+    if sub == "graph":
+        return _graph(root, operands, opts["output"])
     if sub in ("rm", "remove"):
         if not operands:
             raise ConfigError("network rm: give at least one network name")
@@ -163,6 +170,38 @@ def main(args: list[str]) -> int:
             print(name)
         return 0
     raise AssertionError(f"network {sub}: in SUBCOMMANDS but not dispatched")
+
+
+def _graph(root: str, networks: list[str], output: str | None) -> int:
+    """`network graph`: the tree on stdout, or -o FILE.svg / FILE.png (minirt/graph/). The
+    disagreements are printed either way; finding some is not an error (exit 0): the command
+    reports, `minirt gc` and `network reload` repair."""
+    from minirt.graph import facts, model, text
+
+    kind = (output or "").rpartition(".")[2].lower() if output else "text"
+    if kind not in ("text", "svg", "png"):
+        raise ConfigError(f"network graph: -o {output}: the file name must end in .svg or .png")
+    if os.geteuid() != 0:
+        raise ConfigError("must run as root (a container's netns and the nft maps are read)")
+    g = model.build(facts.gather(root), networks)
+    if kind == "text":
+        sys.stdout.write(text.tree(g))
+        return 0
+    from minirt.graph import svg
+
+    picture = svg.render(g)
+    if kind == "png":
+        from minirt.graph import png
+
+        png.write_png(g, picture, output)
+    else:
+        with open(output, "w") as f:
+            f.write(picture)
+    counts = {k: len(g.by_kind(k)) for k in ("bridge", "container")}
+    print(f"{output}: {counts['bridge']} bridge(s), {counts['container']} container(s), "
+          f"{sum(e.kind == 'port' for e in g.edges)} published port(s)")  # fmt: skip
+    print("\n".join(text.problems(g)))
+    return 0
 
 
 def _by_family(values: list[str] | None, option: str) -> tuple[str | None, str | None]:
