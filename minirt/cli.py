@@ -22,6 +22,7 @@ VERBS = {
     "rm": "remove containers (-f: kill first)",
     "gc": "reclaim what a crash left behind",
     "network": "create, list (ls), inspect, reload or remove (rm) bridge networks",
+    "trace": "follow packets through the nftables rules: NAT, verdicts, who dropped them",
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 
