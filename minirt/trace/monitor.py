@@ -244,7 +244,8 @@ def nat_changes(hops: list[dict]) -> list[dict]:
                     n = {"kind": kind, "before": before, "after": after, "hook": h["hook"], "seen_at": i,
                          "table": None, "rule": None, "comment": None}
                     if pending is not None:
-                        n.update(table=pending[0], rule=pending[1]["rule"], comment=pending[1]["comment"])
+                        n.update(table=pending[0], chain=pending[1]["chain"], rule=pending[1]["rule"],
+                                 comment=pending[1]["comment"])
                     else:  # no NAT rule ran: conntrack applied a NAT decided for an earlier packet
                         n["by"] = "conntrack"
                     out.append(n)
@@ -259,7 +260,7 @@ def nat_changes(hops: list[dict]) -> list[dict]:
         kind, after = nat_statement(r["rule"])
         before_key = ("src", "sport") if kind in ("snat", "masquerade") else ("dst", "dport")
         out.append({"kind": kind, "before": _ep(h["packet"], *before_key), "after": after, "done_at": i,
-                    "hook": h["hook"], "table": table, "rule": r["rule"], "comment": r["comment"],
+                    "hook": h["hook"], "table": table, "chain": r["chain"], "rule": r["rule"], "comment": r["comment"],
                     "oif": h["packet"].get("oif")})  # fmt: skip
     return out
 

@@ -3,14 +3,14 @@
 Runs in: anywhere (pure). Input: monitor.Packet.to_dict().
 
     #1 tcp 198.51.100.2:40312 -> 198.51.100.1:8080 [syn] in wanh  (trace id 9a3c41f2)
-      prerouting  inet minirt prerouting  (nat, -100)
-          fib daddr type local jump ports                                   -> jump ports
-          ports: dnat ip to meta l4proto . th dport map @ports_any          -> accept
-      DNAT 198.51.100.1:8080 -> 172.17.0.2:80  by inet minirt: dnat ip to meta l4proto ...
-      forward     inet minirt forward  (filter, 0)  tcp 198.51.100.2:40312 -> 172.17.0.2:80 in wanh out minirt0
-          oifname vmap @fwd_in                                              -> jump net-minirt-in
-          net-minirt-in: ct status dnat accept comment "minirt:net:minirt:published" -> accept
-      = accepted, out minirt0
+      prerouting  inet minirt prerouting  (priority -100)
+          fib daddr type local jump ports comment "minirt:published"  -> jump ports
+          ports: dnat ip to ... map @ports_any comment "minirt:published:any-address"  -> accept
+      DNAT 198.51.100.1:8080 -> 172.17.0.2:80  by inet minirt ports, "minirt:published:any-address"
+      forward     inet minirt forward  (priority 0)  tcp 198.51.100.2:40312 -> 172.17.0.2:80 in wanh out minirt0
+          oifname vmap @fwd_in comment "minirt:dispatch:into-bridge"  -> jump net-minirt-in
+          net-minirt-in: ct status dnat accept comment "minirt:net:minirt:published"  -> accept
+      = accepted (last hook: forward), out minirt0
 
 A rule in a chain other than the hop's base chain is prefixed by its chain (`ports:`): that is
 where a jump went. The packet is shown again at a hop only when something in it changed.
@@ -49,8 +49,9 @@ def _nat_line(n: dict) -> str:
     after = n.get("after") or "?"
     if n.get("after_note"):
         after = f"{after} ({n['after_note']})"
-    if n.get("rule"):
-        by = f"  by {n['table']}: {n['rule']}"
+    if n.get("rule"):  # the rule's text is on its own line above; name it by its comment
+        what = f'"{n["comment"]}"' if n.get("comment") else f"rule {n['rule']}"
+        by = f"  by {n['table']} {n.get('chain') or ''}, {what}"
     elif n.get("by") == "conntrack":
         by = "  by conntrack (a reply or a later packet of a NATed connection: no NAT rule runs)"
     else:
