@@ -77,6 +77,10 @@ def main(args: list[str]) -> int:
         hooks = _Hooks()
         asm = monitor.Assembler(hooks, lambda ev: ev.family == "inet" and ev.table == "minirt" and ev.chain in own,
                                 _Resolver())  # fmt: skip
+        for (family, table, chain), (hook, prio) in sorted(hooks.known.items()):
+            if hook in ("prerouting", "output") and isinstance(prio, int) and prio < rules.PRIORITY:
+                sys.stderr.write(f"minirt: note: {family} {table} {chain} ({hook}, priority {prio}) runs before the "
+                                 "trace rule: its verdicts are not shown\n")  # fmt: skip
         sys.stderr.write(f"minirt: tracing {label} (Ctrl-C to stop)\n")
         sys.stderr.flush()
         deadline = time.monotonic() + timeout if timeout else None

@@ -44,7 +44,7 @@ def install(root: str, matches, selection: str) -> dict:
     """Write the state file, then add the chains (one transaction). Returns the record."""
     pid = os.getpid()
     rec = {"pid": pid, "start_time": procfs.start_time(pid), "table": rules.TABLE, "chains": rules.chain_names(pid),
-           "selection": selection}  # fmt: skip
+           "selection": selection, "created_table": not _table_exists()}  # fmt: skip
     os.makedirs(traces_dir(root), exist_ok=True)
     atomic_write_json(_path(root, pid), rec)
     try:
@@ -56,10 +56,17 @@ def install(root: str, matches, selection: str) -> dict:
 
 
 def remove(root: str, pid: int) -> None:
-    """Delete the session's chains (if the table is still there), then its state file;
-    idempotent."""
+    """Delete the session's chains (if the table is still there), and the table too when the
+    trace created it and nothing else has come to live in it since; then the state file.
+    Idempotent."""
+    try:
+        rec = read_json(_path(root, pid))
+    except (OSError, ValueError):
+        rec = {}
     if _table_exists():
         _nft(rules.remove_script(pid), "remove the trace rules")
+        if rec.get("created_table") and _table_is_empty():
+            _nft(f"delete table {rules.TABLE}", "remove the table the trace created")
     _forget(root, pid)
 
 
@@ -75,6 +82,22 @@ def _table_exists() -> bool:
 
     rc, _out, _err = context().cmd(f"list table {rules.TABLE}")
     return rc == 0
+
+
+def _table_is_empty() -> bool:
+    import json
+
+    from minirt.net.firewall.libnft import context
+
+    ctx = context()
+    ctx.set_json_output(True)
+    try:
+        rc, out, _err = ctx.cmd(f"list table {rules.TABLE}")
+    finally:
+        ctx.set_json_output(False)
+    if rc != 0:
+        return False
+    return not any(k in obj for obj in json.loads(out).get("nftables", []) for k in ("chain", "set", "map", "flowtable"))
 
 
 def sessions(root: str) -> list[dict]:

@@ -174,6 +174,11 @@ def _nft_monitors(minirt) -> list[int]:
 
 
 def test_nothing_left_after_exit_or_kill_and_gc(minirt):
+    # on a host without minirt's table: the trace makes it, and takes it away again
+    assert minirt.host.run("nft", "list", "table", "inet", "minirt", check=False).returncode != 0
+    r = minirt("trace", "--port", "9999", "--timeout", "0.3")
+    assert r.returncode == 0, r.stderr
+    assert minirt.host.run("nft", "list", "table", "inet", "minirt", check=False).returncode != 0
     ok(minirt("run", "-d", "--name", "idle", "--", "sleep", "60"))
     before = _chains(minirt)
     # ends by itself (--timeout): removed
