@@ -62,49 +62,55 @@ def main(args: list[str]) -> int:
         raise _Stop()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    mon = None
+    mon = asm = None
+    own: set = set()
     installed = False
     # MINIRT_TRACE_RAW=FILE: nft's own lines too, for a bug report (and the parser's test data)
     raw = open(os.environ["MINIRT_TRACE_RAW"], "a") if os.environ.get("MINIRT_TRACE_RAW") else None
     n = 0
     try:
-        mon = monitor.Monitor(nft)
-        if not mon.wait_ready():
-            raise MinirtError(f"trace: `nft monitor trace` did not start: {mon.error() or 'no reason given'}")
-        installed = True  # removal is idempotent: set first, so no interrupt can skip it
-        session.install(root, matches, label)
-        own = set(rules.chain_names(os.getpid()))
-        hooks = _Hooks()
-        asm = monitor.Assembler(hooks, lambda ev: ev.family == "inet" and ev.table == "minirt" and ev.chain in own,
-                                _Resolver())  # fmt: skip
-        for (family, table, chain), (hook, prio) in sorted(hooks.known.items()):
-            if hook in ("prerouting", "output") and isinstance(prio, int) and prio < rules.PRIORITY:
-                sys.stderr.write(f"minirt: note: {family} {table} {chain} ({hook}, priority {prio}) runs before the "
-                                 "trace rule: its verdicts are not shown\n")  # fmt: skip
-        sys.stderr.write(f"minirt: tracing {label} (Ctrl-C to stop)\n")
-        sys.stderr.flush()
-        deadline = time.monotonic() + timeout if timeout else None
-        while count is None or n < count:
-            wait = monitor.QUIET / 2
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                wait = min(wait, left)
-            lines = mon.read(wait)
-            if lines is None:
-                raise MinirtError(f"trace: `nft monitor trace` ended: {mon.error() or 'no reason given'}")
-            done = []
-            if raw is not None:
-                raw.write("".join(line + "\n" for line in lines))
-                raw.flush()
-            for line in lines:
-                ev = monitor.parse_line(line)
-                if ev is not None:
-                    done += asm.feed(ev)
-            done += asm.expire()
-            n = _emit(done, own, opts["json"], n, count)
-    except (KeyboardInterrupt, _Stop):
+        try:
+            mon = monitor.Monitor(nft)
+            if not mon.wait_ready():
+                raise MinirtError(f"trace: `nft monitor trace` did not start: {mon.error() or 'no reason given'}")
+            installed = True  # removal is idempotent: set first, so no interrupt can skip it
+            session.install(root, matches, label)
+            own = set(rules.chain_names(os.getpid()))
+            hooks = _Hooks()
+            asm = monitor.Assembler(hooks, lambda ev: ev.family == "inet" and ev.table == "minirt" and ev.chain in own,
+                                    _Resolver())  # fmt: skip
+            for (family, table, chain), (hook, prio) in sorted(hooks.known.items()):
+                if hook in ("prerouting", "output") and isinstance(prio, int) and prio < rules.PRIORITY:
+                    sys.stderr.write(f"minirt: note: {family} {table} {chain} ({hook}, priority {prio}) runs "
+                                     "before the trace rule: its verdicts are not shown\n")  # fmt: skip
+            sys.stderr.write(f"minirt: tracing {label} (Ctrl-C to stop)\n")
+            sys.stderr.flush()
+            deadline = time.monotonic() + timeout if timeout else None
+            while count is None or n < count:
+                wait = monitor.QUIET / 2
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left)
+                lines = mon.read(wait)
+                if lines is None:
+                    raise MinirtError(f"trace: `nft monitor trace` ended: {mon.error() or 'no reason given'}")
+                done = []
+                if raw is not None:
+                    raw.write("".join(line + "\n" for line in lines))
+                    raw.flush()
+                for line in lines:
+                    ev = monitor.parse_line(line)
+                    if ev is not None:
+                        done += asm.feed(ev)
+                done += asm.expire()
+                n = _emit(done, own, opts["json"], n, count)
+        except (KeyboardInterrupt, _Stop):
+            pass
+        if asm is not None and (count is None or n < count):  # what was still open at the end
+            n = _emit(asm.drain(), own, opts["json"], n, count)
+    except (KeyboardInterrupt, _Stop):  # a second one while the last packets were printed
         pass
     finally:
         for s, h in old.items():
@@ -126,14 +132,14 @@ def main(args: list[str]) -> int:
 
 
 def _emit(packets, own: set, as_json: bool, n: int, count) -> int:
-    from minirt.trace import render, rules
+    from minirt.trace import render
 
     for pkt in packets:
         if count is not None and n >= count:
             break
         if not pkt.hops or pkt.hops[0]["chain"] not in own:
             continue  # traced by someone else's rule (another trace, a user's nftrace): not ours
-        rec = pkt.to_dict(lambda h: h["family"] == "inet" and h["table"] == "minirt" and rules.is_trace_chain(h["chain"]))
+        rec = pkt.to_dict(_is_trace_hop)
         if not rec["hops"]:
             continue
         _fill_masquerade(rec)
@@ -141,6 +147,12 @@ def _emit(packets, own: set, as_json: bool, n: int, count) -> int:
         sys.stdout.write(render.json_line(rec) + "\n" if as_json else render.text(rec, n) + "\n\n")
         sys.stdout.flush()
     return n
+
+
+def _is_trace_hop(h: dict) -> bool:
+    from minirt.trace import rules
+
+    return h["family"] == "inet" and h["table"] == "minirt" and rules.is_trace_chain(h["chain"])
 
 
 def _fill_masquerade(rec: dict) -> None:

@@ -176,10 +176,10 @@ class Packet:
     hops: [{"family", "table", "chain", "hook", "priority", "packet": summary, "rules": [{"chain",
     "rule", "comment", "verdict", "handle"?}], "verdict"}]"""
 
-    __slots__ = ("id", "hops", "last", "done")
+    __slots__ = ("id", "hops", "last", "done", "seq")
 
     def __init__(self, tid: str):
-        self.id, self.hops, self.last, self.done = tid, [], 0.0, False
+        self.id, self.hops, self.last, self.done, self.seq = tid, [], 0.0, False, 0
 
     def add(self, ev: Event, hooks: dict, resolve=None) -> None:
         if ev.kind == "packet" or not self.hops:
@@ -305,39 +305,59 @@ def outcome(hops: list[dict]) -> dict:
 
 
 class Assembler:
-    """Events in, complete Packets out (see the module docstring for where a packet starts and
-    ends). hooks: {(family, table, chain): (hook, priority)} of the base chains; starts(ev):
-    whether ev's chain is one of our trace chains; resolve(family, table, chain, handle): the
-    text of a rule nft did not know (added after it started), or None."""
+    """Events in, complete Packets out, in the order the packets started (see the module
+    docstring for where a packet starts and ends). hooks: {(family, table, chain): (hook,
+    priority)} of the base chains; starts(ev): whether ev's chain is one of our trace chains;
+    resolve(family, table, chain, handle): the text of a rule nft did not know (added after it
+    started), or None.
+
+    A packet can end before one that started earlier (a drop, or its trace id reused at once),
+    so finished packets wait until every earlier one is finished too: --count 1 prints the
+    first packet, not the first to finish."""
 
     def __init__(self, hooks: dict, starts, resolve=None, clock=time.monotonic):
         self.hooks, self.starts, self.resolve, self.clock = hooks, starts, resolve, clock
         self.open: dict[str, Packet] = {}
+        self.finished: list[Packet] = []
+        self.seq = 0
 
     def feed(self, ev: Event) -> list[Packet]:
-        done = []
         now = self.clock()
         pkt = self.open.get(ev.id)
         if ev.kind == "packet" and self.starts(ev) and pkt is not None:
-            done.append(self.open.pop(ev.id))  # the same skb address, a new packet
+            self._finish(ev.id)  # the same skb address, a new packet
             pkt = None
         if pkt is None:
             pkt = self.open[ev.id] = Packet(ev.id)
+            pkt.seq = self.seq
+            self.seq += 1
         pkt.add(ev, self.hooks, self.resolve)
         pkt.last = now
         if pkt.done:
-            done.append(self.open.pop(ev.id))
-        return done
+            self._finish(ev.id)
+        return self._release()
 
     def expire(self, quiet: float = QUIET) -> list[Packet]:
         now = self.clock()
-        old = [tid for tid, p in self.open.items() if now - p.last >= quiet]
-        return [self.open.pop(tid) for tid in sorted(old, key=lambda t: self.open[t].last)]
+        for tid in [tid for tid, p in self.open.items() if now - p.last >= quiet]:
+            self._finish(tid)
+        return self._release()
 
     def drain(self) -> list[Packet]:
-        out = sorted(self.open.values(), key=lambda p: p.last)
-        self.open.clear()
-        return out
+        for tid in list(self.open):
+            self._finish(tid)
+        return self._release()
+
+    def _finish(self, tid: str) -> None:
+        self.finished.append(self.open.pop(tid))
+
+    def _release(self) -> list[Packet]:
+        first_open = min((p.seq for p in self.open.values()), default=None)
+        ready = sorted((p for p in self.finished if first_open is None or p.seq < first_open), key=lambda p: p.seq)
+        if ready:
+            done = {id(p) for p in ready}
+            self.finished = [p for p in self.finished if id(p) not in done]
+        return ready
 
 
 def parse_text(text: str, hooks: dict, starts, resolve=None) -> list[Packet]:

@@ -97,7 +97,8 @@ def _table_is_empty() -> bool:
         ctx.set_json_output(False)
     if rc != 0:
         return False
-    return not any(k in obj for obj in json.loads(out).get("nftables", []) for k in ("chain", "set", "map", "flowtable"))
+    objects = json.loads(out).get("nftables", [])
+    return not any(k in obj for obj in objects for k in ("chain", "set", "map", "flowtable"))
 
 
 def sessions(root: str) -> list[dict]:

@@ -122,7 +122,9 @@ def test_foreign_table_drop_is_named(minirt, wan):  # noqa: F811
     wait_for(lambda: fetch(minirt.host, "127.0.0.1", 8080) == "ok", what="httpd")
     h = minirt.host
     h.run("nft", "add", "table", "inet", "userfw")
-    h.run("nft", "add", "chain", "inet", "userfw", "forward", "{ type filter hook forward priority 10; policy accept; }")
+    # priority 10: after minirt's forward chain (0), so the trace shows minirt's accept, then the drop
+    h.run("nft", "add", "chain", "inet", "userfw", "forward",
+          "{ type filter hook forward priority 10; policy accept; }")
     h.run("nft", "add", "rule", "inet", "userfw", "forward", "iifname", "wanh", "tcp", "dport", "80", "drop",
           "comment", '"userfw: no web from wan"')  # fmt: skip
     try:
@@ -136,7 +138,8 @@ def test_foreign_table_drop_is_named(minirt, wan):  # noqa: F811
         assert by["rule"] == 'iifname "wanh" tcp dport 80 drop comment "userfw: no web from wan"'
         assert by["comment"] == "userfw: no web from wan"
         # minirt's own table had accepted it: the trace shows both
-        assert any(h["table"] == "minirt" and r["verdict"] == "accept" for h, r in _rules(syn) if h["hook"] == "forward")
+        fwd = [(h, r) for h, r in _rules(syn) if h["hook"] == "forward"]
+        assert any(h["table"] == "minirt" and r["verdict"] == "accept" for h, r in fwd), fwd
     finally:
         h.run("nft", "delete", "table", "inet", "userfw")
     ok(minirt("rm", "-f", "web"))

@@ -157,9 +157,14 @@ def test_a_reused_trace_id_starts_a_new_packet_at_our_chain():
         out += asm.feed(monitor.parse_line(line))
     assert len(out) == 1 and [h["chain"] for h in out[0].hops] == ["trace-1-pre", "forward"]
     assert asm.expire() == []  # not quiet yet
+    # a packet finishing early waits for the earlier one: output is in start order
+    for line in _lines("dd", "trace-1-pre")[:1] + _lines("ee", "trace-1-pre")[:1] + _lines("ee", "x", "drop")[1:]:
+        assert asm.feed(monitor.parse_line(line)) == []
+    now[0] = 0.1
+    assert [p.id for p in asm.feed(monitor.parse_line(_lines("dd", "y", "drop")[1]))] == []  # "aa" still open
     now[0] = 1.0
-    (second,) = asm.expire()
-    assert [h["chain"] for h in second.hops] == ["trace-1-pre"]
+    second, dd, ee = asm.expire()
+    assert [h["chain"] for h in second.hops] == ["trace-1-pre"] and (dd.id, ee.id) == ("dd", "ee")
 
 
 def test_a_drop_completes_the_packet_at_once():
@@ -172,7 +177,8 @@ def test_a_drop_completes_the_packet_at_once():
 
 
 def test_a_rule_unknown_to_nft_is_resolved_by_handle():
-    lines = _lines("cc", "trace-1-pre")[:1] + ["trace id cc inet minirt trace-1-pre unknown rule handle 7 (verdict drop)"]
+    unknown = "trace id cc inet minirt trace-1-pre unknown rule handle 7 (verdict drop)"
+    lines = [*_lines("cc", "trace-1-pre")[:1], unknown]
     asked = []
 
     def resolve(family, table, chain, handle):
@@ -205,7 +211,8 @@ def test_rules_golden():
 
 def test_remove_declares_before_deleting():
     lines = rules.remove_script(7).splitlines()
-    assert lines[0].startswith("add chain inet minirt trace-7-pre {") and lines[2] == "delete chain inet minirt trace-7-pre"
+    assert lines[0].startswith("add chain inet minirt trace-7-pre {")
+    assert lines[2] == "delete chain inet minirt trace-7-pre"
     assert rules.chain_names(7) == ["trace-7-pre", "trace-7-out"]
     assert rules.is_trace_chain("trace-7-out") and not rules.is_trace_chain("net-trace-in")
 
