@@ -106,6 +106,7 @@ def test_text_output_names_the_path(minirt, wan):  # noqa: F811
     out, err = t.proc.communicate(timeout=20)  # --count 1: ends by itself
     assert t.proc.returncode == 0, err
     if RECORD:
+        os.makedirs(RECORD, exist_ok=True)
         with open(f"{RECORD}/published-text.out", "w") as f:
             f.write(out)
     assert out.startswith(f"#1 tcp {WAN_PEER}:") and "-> 198.51.100.1:8080 [syn] in wanh" in out.splitlines()[0], out
