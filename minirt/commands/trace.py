@@ -54,81 +54,113 @@ def main(args: list[str]) -> int:
         raise ConfigError("trace: give one container, or --port, or --network (or nothing: every network)")
     root = root_dir()
     label, matches = _select(root, refs[0] if refs else None, opts["port"], opts["network"])
-    nft = _nft_binary()
-
-    from minirt.trace import monitor, rules, session
+    t = _Trace(root, _nft_binary(), opts["json"], count)
 
     def stop(_sig, _frame):
         raise _Stop()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    mon = asm = None
-    own: set = set()
-    installed = False
-    # MINIRT_TRACE_RAW=FILE: nft's own lines too, for a bug report (and the parser's test data)
-    raw = open(os.environ["MINIRT_TRACE_RAW"], "a") if os.environ.get("MINIRT_TRACE_RAW") else None
-    n = 0
     try:
         try:
-            mon = monitor.Monitor(nft)
-            if not mon.wait_ready():
-                raise MinirtError(f"trace: `nft monitor trace` did not start: {mon.error() or 'no reason given'}")
-            installed = True  # removal is idempotent: set first, so no interrupt can skip it
-            session.install(root, matches, label)
-            own = set(rules.chain_names(os.getpid()))
-            hooks = _Hooks()
-            asm = monitor.Assembler(hooks, lambda ev: ev.family == "inet" and ev.table == "minirt" and ev.chain in own,
-                                    _Resolver())  # fmt: skip
-            for (family, table, chain), (hook, prio) in sorted(hooks.known.items()):
-                if hook in ("prerouting", "output") and isinstance(prio, int) and prio < rules.PRIORITY:
-                    sys.stderr.write(f"minirt: note: {family} {table} {chain} ({hook}, priority {prio}) runs "
-                                     "before the trace rule: its verdicts are not shown\n")  # fmt: skip
-            sys.stderr.write(f"minirt: tracing {label} (Ctrl-C to stop)\n")
-            sys.stderr.flush()
-            deadline = time.monotonic() + timeout if timeout else None
-            while count is None or n < count:
-                wait = monitor.QUIET / 2
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    wait = min(wait, left)
-                lines = mon.read(wait)
-                if lines is None:
-                    raise MinirtError(f"trace: `nft monitor trace` ended: {mon.error() or 'no reason given'}")
-                done = []
-                if raw is not None:
-                    raw.write("".join(line + "\n" for line in lines))
-                    raw.flush()
-                for line in lines:
-                    ev = monitor.parse_line(line)
-                    if ev is not None:
-                        done += asm.feed(ev)
-                done += asm.expire()
-                n = _emit(done, own, opts["json"], n, count)
+            t.start(matches, label)
+            t.follow(time.monotonic() + timeout if timeout else None)
         except (KeyboardInterrupt, _Stop):
             pass
-        if asm is not None and (count is None or n < count):  # what was still open at the end
-            n = _emit(asm.drain(), own, opts["json"], n, count)
+        t.drain()
     except (KeyboardInterrupt, _Stop):  # a second one while the last packets were printed
         pass
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        t.close()
+    sys.stderr.write(f"minirt: {t.n} packet(s) traced; trace rules removed\n")
+    return 0
+
+
+class _Trace:
+    """One trace: the nft child, the trace chains, the packets printed so far."""
+
+    def __init__(self, root: str, nft: str, as_json: bool, count) -> None:
+        self.root, self.nft, self.as_json, self.count = root, nft, as_json, count
+        self.mon = self.asm = None
+        self.own: set = set()
+        self.installed = False
+        self.n = 0
+        # MINIRT_TRACE_RAW=FILE: nft's own lines too, for a bug report (and the parser's test data)
+        path = os.environ.get("MINIRT_TRACE_RAW")
+        self.raw = open(path, "a") if path else None
+
+    def start(self, matches, label: str) -> None:
+        """The listener first, then the rules: no selected packet goes unreported."""
+        from minirt.trace import monitor, rules, session
+
+        self.mon = monitor.Monitor(self.nft)
+        if not self.mon.wait_ready():
+            raise MinirtError(f"trace: `nft monitor trace` did not start: {self.mon.error() or 'no reason given'}")
+        self.installed = True  # removal is idempotent: set first, so no interrupt can skip it
+        session.install(self.root, matches, label)
+        self.own = own = set(rules.chain_names(os.getpid()))
+        hooks = _Hooks()
+        self.asm = monitor.Assembler(hooks, lambda ev: ev.family == "inet" and ev.table == "minirt" and ev.chain in own,
+                                     _Resolver())  # fmt: skip
+        for (family, table, chain), (hook, prio) in sorted(hooks.known.items()):
+            if hook in ("prerouting", "output") and isinstance(prio, int) and prio < rules.PRIORITY:
+                sys.stderr.write(f"minirt: note: {family} {table} {chain} ({hook}, priority {prio}) runs "
+                                 "before the trace rule: its verdicts are not shown\n")  # fmt: skip
+        sys.stderr.write(f"minirt: tracing {label} (Ctrl-C to stop)\n")
+        sys.stderr.flush()
+
+    def follow(self, deadline) -> None:
+        """Read, assemble and print until --count packets, the deadline, or a signal."""
+        from minirt.trace import monitor
+
+        while not self.enough():
+            wait = monitor.QUIET / 2
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            lines = self.mon.read(wait)
+            if lines is None:
+                raise MinirtError(f"trace: `nft monitor trace` ended: {self.mon.error() or 'no reason given'}")
+            if self.raw is not None:
+                self.raw.write("".join(line + "\n" for line in lines))
+                self.raw.flush()
+            done = []
+            for line in lines:
+                ev = monitor.parse_line(line)
+                if ev is not None:
+                    done += self.asm.feed(ev)
+            self.emit(done + self.asm.expire())
+
+    def enough(self) -> bool:
+        return self.count is not None and self.n >= self.count
+
+    def drain(self) -> None:
+        """The packets still open at the end."""
+        if self.asm is not None and not self.enough():
+            self.emit(self.asm.drain())
+
+    def emit(self, packets) -> None:
+        self.n = _emit(packets, self.own, self.as_json, self.n, self.count)
+
+    def close(self) -> None:
+        """Stop nft, remove the rules and the state file; signals cannot interrupt it."""
+        from minirt.trace import session
+
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the removal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
-            if raw is not None:
-                raw.close()
-            if mon is not None:
-                mon.stop()
-            if installed:
-                session.remove(root, os.getpid())
+            if self.raw is not None:
+                self.raw.close()
+            if self.mon is not None:
+                self.mon.stop()
+            if self.installed:
+                session.remove(self.root, os.getpid())
         finally:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    sys.stderr.write(f"minirt: {n} packet(s) traced; trace rules removed\n")
-    return 0
 
 
 def _emit(packets, own: set, as_json: bool, n: int, count) -> int:

@@ -118,31 +118,46 @@ def test_text_output_names_the_path(minirt, wan):  # noqa: F811
     ok(minirt("rm", "-f", "web"))
 
 
-def test_foreign_table_drop_is_named(minirt, wan):  # noqa: F811
+# A user's own table with a drop rule; and what an iptables-mode Docker leaves behind: iptables-nft's
+# `table ip filter`, chain FORWARD, policy drop (Docker's `iptables -P FORWARD DROP`).
+USERFW = [
+    ["add", "table", "inet", "userfw"],
+    # priority 10: after minirt's forward chain (0), so the trace shows minirt's accept, then the drop
+    ["add", "chain", "inet", "userfw", "forward", "{ type filter hook forward priority 10; policy accept; }"],
+    ["add", "rule", "inet", "userfw", "forward", "iifname", "wanh", "tcp", "dport", "80", "drop",
+     "comment", '"userfw: no web from wan"'],
+]  # fmt: skip
+DOCKER_FORWARD_DROP = [
+    ["add", "table", "ip", "filter"],
+    ["add", "chain", "ip", "filter", "FORWARD", "{ type filter hook forward priority 0; policy drop; }"],
+]
+
+
+@pytest.mark.parametrize("firewall", ["userfw", "docker-forward-drop"])
+def test_foreign_table_drop_is_named(minirt, wan, firewall):  # noqa: F811
     ok(minirt("run", "-d", "--name", "web", "-p", "8080:80", "--", *HTTP.split()))
     wait_for(lambda: fetch(minirt.host, "127.0.0.1", 8080) == "ok", what="httpd")
     h = minirt.host
-    h.run("nft", "add", "table", "inet", "userfw")
-    # priority 10: after minirt's forward chain (0), so the trace shows minirt's accept, then the drop
-    h.run("nft", "add", "chain", "inet", "userfw", "forward",
-          "{ type filter hook forward priority 10; policy accept; }")
-    h.run("nft", "add", "rule", "inet", "userfw", "forward", "iifname", "wanh", "tcp", "dport", "80", "drop",
-          "comment", '"userfw: no web from wan"')  # fmt: skip
+    for cmd in USERFW if firewall == "userfw" else DOCKER_FORWARD_DROP:
+        h.run("nft", *cmd)
     try:
-        t = Trace(minirt, "web", "--json", name="foreign-drop")
+        t = Trace(minirt, "web", "--json", name="foreign-drop" if firewall == "userfw" else "policy-drop")
         assert fetch(wan, WAN_HOST, 8080).startswith("failed")
         records = t.records()
         syn = _syn(records, src=WAN_PEER, dport=8080)
         assert syn["result"] == "dropped", syn
         by = syn["dropped_by"]
-        assert (by["family"], by["table"], by["chain"], by["hook"]) == ("inet", "userfw", "forward", "forward")
-        assert by["rule"] == 'iifname "wanh" tcp dport 80 drop comment "userfw: no web from wan"'
-        assert by["comment"] == "userfw: no web from wan"
-        # minirt's own table had accepted it: the trace shows both
-        fwd = [(h, r) for h, r in _rules(syn) if h["hook"] == "forward"]
-        assert any(h["table"] == "minirt" and r["verdict"] == "accept" for h, r in fwd), fwd
+        if firewall == "userfw":
+            assert (by["family"], by["table"], by["chain"], by["hook"]) == ("inet", "userfw", "forward", "forward")
+            assert by["rule"] == 'iifname "wanh" tcp dport 80 drop comment "userfw: no web from wan"'
+            assert by["comment"] == "userfw: no web from wan" and not by["policy"]
+            # minirt's own table had accepted it: the trace shows both
+            fwd = [(h, r) for h, r in _rules(syn) if h["hook"] == "forward"]
+            assert any(h["table"] == "minirt" and r["verdict"] == "accept" for h, r in fwd), fwd
+        else:
+            assert (by["family"], by["table"], by["chain"], by["policy"]) == ("ip", "filter", "FORWARD", True)
     finally:
-        h.run("nft", "delete", "table", "inet", "userfw")
+        h.run("nft", "delete", "table", *(["inet", "userfw"] if firewall == "userfw" else ["ip", "filter"]))
     ok(minirt("rm", "-f", "web"))
 
 

@@ -25,6 +25,7 @@ HOOKS = {
     ("inet", "minirt", "forward"): ("forward", 0),
     ("inet", "minirt", "postrouting"): ("postrouting", 100),
     ("inet", "userfw", "forward"): ("forward", 10),
+    ("ip", "filter", "FORWARD"): ("forward", 0),
 }
 
 
@@ -131,6 +132,13 @@ def test_recorded_foreign_drop_names_table_chain_rule():
     assert text.endswith('= DROPPED by table inet userfw, chain forward (hook forward), rule: iifname "wanh" '
                          'tcp dport 80 drop comment "userfw: no web from wan"')
     golden("trace_foreign_drop.txt", text + "\n")
+
+
+def test_recorded_docker_forward_policy_drop():
+    rec = syn(recorded("policy-drop"), src="198.51.100.2")
+    by = rec["dropped_by"]
+    assert (by["family"], by["table"], by["chain"], by["policy"], by["rule"]) == ("ip", "filter", "FORWARD", True, None)
+    assert render.outcome_line(rec) == "DROPPED by the policy of table ip filter, chain FORWARD (hook forward)"
 
 
 def test_recorded_outbound_masquerade():
