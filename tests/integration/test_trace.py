@@ -195,8 +195,11 @@ def _nft_monitors(minirt) -> list[int]:
 def test_nothing_left_after_exit_or_kill_and_gc(minirt):
     # on a host without minirt's table: the trace makes it, and takes it away again
     assert minirt.host.run("nft", "list", "table", "inet", "minirt", check=False).returncode != 0
-    r = minirt("trace", "--port", "9999", "--timeout", "0.3")
+    r = minirt("trace", "--port", "9999", "--timeout", "0.3", "--explain")
     assert r.returncode == 0, r.stderr
+    assert "+ nft 'add rule inet minirt trace-" in r.stderr
+    assert "fib daddr type local meta l4proto tcp th dport 9999 meta nftrace set 1" in r.stderr
+    assert "+ nft delete chain inet minirt trace-" in r.stderr and "+ nft delete table inet minirt" in r.stderr
     assert minirt.host.run("nft", "list", "table", "inet", "minirt", check=False).returncode != 0
     ok(minirt("run", "-d", "--name", "idle", "--", "sleep", "60"))
     before = _chains(minirt)
