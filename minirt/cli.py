@@ -23,6 +23,7 @@ VERBS = {
     "gc": "reclaim what a crash left behind",
     "events": "container and network events (--since, --until, --filter, --format json)",
     "network": "create, list (ls), inspect, reload, remove (rm) or draw (graph) bridge networks",
+    "trace": "follow packets through the nftables rules: NAT, verdicts, who dropped them",
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
 

@@ -26,6 +26,8 @@ This is CNI's GC verb and netavark's firewall reload, applied to everything mini
                        (another root's container is never without its init)
        directories     containers/<id> without a readable record, whose creator is gone
        names           names/<name> whose container directory is gone
+       trace chains    trace-<pid>-pre/out in `inet minirt` of a `minirt trace` that was killed
+                       (traces/<pid>.json names them; its pid + start time no longer run)
 
 Nothing outside minirt's table, state directory and `mr` links is looked at, let alone
 removed; and of those, only what belongs to this state root's networks (an element pointing
@@ -151,6 +153,19 @@ def findings(store) -> list[Finding]:
             out.append(Finding(f"directory containers/{ids.short(cid)} (no record, its creator is gone)",
                                _remove_dir(store, cid)))  # fmt: skip
     out += _stale_names(store, gone)  # last: a name can point at a directory removed above
+    out += _dead_traces(root)
+    return out
+
+
+def _dead_traces(root: str) -> list[Finding]:
+    """The trace chains of `minirt trace` processes that were killed (minirt/trace/session.py)."""
+    from minirt.trace import session
+
+    out = []
+    for s in session.dead(root):
+        pid = int(s["pid"])
+        out.append(Finding(f"trace of pid {pid} (its process is gone): chains {', '.join(s.get('chains') or [])} "
+                           f"in {s.get('table')}", lambda p=pid: session.remove(root, p)))  # fmt: skip
     return out
 
 

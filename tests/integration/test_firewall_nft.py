@@ -129,10 +129,10 @@ def test_setup_builds_the_documented_ruleset(host_ns):
     # The kernel's own text, as a user would read it.
     text = h.run("nft", "list", "table", "inet", "minirt").stdout
     for line in (
-        "oifname vmap @fwd_in",
-        "iifname vmap @fwd_out",
-        "iifname vmap @nat_out",
-        "oifname vmap @nat_in",
+        'oifname vmap @fwd_in comment "minirt:dispatch:into-bridge"',
+        'iifname vmap @fwd_out comment "minirt:dispatch:out-of-bridge"',
+        'iifname vmap @nat_out comment "minirt:dispatch:nat-from-bridge"',
+        'oifname vmap @nat_in comment "minirt:dispatch:nat-into-bridge"',
         'ct status dnat accept comment "minirt:net:a:published"',
         'ct status dnat masquerade comment "minirt:net:a:hairpin"',
         'ct state established,related accept comment "minirt:net:a"',

@@ -144,7 +144,8 @@ def test_rendering_matches_the_examples_of_the_design():
         "'oifname != \"minirt0\" ip saddr 172.17.0.0/16 masquerade comment \"minirt:net:x\"'"
     ) in text
     assert "nft add element inet minirt fwd_in '{ \"minirt0\" : jump net-x-in }'" in text
-    assert "nft add rule inet minirt forward oifname vmap @fwd_in" in text  # plain words stay bare
+    assert "nft add rule inet minirt forward 'oifname vmap @fwd_in comment \"minirt:dispatch:into-bridge\"'" in text
+    assert "nft flush chain inet minirt forward" in text  # plain words stay bare
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,9 @@
     chain ports      { dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
                        dnat ip to meta l4proto . th dport map @ports_any }
 
+Every rule carries a comment (`minirt:published...`, `minirt:remote-loopback`) that names its
+purpose in `nft list` and in `minirt trace`'s output.
+
 A lookup that misses ends the rule without a verdict, so a port bound to one address only
 matches that address. A neighbour can still route a packet for 127.0.0.1 to the host (the
 moby#45610 attack): it would be DNATed before the kernel's martian check ever sees it, so it is
@@ -36,15 +39,15 @@ add chain inet minirt prerouting { type nat hook prerouting priority -100; polic
 add chain inet minirt output { type nat hook output priority -100; policy accept; }
 add chain inet minirt ports_masq { type nat hook postrouting priority 100; policy accept; }
 flush chain inet minirt ports_masq
-add rule inet minirt ports_masq ip saddr 127.0.0.0/8 ct status dnat masquerade
+add rule inet minirt ports_masq ip saddr 127.0.0.0/8 ct status dnat masquerade comment "minirt:published:from-loopback"
 flush chain inet minirt ports
 flush chain inet minirt prerouting
 flush chain inet minirt output
 add rule inet minirt prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop comment "minirt:remote-loopback"
-add rule inet minirt prerouting fib daddr type local jump ports
-add rule inet minirt output fib daddr type local jump ports
-add rule inet minirt ports dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
-add rule inet minirt ports dnat ip to meta l4proto . th dport map @ports_any"""
+add rule inet minirt prerouting fib daddr type local jump ports comment "minirt:published"
+add rule inet minirt output fib daddr type local jump ports comment "minirt:published:from-host"
+add rule inet minirt ports dnat ip to ip daddr . meta l4proto . th dport map @ports_ip comment "minirt:published:ip-bound"
+add rule inet minirt ports dnat ip to meta l4proto . th dport map @ports_any comment "minirt:published:any-address\""""
 
 # IPv6 (dual-stack networks only; a v4-only publish sends exactly DECLARE above). Own base
 # chains, so the v4 script never flushes away the v6 dispatch and vice versa. ::1 is left out:
@@ -60,10 +63,10 @@ add chain inet minirt output6 { type nat hook output priority -100; policy accep
 flush chain inet minirt ports6
 flush chain inet minirt prerouting6
 flush chain inet minirt output6
-add rule inet minirt prerouting6 fib daddr type local jump ports6
-add rule inet minirt output6 ip6 daddr != ::1 fib daddr type local jump ports6
-add rule inet minirt ports6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip
-add rule inet minirt ports6 dnat ip6 to meta l4proto . th dport map @ports6_any"""
+add rule inet minirt prerouting6 fib daddr type local jump ports6 comment "minirt:published"
+add rule inet minirt output6 ip6 daddr != ::1 fib daddr type local jump ports6 comment "minirt:published:from-host"
+add rule inet minirt ports6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip comment "minirt:published:ip-bound"
+add rule inet minirt ports6 dnat ip6 to meta l4proto . th dport map @ports6_any comment "minirt:published:any-address\""""
 
 
 def _element(m, address: str) -> tuple[str, str, str]:

@@ -15,11 +15,11 @@ finds no element and leaves at once, and the cost does not grow with the number 
       map nat_out { type ifname : verdict }  "<br>" : jump net-<name>-nat     (keyed by iifname)
       map nat_in  { type ifname : verdict }  "<br>" : jump net-<name>-hairpin (keyed by oifname)
       chain forward      type filter hook forward priority filter; policy accept
-                           oifname vmap @fwd_in
-                           iifname vmap @fwd_out
+                           oifname vmap @fwd_in     comment "minirt:dispatch:into-bridge"
+                           iifname vmap @fwd_out    comment "minirt:dispatch:out-of-bridge"
       chain postrouting  type nat hook postrouting priority srcnat; policy accept
-                           iifname vmap @nat_out
-                           oifname vmap @nat_in
+                           iifname vmap @nat_out    comment "minirt:dispatch:nat-from-bridge"
+                           oifname vmap @nat_in     comment "minirt:dispatch:nat-into-bridge"
       chain net-<name>-in    ct state established,related accept
                              iifname "<br>" accept              container to container, same bridge
                                                                 (icc=false: none; a drop after the next rule)
@@ -36,9 +36,9 @@ finds no element and leaves at once, and the cost does not grow with the number 
 The published-port maps and chains (ports_ip, ports_any, prerouting, output, ports, ports_masq)
 live in the same table but are declared by firewall/ports.py, in nft text.
 
-Ownership marks: every rule carries the comment `minirt:net:<name>`, or
-`minirt:net:<name>:<why>` where the reason helps a reader of `nft list` (published, icc,
-unpublished, hairpin). Network names cannot contain ':', so the mark of one network is never a
+Ownership marks: every rule of a network's chains carries the comment `minirt:net:<name>`, or
+`minirt:net:<name>:<why>` where the reason helps a reader of `nft list` or of `minirt trace`
+(published, icc, unpublished, hairpin); the base chains' dispatch rules say `minirt:dispatch:<what>`. Network names cannot contain ':', so the mark of one network is never a
 prefix of another's (CNI's ipmasq comments; gc deletes only what carries a mark). A map element is owned by the
 network whose chain it jumps to; nft has no element comments we rely on.
 
@@ -76,6 +76,7 @@ from minirt.net import inet
 FAMILY = "inet"
 TABLE = "minirt"
 MAPS = ("fwd_in", "fwd_out", "nat_out", "nat_in")
+DISPATCH = "minirt:dispatch"  # the base chains' rules: they belong to no network, and jump to one
 MAX_NAME = 64  # keeps `minirt:net:<name>:unpublished` under nft's 128-character comment limit
 _T = {"family": FAMILY, "table": TABLE}
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -198,12 +199,12 @@ def base_batch() -> list[dict]:
         _chain("add", "postrouting", type="nat", hook="postrouting", prio=100, policy="accept"),
         _chain("flush", "forward"),
         _chain("flush", "postrouting"),
-        _rule("forward", [{"vmap": {"key": _meta("oifname"), "data": "@fwd_in"}}]),
-        _rule("forward", [{"vmap": {"key": _meta("iifname"), "data": "@fwd_out"}}]),
-        _rule("postrouting", [{"vmap": {"key": _meta("iifname"), "data": "@nat_out"}}]),
+        _rule("forward", [{"vmap": {"key": _meta("oifname"), "data": "@fwd_in"}}], f"{DISPATCH}:into-bridge"),
+        _rule("forward", [{"vmap": {"key": _meta("iifname"), "data": "@fwd_out"}}], f"{DISPATCH}:out-of-bridge"),
+        _rule("postrouting", [{"vmap": {"key": _meta("iifname"), "data": "@nat_out"}}], f"{DISPATCH}:nat-from-bridge"),
         # keyed by the outgoing bridge: with br_netfilter a bridged (hairpinned) packet has
         # no input interface in postrouting, so the iifname map cannot catch it
-        _rule("postrouting", [{"vmap": {"key": _meta("oifname"), "data": "@nat_in"}}]),
+        _rule("postrouting", [{"vmap": {"key": _meta("oifname"), "data": "@nat_in"}}], f"{DISPATCH}:nat-into-bridge"),
     ]
 
 
