@@ -134,7 +134,7 @@ def test_setup_builds_the_documented_ruleset(host_ns):
         'iifname vmap @nat_out comment "minirt:dispatch:nat-from-bridge"',
         'oifname vmap @nat_in comment "minirt:dispatch:nat-into-bridge"',
         'ct status dnat accept comment "minirt:net:a:published"',
-        'ct status dnat masquerade comment "minirt:net:a:hairpin"',
+        'ip saddr 10.1.0.0/24 ct status dnat masquerade comment "minirt:net:a:hairpin"',
         'ct state established,related accept comment "minirt:net:a"',
         'iifname "br-a" accept comment "minirt:net:a"',
         'drop comment "minirt:net:a:unpublished"',

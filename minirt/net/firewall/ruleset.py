@@ -30,8 +30,9 @@ finds no element and leaves at once, and the cost does not grow with the number 
       chain net-<name>-nat   oifname != "<br>" ip saddr <subnet> masquerade   (none if internal, or
                                                                            a CNI network's ipMasq: false)
                              oifname != "<br>" ip6 saddr <subnet6> masquerade (dual-stack only)
-      chain net-<name>-hairpin  ct status dnat masquerade       (none if internal) a container reaching
-                                                                a published port of its own bridge
+      chain net-<name>-hairpin  ip saddr <subnet> ct status dnat masquerade   (none if internal) a
+                                container reaching a published port of its own bridge (and ip6
+                                saddr <subnet6> on dual-stack); other clients keep their address
 
 The published-port maps and chains (ports_ip, ports_any, prerouting, output, ports, ports_masq)
 live in the same table but are declared by firewall/ports.py, in nft text.
@@ -249,9 +250,18 @@ def setup_network_batch(net) -> list[dict]:
         if getattr(net, "subnet6", None):
             batch.append(_rule(chains["nat_out"], _masquerade6(net), own))
     # hairpin: a container reaching a published port of its own network through a host
-    # address must see the reply come back the same way (Docker's "MASQ TO OWN PORT")
+    # address must see the reply come back the same way (Docker's "MASQ TO OWN PORT"): only a
+    # source inside the subnet; a client from anywhere else keeps its own address, as with
+    # Docker's DNAT (the reply goes out through the gateway, where conntrack undoes the DNAT)
     if not net.internal:  # an internal network publishes nothing, and masquerades nothing
-        batch.append(_rule(chains["nat_in"], [_DNATED, {"masquerade": None}], f"{own}:hairpin"))
+        saddr = {"payload": {"protocol": "ip", "field": "saddr"}}
+        batch.append(_rule(chains["nat_in"], [_match(saddr, {"prefix": {"addr": addr, "len": plen}}), _DNATED,
+                                              {"masquerade": None}], f"{own}:hairpin"))  # fmt: skip
+        if getattr(net, "subnet6", None):
+            addr6, plen6 = _parse_subnet6(net)
+            saddr6 = {"payload": {"protocol": "ip6", "field": "saddr"}}
+            batch.append(_rule(chains["nat_in"], [_match(saddr6, {"prefix": {"addr": addr6, "len": plen6}}), _DNATED,
+                                                  {"masquerade": None}], f"{own}:hairpin"))  # fmt: skip
     batch += [_element("add", m, br, chain) for m, chain in chains.items()]
     return batch
 
