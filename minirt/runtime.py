@@ -22,7 +22,7 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import cgroups, faults, ids, procfs, seccomp, sentinel, teardown, timing
+from minirt import cgroups, explain, faults, ids, procfs, seccomp, sentinel, teardown, timing
 from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
@@ -212,7 +212,41 @@ def _join_cgroup(c: Container) -> None:
         from minirt.cgroups import fsutil
 
         fsutil.write(f"/proc/{c.child.pid}/oom_score_adj", str(c.cfg.oom_score_adj))
-    c.child.channel.send(CGROUP, **cg.to_dict())
+    if c.child.channel is not None:  # None: a dry run has no init to tell
+        c.child.channel.send(CGROUP, **cg.to_dict())
+
+
+def dry_run(cfg, store: Store) -> int:
+    """`run --dry-run` (explain.dry is on): create()'s host changes in create()'s order, each
+    printed by the primitive that would make it and none made. Nothing is forked: the init's
+    pid is the placeholder explain.PID. What create() checks before its first change is checked
+    here too (the seccomp profile, free host ports, the name), so a dry run that passes is a
+    plan the real run can carry out on this host as it is now; the address and the subnet
+    are the ones the IPAM would hand out now (peeked, not leased)."""
+    c = Container(cfg, store)
+    seccomp.program(seccomp.effective(cfg.seccomp, cfg.privileged), cfg.caps, store.root)
+    held = []
+    if cfg.ports:
+        from minirt.net import ports
+
+        # bound and closed again at once: a taken port is refused as the real run refuses it (an
+        # ephemeral host port shown is the kernel's pick now; the real run's may differ)
+        held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
+        c.record["config"] = cfg.to_dict()
+    try:
+        store.register(c.record)  # the name is checked; nothing is written
+        c.child.pid = explain.PID
+        c.plan_cgroup()
+        _join_cgroup(c)
+        if cfg.net == "bridge":
+            from minirt.net import bridge
+
+            with Rollback() as undo:  # sockets only: a dry run rolls back nothing on the host
+                bridge.attach(c, undo, store.root)
+    finally:
+        for s in held:
+            s.close()
+    return 0
 
 
 def start(c: Container) -> None:

@@ -19,9 +19,10 @@ DEFAULT_BRIDGE = "minirt0"
 
 class Network:
     __slots__ = ("name", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
-                 "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade")  # fmt: skip
+                 "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade", "record")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
+        self.record = record  # as read (or, in a dry run, as it would be written)
         self.name = record["name"]
         self.bridge = record["bridge"]
         self.subnet = record["subnet"]
