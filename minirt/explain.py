@@ -14,6 +14,14 @@ container's init (`netns $PID`, `nsenter -t $PID -n ...`), DNS_PID for a network
 responder. Everything else (the id, veth names, addresses, the subnet) is computed as the real
 run computes it, so a dry run's lines equal the executed run's lines for the same config and
 host state (tests/integration/test_dryrun.py), the placeholders aside.
+
+Teardown in another process: a container's owner (the foreground `minirt run`, or the detached
+supervisor) undoes its host changes when the container exits, not the `stop` or `rm -f` that
+asked. `stop --explain` still shows them: it leaves a request in the container's
+stop-requested file (relay_request: a memfd of its own, named by /proc/<pid>/fd/<fd>); the
+owner, at its teardown, opens that file and prints its lines there as it makes the changes
+(follow_request), and `stop` copies them to its stderr once the exit is recorded (relayed). No
+file is left anywhere: the memfd dies with `stop`.
 """
 
 import os
@@ -22,12 +30,14 @@ enabled = False
 dry = False
 PID = "$PID"  # the container init's pid, in a dry run
 DNS_PID = "$DNS_PID"  # a DNS responder's pid, in a dry run
-_fd = 2
+_fds = [2]
 
 
 def cmd(line: str) -> None:
     if enabled:
-        os.write(_fd, f"+ {line}\n".encode())
+        data = f"+ {line}\n".encode()
+        for fd in _fds:
+            os.write(fd, data)
 
 
 def start_dry() -> None:
@@ -36,10 +46,46 @@ def start_dry() -> None:
     enabled = dry = True
 
 
-def to_fd(fd: int) -> None:
-    """Print to `fd` from now on (a process whose stderr is not the user's: the supervisor)."""
-    global _fd
-    _fd = fd
+def to_fd(fd: int | None) -> None:
+    """Print to `fd` from now on (a process whose stderr is not the user's: the supervisor);
+    None: print nowhere, explain is off."""
+    global enabled
+    _fds[:] = [] if fd is None else [fd]
+    if fd is None:
+        enabled = False
+
+
+def relay_request() -> tuple[int, str]:
+    """`stop --explain`: a memfd for the owner's teardown lines, and the request naming it, to
+    be written into the container's stop-requested file."""
+    fd = os.memfd_create("minirt-explain", os.MFD_CLOEXEC)
+    return fd, f"explain {os.getpid()} {fd}"
+
+
+def follow_request(request: str) -> None:
+    """The owner, before its teardown: print to the requester's memfd too (only there, if this
+    process was not explaining already). A requester gone meanwhile is no error."""
+    global enabled
+    words = request.split()
+    if len(words) != 3 or words[0] != "explain" or not words[1].isdigit() or not words[2].isdigit():
+        return
+    try:
+        fd = os.open(f"/proc/{words[1]}/fd/{words[2]}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return
+    if not enabled:
+        _fds[:] = []
+        enabled = True
+    _fds.append(fd)
+
+
+def relayed(fd: int) -> str:
+    """What the owner printed into the memfd of relay_request()."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def render_kill(sig: int, pid) -> str:

@@ -287,6 +287,7 @@ def finish(c: Container, code: int, remove: bool) -> None:
     # read before the plan removes the cgroup: OOMKilled comes from the kernel's count of OOM
     # kills in it, not from the exit code (Docker: containerd's OOM event)
     c.record["oom_killed"] = c.cgroup.oom_kills() > 0
+    _follow_stop_request(c)
     failures = run_undo(c.undo)
     c.undo = []
     if remove and not c.record.get("teardown"):
@@ -296,6 +297,18 @@ def finish(c: Container, code: int, remove: bool) -> None:
         c.store.save(c.record)
     if failures:
         raise CleanupError(failures)
+
+
+def _follow_stop_request(c: Container) -> None:
+    """`stop --explain` asked to see this teardown: print its lines to the stop's memfd too
+    (explain.follow_request). One failed open() when nobody asked."""
+    try:
+        with open(c.store.container_dir(c.cfg.id) + "/stop-requested") as f:
+            request = f.read()
+    except OSError:
+        return
+    if request:
+        explain.follow_request(request)
 
 
 def run(cfg, store: Store) -> int:

@@ -370,7 +370,7 @@ def allocate6(network_dir: str, subnet: str, gateway: str, subnet6: str, gateway
 
 
 def _allocate_in(store: LeaseStore, alloc: Allocator, subnet: str, owner: dict, prefer: str | None) -> str:
-    reserve = _free if explain.dry else store.reserve  # a dry run peeks: the same walk, no write
+    reserve = _free if explain.dry else LeaseStore.reserve  # a dry run peeks: the same walk, no write
     if prefer and alloc.usable(prefer) and reserve(store, prefer, owner):
         return prefer
     for addr in alloc.next_candidates(store.last_reserved()):
