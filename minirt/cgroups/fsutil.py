@@ -24,7 +24,7 @@ _dry_files: dict[str, str] = {}  # written by a dry run
 def write(path: str, value: str) -> None:
     explain.cmd(f"echo {value} > {path}")
     if explain.dry:
-        _dry_files[path] = value
+        _dry_files[path] = _dry_written(path, value)
         return
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -54,6 +54,21 @@ def read(path: str) -> str:
     if explain.dry and (path in _dry_files or os.path.dirname(path) in _dry_dirs):
         return _dry_read(path)
     return slurp(path).strip()
+
+
+def _dry_written(path: str, value: str) -> str:
+    """What reading the file back would show: cgroup.subtree_control lists the controllers
+    ("cpu memory"), after "+cpu -memory" edits; other files show the value."""
+    if not path.endswith("/cgroup.subtree_control"):
+        return value
+    on = read(path).split()
+    for word in value.split():
+        name = word[1:]
+        if word[0] == "+" and name not in on:
+            on.append(name)
+        elif word[0] == "-" and name in on:
+            on.remove(name)
+    return " ".join(on)
 
 
 def _dry_read(path: str) -> str:
