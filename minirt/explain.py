@@ -31,6 +31,7 @@ dry = False
 PID = "$PID"  # the container init's pid, in a dry run
 DNS_PID = "$DNS_PID"  # a DNS responder's pid, in a dry run
 _fds = [2]
+_MEMFD = "minirt-explain"  # the name stop's memfd has in /proc/PID/fd (`/memfd:minirt-explain (deleted)`)
 
 
 def cmd(line: str) -> None:
@@ -58,19 +59,24 @@ def to_fd(fd: int | None) -> None:
 def relay_request() -> tuple[int, str]:
     """`stop --explain`: a memfd for the owner's teardown lines, and the request naming it, to
     be written into the container's stop-requested file."""
-    fd = os.memfd_create("minirt-explain", os.MFD_CLOEXEC)
+    fd = os.memfd_create(_MEMFD, os.MFD_CLOEXEC)
     return fd, f"explain {os.getpid()} {fd}"
 
 
 def follow_request(request: str) -> None:
     """The owner, before its teardown: print to the requester's memfd too (only there, if this
-    process was not explaining already). A requester gone meanwhile is no error."""
+    process was not explaining already). A requester gone meanwhile is no error, and a request
+    left by a `stop` that was interrupted names a pid that may be reused since: the fd is
+    opened only if it still is our memfd."""
     global enabled
     words = request.split()
     if len(words) != 3 or words[0] != "explain" or not words[1].isdigit() or not words[2].isdigit():
         return
+    path = f"/proc/{words[1]}/fd/{words[2]}"
     try:
-        fd = os.open(f"/proc/{words[1]}/fd/{words[2]}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        if not os.readlink(path).startswith(f"/memfd:{_MEMFD} "):
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     except OSError:
         return
     if not enabled:

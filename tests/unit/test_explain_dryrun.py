@@ -93,10 +93,16 @@ def test_the_owner_prints_into_the_stop_s_memfd_only_when_it_was_not_explaining(
         os.close(relay)
 
 
-def test_a_malformed_or_stale_request_is_ignored():
-    for request in ("", "explain", "explain 1 x", "nonsense 1 2", f"explain {2**22 + 7} 3"):
-        explain.follow_request(request)
-        assert not explain.enabled
+def test_a_malformed_or_stale_request_is_ignored(tmp_path):
+    other = os.open(tmp_path / "someone-else-s-file", os.O_WRONLY | os.O_CREAT)  # a reused pid's fd
+    try:
+        for request in ("", "explain", "explain 1 x", "nonsense 1 2", f"explain {2**22 + 7} 3",
+                        f"explain {os.getpid()} {other}"):  # fmt: skip
+            explain.follow_request(request)
+            assert not explain.enabled
+    finally:
+        os.close(other)
+    assert (tmp_path / "someone-else-s-file").read_text() == ""
 
 
 def _me(cid: str) -> dict:
