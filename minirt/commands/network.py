@@ -28,7 +28,8 @@ SUBCOMMANDS = {
         Option(("-o", "--opt"), LIST, "driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
     ]),
     "inspect": ("minirt network inspect NETWORK [NETWORK...]", "Docker-shaped JSON of networks", []),
-    "reload": ("minirt network reload [OPTIONS]", "rebuild every network's bridge and rules from state", [EXPLAIN, DRY_RUN]),
+    "reload": ("minirt network reload [OPTIONS]", "rebuild every network's bridge and rules from state",
+               [EXPLAIN, DRY_RUN]),
     "rm": ("minirt network rm [OPTIONS] NETWORK [NETWORK...]", "remove networks", [EXPLAIN, DRY_RUN]),
     "connect": ("minirt network connect [OPTIONS] NETWORK CONTAINER", "connect a running container", [
         EXPLAIN, DRY_RUN, Option(("--alias",), LIST, "a network-scoped alias for the container", "NAME"),

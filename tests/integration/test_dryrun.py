@@ -182,15 +182,21 @@ def test_dry_run_lines_equal_executed_lines_for_network_create_and_connect(minir
 
 
 def test_explain_on_kill_update_stop_rm_network_and_gc(minirt):
-    ok(minirt("run", "-d", "--name", "c1", "-p", "8080:80", "--", "sleep", "300"))
+    # run -d: the supervisor prints the setup to the caller's stderr, not into the container's log
+    r = minirt("run", "-d", "--explain", "--name", "c1", "-p", "8080:80", "--", "sleep", "300")
+    lines = _lines(r)
     info = inspect(minirt, "c1")
     pid, cid, address = info["State"]["Pid"], info["Id"], info["NetworkSettings"]["IPAddress"]
     veth = "mr" + cid[:12]
+    assert re.search(rf"^ip link add {veth} .* netns {pid}$", "\n".join(lines), re.M), lines
+    assert "nft 'add element inet minirt ports_any { tcp . 8080 : " + address + " . 80 }'" in lines
+    assert ok(minirt("logs", "c1")) == ""
 
     assert _lines(minirt("kill", "--explain", "-s", "USR1", "c1")) == [f"kill -USR1 {pid}"]
 
     lines = _lines(minirt("update", "--explain", "--memory", "32m", "--memory-swap", "64m", "c1"))
-    assert any(re.fullmatch(rf"echo 33554432 > \S+/{cid}/(memory\.limit_in_bytes|memory\.max)", x) for x in lines), lines
+    limit = rf"echo 33554432 > \S+/{cid}/(memory\.limit_in_bytes|memory\.max)"
+    assert any(re.fullmatch(limit, x) for x in lines), lines
 
     # a second network, connected and disconnected
     ok(minirt("network", "create", "--subnet", "10.93.0.0/24", "n1"))
@@ -207,6 +213,20 @@ def test_explain_on_kill_update_stop_rm_network_and_gc(minirt):
     assert f"# ipam: release {address} in network minirt" in lines
     assert any(re.fullmatch(rf"rmdir \S+/{cid}", x) for x in lines), lines
     assert _lines(minirt("rm", "--explain", "c1")) == []  # its teardown is done: only the record goes
+
+    # stop of a foreground run: its owner is that `minirt run`, which prints to the stop too
+    fg = minirt.popen("run", "--name", "fg", "--", "sleep", "300")
+    try:
+        from tests.integration.test_lifecycle import wait_for
+
+        wait_for(lambda: minirt("inspect", "fg").returncode == 0 and inspect(minirt, "fg")["State"]["Running"],
+                 what="fg running")  # fmt: skip
+        lines = _lines(minirt("stop", "--explain", "-t", "0", "fg"))
+        assert lines[0].startswith("kill -TERM ") and any(x.startswith("# ipam: release ") for x in lines), lines
+    finally:
+        fg.kill()
+        fg.wait()
+    ok(minirt("rm", "fg"))
 
     # rm -f of a running container: the kill, then the teardown
     ok(minirt("run", "-d", "--name", "d1", "--", "sleep", "300"))
