@@ -342,7 +342,8 @@ def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: s
 
 
 def _explain_lease(network_dir: str, address: str, what: str = "lease") -> None:
-    explain.cmd(f"# ipam: {what} {address} in network {os.path.basename(network_dir)}")
+    if explain.enabled:
+        explain.cmd(f"# ipam: {what} {address} in network {os.path.basename(network_dir)}")
 
 
 def allocate6(network_dir: str, subnet: str, gateway: str, subnet6: str, gateway6: str, owner: dict,

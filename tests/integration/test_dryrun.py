@@ -57,6 +57,20 @@ def _cgroup_tree(minirt) -> dict:
     return out
 
 
+def _processes_in(netns: str) -> list[int]:
+    """Every process in the test's host network namespace (a supervisor, sentinel, nft helper or
+    DNS responder a dry run started would be one)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/ns/net") == netns:
+                    out.append(int(p))
+            except OSError:
+                pass  # gone meanwhile, or a kernel thread
+    return sorted(out)
+
+
 def snapshot(minirt) -> dict:
     h = minirt.host
     with open(f"/proc/{h.pid}/mountinfo") as f:
@@ -75,6 +89,7 @@ def snapshot(minirt) -> dict:
         "mounts": mounts,
         "cgroups": _cgroup_tree(minirt),
         "sysctls": h.run("sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding").stdout,
+        "processes": _processes_in(os.readlink(f"/proc/{h.pid}/ns/net")),
     }
 
 
