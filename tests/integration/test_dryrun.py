@@ -158,10 +158,10 @@ def test_network_dry_runs_change_nothing(minirt):
     minirt.host.run("nft", "flush", "ruleset")
     before = snapshot(minirt)
     lines = _lines(minirt("network", "reload", "--dry-run"))
-    assert f"ip link set {bridge2} up" in lines
+    assert [x for x in lines if x.startswith("ip ")] == [f"ip link set {bridge2} up"], lines  # addresses: there
     assert [x for x in lines if "add element inet minirt ports_any { tcp . 8080" in x], lines
     assert_same(before, snapshot(minirt))
-    ok(minirt("network", "reload"))
+    assert _lines(minirt("network", "reload", "--explain")) == lines  # the repair, as planned
     ok(minirt("rm", "-f", "c1"))
     ok(minirt("network", "rm", "n1", "n2"))
 
