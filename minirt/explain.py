@@ -38,7 +38,10 @@ def cmd(line: str) -> None:
     if enabled:
         data = f"+ {line}\n".encode()
         for fd in _fds:
-            os.write(fd, data)
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass  # a reader gone (EPIPE): the change itself must not fail for its line
 
 
 def start_dry() -> None:
