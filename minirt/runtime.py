@@ -8,7 +8,9 @@ Runs in: the minirt parent, host namespaces.
 
 `run` is create + start: create() leaves the container process parked at the NET_READY
 barrier with every undo registered; start() releases it. This is the seam for the OCI-style
-create/start/state/kill/delete verbs.
+create/start/state/kill/delete verbs. `run --dry-run` is dry_run(): create()'s host-changing
+steps in create()'s order with explain.dry on (each primitive prints its line, makes nothing),
+and nothing forked.
 
 Two kinds of undo, kept apart on purpose:
 - host changes (leases, veths, published ports) are the record's teardown plan, persisted

@@ -104,7 +104,12 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
     # `run -d --explain`: the setup's lines go to the caller's stderr, not into the log pipe
     # that becomes our fd 2 below; the teardown, much later, has no terminal to print to
     # (`stop --explain` asks for its lines: explain.relay_request)
-    explain_fd = os.dup(2) if explain.enabled else -1
+    explain_fd = -1
+    if explain.enabled:
+        try:
+            explain_fd = os.dup(2)
+        except OSError:  # no stderr at all (2>&-): nowhere to print
+            explain.to_fd(None)
     if explain_fd >= 0:
         explain.to_fd(explain_fd)
     devnull = os.open("/dev/null", os.O_RDWR)
