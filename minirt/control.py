@@ -8,7 +8,7 @@ left "dead" carries out its plan as `gc` does.
 import os
 import time
 
-from minirt import procfs
+from minirt import explain, procfs
 from minirt.errors import ConflictError
 from minirt.liveness import init_alive, owner_alive
 from minirt.state import Store
@@ -31,6 +31,7 @@ def send_signal(rec: dict, sig: int, root: str | None = None) -> None:
         if not procfs.is_alive(rec["pid"], rec.get("start_time")):
             raise gone
         _sig.pidfd_send_signal(fd, sig)
+        explain.cmd(explain.render_kill(sig, rec["pid"]))
     except ProcessLookupError:
         raise gone from None
     finally:
@@ -75,9 +76,21 @@ def wait_exited(store: Store, cid: str, timeout: float) -> bool:
 def stop(store: Store, cid: str, timeout: float, sig: int, announce: bool = True) -> None:
     """Docker's stop: the stop signal, then SIGKILL after `timeout` seconds. Events as Docker's:
     kill (signal), then (from the owner) die, then stop once the exit is recorded; `rm -f`
-    (announce False) has no stop."""
+    (announce False) has no stop. Under --explain, the signals sent, then the owner's teardown
+    lines (explain.relay_request)."""
     rec = store.load(cid)
-    open(store.container_dir(cid) + "/stop-requested", "w").close()  # no restart after a stop
+    relay, request = explain.relay_request() if explain.enabled else (None, "")
+    with open(store.container_dir(cid) + "/stop-requested", "w") as f:  # no restart after a stop
+        f.write(request)
+    try:
+        _stop(store, cid, rec, timeout, sig, announce)
+    finally:
+        if relay is not None:
+            os.write(2, explain.relayed(relay).encode())
+            os.close(relay)
+
+
+def _stop(store: Store, cid: str, rec: dict, timeout: float, sig: int, announce: bool) -> None:
     if not init_alive(rec):
         return
     try:

@@ -38,7 +38,11 @@ class Rollback:
 
 
 def run_undo(actions: list[Undo]) -> list[str]:
-    """Run every action, newest first, even if some fail (netavark NetavarkErrorList)."""
+    """Run every action, newest first, even if some fail (netavark NetavarkErrorList). A dry
+    run made no change to undo (its undo entries only hold sockets and fds, which the process's
+    exit closes): nothing is run, and no line is printed for a change never made."""
+    if explain.dry:
+        return []
     failures = []
     for what, fn in reversed(actions):
         if not what.startswith("#"):  # "# ..." names internal bookkeeping, not a host change

@@ -8,7 +8,9 @@ Runs in: the minirt parent, host namespaces.
 
 `run` is create + start: create() leaves the container process parked at the NET_READY
 barrier with every undo registered; start() releases it. This is the seam for the OCI-style
-create/start/state/kill/delete verbs.
+create/start/state/kill/delete verbs. `run --dry-run` is dry_run(): create()'s host-changing
+steps in create()'s order with explain.dry on (each primitive prints its line, makes nothing),
+and nothing forked.
 
 Two kinds of undo, kept apart on purpose:
 - host changes (leases, veths, published ports) are the record's teardown plan, persisted
@@ -22,7 +24,7 @@ Two kinds of undo, kept apart on purpose:
 import os
 import time
 
-from minirt import cgroups, events, faults, ids, procfs, seccomp, sentinel, teardown, timing
+from minirt import cgroups, events, explain, faults, ids, procfs, seccomp, sentinel, teardown, timing
 from minirt.cgroups import layout
 from minirt.errors import CleanupError
 from minirt.process import signals
@@ -215,7 +217,41 @@ def _join_cgroup(c: Container) -> None:
         from minirt.cgroups import fsutil
 
         fsutil.write(f"/proc/{c.child.pid}/oom_score_adj", str(c.cfg.oom_score_adj))
-    c.child.channel.send(CGROUP, **cg.to_dict())
+    if c.child.channel is not None:  # None: a dry run has no init to tell
+        c.child.channel.send(CGROUP, **cg.to_dict())
+
+
+def dry_run(cfg, store: Store) -> int:
+    """`run --dry-run` (explain.dry is on): create()'s host changes in create()'s order, each
+    printed by the primitive that would make it and none made. Nothing is forked: the init's
+    pid is the placeholder explain.PID. What create() checks before its first change is checked
+    here too (the seccomp profile, free host ports, the name), so a dry run that passes is a
+    plan the real run can carry out on this host as it is now; the address and the subnet
+    are the ones the IPAM would hand out now (peeked, not leased)."""
+    c = Container(cfg, store)
+    seccomp.program(seccomp.effective(cfg.seccomp, cfg.privileged), cfg.caps, store.root)
+    held = []
+    if cfg.ports:
+        from minirt.net import ports
+
+        # bound and closed again at once: a taken port is refused as the real run refuses it (an
+        # ephemeral host port shown is the kernel's pick now; the real run's may differ)
+        held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
+        c.record["config"] = cfg.to_dict()
+    try:
+        store.register(c.record)  # the name is checked; nothing is written
+        c.child.pid = explain.PID
+        c.plan_cgroup()
+        _join_cgroup(c)
+        if cfg.net == "bridge":
+            from minirt.net import bridge
+
+            with Rollback() as undo:  # sockets only: a dry run rolls back nothing on the host
+                bridge.attach(c, undo, store.root)
+    finally:
+        for s in held:
+            s.close()
+    return 0
 
 
 def start(c: Container) -> None:
@@ -261,6 +297,7 @@ def finish(c: Container, code: int, remove: bool) -> None:
     if c.record["oom_killed"]:
         events.container(c.store.root, "oom", c.record)
     events.container(c.store.root, "die", c.record, exitCode=code)
+    _follow_stop_request(c)
     failures = run_undo(c.undo)
     c.undo = []
     if remove and not c.record.get("teardown"):
@@ -270,6 +307,18 @@ def finish(c: Container, code: int, remove: bool) -> None:
         c.store.save(c.record)
     if failures:
         raise CleanupError(failures)
+
+
+def _follow_stop_request(c: Container) -> None:
+    """`stop --explain` asked to see this teardown: print its lines to the stop's memfd too
+    (explain.follow_request). One failed open() when nobody asked."""
+    try:
+        with open(c.store.container_dir(c.cfg.id) + "/stop-requested") as f:
+            request = f.read()
+    except OSError:
+        return
+    if request:
+        explain.follow_request(request)
 
 
 def run(cfg, store: Store) -> int:

@@ -13,12 +13,15 @@
       networks/                     bridge networks (net/network.py, net/ipam.py)
 
 Readers see the old file or the new one, never half of one (runc saveState: temp + rename).
+
+A dry run (explain.dry, `--dry-run`) writes and removes nothing here: atomic_write_json, rmtree
+and every Store change return at once (a name is still checked for a conflict).
 """
 
 import fcntl
 import os
 
-from minirt import jsonenc, procfs
+from minirt import explain, jsonenc, procfs
 from minirt.errors import ConflictError
 
 DEFAULT_ROOT = "/run/minirt"
@@ -29,6 +32,8 @@ def root_dir() -> str:
 
 
 def atomic_write_json(path: str, obj: object) -> None:
+    if explain.dry:
+        return
     data = (jsonenc.dumps(obj) + "\n").encode()  # before the temp file exists: nothing to clean on error
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -101,6 +106,8 @@ class Store:
     def make_dirs(self, cid: str, owner: dict | None = None) -> str:
         """The container's directory and overlay layers; the id is fresh, so no lock is needed."""
         d = self.container_dir(cid)
+        if explain.dry:
+            return d
         os.makedirs(self.containers, mode=0o700, exist_ok=True)
         os.mkdir(d, 0o700)
         # Whose directory this is, before anything else: `gc` can tell a run killed before it
@@ -120,6 +127,13 @@ class Store:
     def register(self, record: dict) -> None:
         """Reserve the name (O_EXCL file, like CNI host-local's lease files), then write the record."""
         name, cid = record["name"], record["id"]
+        if explain.dry:
+            owner = self.name_owner(name)
+            if owner:
+                raise ConflictError(
+                    f"name {name!r}: already in use by container {owner[:12]} (remove it or choose another name)"
+                )
+            return
         os.makedirs(f"{self.root}/names", mode=0o700, exist_ok=True)
         path = f"{self.root}/names/{name}"
         # The id goes into a file of the container's own directory first, which is then link()ed
@@ -142,7 +156,7 @@ class Store:
 
     def release_name(self, name: str, cid: str) -> None:
         """Idempotent, and only if the name is still ours."""
-        if self.name_owner(name) == cid:
+        if self.name_owner(name) == cid and not explain.dry:
             try:
                 os.unlink(f"{self.root}/names/{name}")
             except FileNotFoundError:
@@ -165,6 +179,8 @@ class Store:
         self._locked(cid, rewrite)
 
     def _locked(self, cid: str, fn) -> None:
+        if explain.dry:
+            return
         d = self.container_dir(cid)
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -181,6 +197,8 @@ class Store:
 def rmtree(path: str) -> None:
     """shutil.rmtree without importing shutil (fnmatch, re: ~5 ms on the --rm path); a missing
     path is success. Never follows symlinks."""
+    if explain.dry:
+        return
     if os.path.islink(path):  # scandir would follow it: remove the link, never its target
         os.unlink(path)
         return

@@ -2,6 +2,12 @@
 
 Runs in: whoever touches a container's cgroup. Files are opened per call (no caching): a cgroup
 file is a kernel interface and each read is a fresh answer.
+
+Dry run (explain.dry): mkdir, writes and rmdir print their line and change nothing. What the
+rest of the walk reads back from a directory the dry run "made" is what the kernel would show
+there: the values the dry run "wrote", else a new cgroup's (empty cpuset.cpus/mems and
+cgroup.subtree_control; cgroup.controllers = the parent's cgroup.subtree_control), so the
+plan prints the same copies and enables the executed run would.
 """
 
 import errno
@@ -11,8 +17,15 @@ import time
 from minirt import explain
 
 
+_dry_dirs: set[str] = set()  # made by a dry run
+_dry_files: dict[str, str] = {}  # written by a dry run
+
+
 def write(path: str, value: str) -> None:
     explain.cmd(f"echo {value} > {path}")
+    if explain.dry:
+        _dry_files[path] = _dry_written(path, value)
+        return
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
@@ -38,7 +51,37 @@ def slurp(path: str) -> str:
 
 
 def read(path: str) -> str:
+    if explain.dry and (path in _dry_files or os.path.dirname(path) in _dry_dirs):
+        return _dry_read(path)
     return slurp(path).strip()
+
+
+def _dry_written(path: str, value: str) -> str:
+    """What reading the file back would show: cgroup.subtree_control lists the controllers
+    ("cpu memory"), after "+cpu -memory" edits; other files show the value."""
+    if not path.endswith("/cgroup.subtree_control"):
+        return value
+    on = read(path).split()
+    for word in value.split():
+        name = word[1:]
+        if word[0] == "+" and name not in on:
+            on.append(name)
+        elif word[0] == "-" and name in on:
+            on.remove(name)
+    return " ".join(on)
+
+
+def _dry_read(path: str) -> str:
+    if path in _dry_files:
+        return _dry_files[path]
+    d, name = os.path.split(path)
+    if name == "cgroup.controllers":
+        return read(f"{os.path.dirname(d)}/cgroup.subtree_control")
+    return ""  # cpuset.cpus, cpuset.mems, cgroup.subtree_control of a new cgroup
+
+
+def isdir(d: str) -> bool:
+    return os.path.isdir(d) or (explain.dry and d in _dry_dirs)
 
 
 def read_int(path: str) -> int:
@@ -75,15 +118,18 @@ def read_pids(d: str) -> list[int]:
 def mkdirs(d: str, cpuset: bool = False) -> None:
     """mkdir -p; on a v1 cpuset hierarchy each new level copies its parent's cpus and mems,
     or it would refuse tasks (runc fs/cpuset.go ensureParent + copyIfNeeded)."""
-    if os.path.isdir(d):
+    if isdir(d):
         return
     parent = os.path.dirname(d)
     mkdirs(parent, cpuset)
     explain.cmd(f"mkdir {d}")
-    try:
-        os.mkdir(d)
-    except FileExistsError:
-        return  # another container created the shared parent at the same moment
+    if explain.dry:
+        _dry_dirs.add(d)  # a dry run makes nothing
+    else:
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            return  # another container created the shared parent at the same moment
     if cpuset:
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not read(f"{d}/{name}"):
@@ -122,10 +168,15 @@ def kill_pids(procs) -> None:
         if not pids:
             return
         for pid in pids:
+            explain.cmd(explain.render_kill(9, pid))
+            if explain.dry:
+                continue
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        if explain.dry:
+            return  # nothing was killed: the list would never empty
         time.sleep(0.005)
 
 
@@ -133,6 +184,8 @@ def rmdir(d: str, timeout: float = 2.0) -> None:
     """rmdir, retried while the kernel still counts exiting tasks (EBUSY for a moment after
     the last SIGKILL). Gone already is fine: removal is idempotent."""
     explain.cmd(f"rmdir {d}")
+    if explain.dry:
+        return
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -34,7 +34,7 @@ class CgroupV2:
         for part in rel.split("/"):
             fsutil.enable_controllers(d, CONTROLLERS)
             d = f"{d}/{part}"
-            if not os.path.isdir(d):
+            if not fsutil.isdir(d):
                 fsutil.mkdirs(d)
 
     def apply(self, writes: list[tuple[str, str]]) -> None:

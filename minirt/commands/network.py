@@ -10,6 +10,7 @@ from minirt.errors import ConfigError
 from minirt.state import root_dir
 
 EXPLAIN = Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft command")
+DRY_RUN = Option(("--dry-run",), FLAG, "print the changes --explain would print; make none")
 
 # One option table per subcommand, as `docker network SUBCOMMAND` has: a flag of another
 # subcommand is refused (`network ls --internal`: unknown flag), not silently ignored.
@@ -18,7 +19,7 @@ SUBCOMMANDS = {
     "ls": ("minirt network ls [OPTIONS]", "list networks",
            [Option(("-q", "--quiet"), FLAG, "only names")]),
     "create": ("minirt network create [OPTIONS] NETWORK", "create a bridge network", [
-        EXPLAIN,
+        EXPLAIN, DRY_RUN,
         Option(("--subnet",), LIST, "the IPv4 subnet (default: a free one from Docker's pools); "
                "once more for the IPv6 one", "CIDR"),
         Option(("--gateway",), LIST, "the bridge's address (default: the first one); once per family", "ADDRESS"),
@@ -27,10 +28,11 @@ SUBCOMMANDS = {
         Option(("-o", "--opt"), LIST, "driver option, e.g. com.docker.network.bridge.enable_icc=false", "KEY=VALUE"),
     ]),
     "inspect": ("minirt network inspect NETWORK [NETWORK...]", "Docker-shaped JSON of networks", []),
-    "reload": ("minirt network reload [OPTIONS]", "rebuild every network's bridge and rules from state", [EXPLAIN]),
-    "rm": ("minirt network rm [OPTIONS] NETWORK [NETWORK...]", "remove networks", [EXPLAIN]),
+    "reload": ("minirt network reload [OPTIONS]", "rebuild every network's bridge and rules from state",
+               [EXPLAIN, DRY_RUN]),
+    "rm": ("minirt network rm [OPTIONS] NETWORK [NETWORK...]", "remove networks", [EXPLAIN, DRY_RUN]),
     "connect": ("minirt network connect [OPTIONS] NETWORK CONTAINER", "connect a running container", [
-        EXPLAIN, Option(("--alias",), LIST, "a network-scoped alias for the container", "NAME"),
+        EXPLAIN, DRY_RUN, Option(("--alias",), LIST, "a network-scoped alias for the container", "NAME"),
     ]),
     "disconnect": ("minirt network disconnect [OPTIONS] NETWORK CONTAINER", "disconnect a container", [
         EXPLAIN, Option(("-f", "--force"), FLAG, "also when the network is gone"),
@@ -76,6 +78,8 @@ def main(args: list[str]) -> int:
     prog, _, options = SUBCOMMANDS[sub]
     opts, operands = parse(options, rest, stop_at_operand=False, prog=prog)
     explain.enabled = opts.get("explain", False)
+    if opts.get("dry_run"):
+        explain.start_dry()  # the plan on stderr, as --explain prints it; nothing on stdout
     from minirt.net import network
 
     root = root_dir()
@@ -121,7 +125,8 @@ def main(args: list[str]) -> int:
         host = Rtnl.host()
         for n in network.list_networks(root):
             network.ensure_host_side(root, n.name, host)
-            print(n.name)
+            if not explain.dry:
+                print(n.name)
         # then the live records' published ports, and away with what no live container owns
         store = Store(root)
         reconcile.republish(store)
@@ -139,7 +144,8 @@ def main(args: list[str]) -> int:
         (subnet, subnet6), (gateway, gateway6) = _by_family(opts["subnet"], "--subnet"), _by_family(opts["gateway"], "--gateway")
         network.create(root, operands[0], Rtnl.host(), subnet, gateway, opts["internal"], driver["icc"],
                        ipv6=opts["ipv6"], subnet6=subnet6, gateway6=gateway6)  # fmt: skip
-        print(operands[0])
+        if not explain.dry:
+            print(operands[0])
         return 0
     if sub in ("connect", "disconnect"):
         if len(operands) != 2:
@@ -167,7 +173,8 @@ def main(args: list[str]) -> int:
         host = Rtnl.host()
         for name in operands:
             network.remove(root, name, host)
-            print(name)
+            if not explain.dry:
+                print(name)
         return 0
     raise AssertionError(f"network {sub}: in SUBCOMMANDS but not dispatched")
 

@@ -48,6 +48,7 @@ OPTIONS = [
     Option(("--uidmap",), LIST, "map container uids to host uids (podman's)", "CTR:HOST:SIZE"),
     Option(("--gidmap",), LIST, "map container gids to host gids (default: as --uidmap)", "CTR:HOST:SIZE"),
     Option(("--explain",), FLAG, "print each host change as the equivalent ip/nft/sysctl command"),
+    Option(("--dry-run",), FLAG, "print the host changes --explain would print; make none, start nothing"),
     *resource_flags.OPTIONS,
     *resource_flags.RUN_ONLY,
 ]
@@ -149,6 +150,8 @@ def build_config(args: list[str]) -> ContainerConfig:
             raise ConfigError("conflicting options: --restart and --rm")
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
+    if opts["dry_run"]:
+        explain.start_dry()
     return cfg
 
 
@@ -308,6 +311,8 @@ def main(args: list[str]) -> int:
 
         if cfg.network != network.DEFAULT_NETWORK and network.load(store.root, cfg.network) is None:
             raise NoSuchObject(f"network {cfg.network!r}: no such network (create it with `minirt network create`)")
+    if explain.dry:
+        return runtime.dry_run(cfg, store)
     if cfg.detach:
         from minirt.process.supervisor import run_detached
 

@@ -1,11 +1,13 @@
 """minirt stop [-t SECONDS] [-s SIGNAL] CONTAINER...: SIGTERM, then SIGKILL after the timeout."""
 
-from minirt.cliparse import Option, VALUE, parse
+from minirt.cliparse import FLAG, Option, VALUE, parse
 from minirt.errors import ConfigError
 from minirt.state import Store
 
 OPTIONS = [Option(("-t", "--time"), VALUE, "seconds to wait before SIGKILL (default 10)", "N"),
-           Option(("-s", "--signal", "--stop-signal"), VALUE, "signal to send first (default TERM)", "SIG")]  # fmt: skip
+           Option(("-s", "--signal", "--stop-signal"), VALUE, "signal to send first (default TERM)", "SIG"),
+           Option(("--explain",), FLAG, "print the signals sent, then the owner's teardown as the equivalent "
+                  "commands")]  # fmt: skip
 
 
 def parse_signal(name: str) -> int:
@@ -21,9 +23,10 @@ def parse_signal(name: str) -> int:
 
 
 def main(args: list[str]) -> int:
-    from minirt import control
+    from minirt import control, explain
 
     opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog="minirt stop [OPTIONS] CONTAINER [CONTAINER...]")
+    explain.enabled = opts["explain"]
     if not refs:
         raise ConfigError("stop: give at least one container")
     t = opts["time"] or "10"

@@ -14,17 +14,20 @@ import errno
 import sys
 
 from minirt.cgroups import flags
-from minirt.cliparse import parse
+from minirt.cliparse import FLAG, Option, parse
 from minirt.errors import ConfigError, ConflictError, MinirtError
 
 USAGE = "minirt update [OPTIONS] CONTAINER [CONTAINER...]"
-OPTIONS = flags.OPTIONS
+OPTIONS = [*flags.OPTIONS, Option(("--explain",), FLAG, "print each cgroup file write as `echo VALUE > FILE`")]
 MEM, MEMSW = "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
 
 
 def main(args: list[str]) -> int:
     opts, refs = parse(OPTIONS, args, stop_at_operand=False, prog=USAGE)
-    if all(opts[o.dest] is None for o in OPTIONS):
+    from minirt import explain
+
+    explain.enabled = opts["explain"]
+    if all(opts[o.dest] is None for o in flags.OPTIONS):
         raise ConfigError("you must provide one or more flags when using this command")  # docker's words
     if not refs:
         raise ConfigError('"minirt update" requires at least 1 argument (a container)')

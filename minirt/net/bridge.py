@@ -74,8 +74,11 @@ def attach(c, rb, root: str) -> dict:
         dnsd.ensure(root, net)
         timing.mark("dns")
 
-    netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    rb.add("# close the container netns fd", os.close, netns_fd)
+    if explain.dry:  # no container yet: nothing to open, every line printed (netlink.py)
+        netns_fd = -1
+    else:
+        netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        rb.add("# close the container netns fd", os.close, netns_fd)
     mac = ipam.mac_for(address)
     host_tx = Rtnl.host(msgs)
     rb.add("# close the host netlink socket", host_tx.close)
@@ -86,7 +89,7 @@ def attach(c, rb, root: str) -> dict:
     faults.point("after-veth")
     timing.mark("veth")
 
-    ctr_tx = Rtnl(socket_in(netns_fd), msgs, where=f"nsenter -t {pid} -n ")
+    ctr_tx = Rtnl(None if explain.dry else socket_in(netns_fd), msgs, where=f"nsenter -t {pid} -n ")
     try:
         ctr_tx.set_up(ETH0_INDEX, "eth0")
         ctr_tx.add_address(ETH0_INDEX, "eth0", address, net.prefixlen)
@@ -135,6 +138,9 @@ def set_hairpin(ifname: str) -> None:
     """Hairpin mode on a bridge port. A container reaching its own published port through a
     host address: with br_netfilter the DNATed frame is bridged back out of the port it came in
     on, which the bridge only does with hairpin mode on (what Docker sets when its proxy is off)."""
+    if explain.dry:
+        explain.cmd(render_hairpin(ifname))
+        return
     try:  # sysfs is one write; it shows our netns's links unless /sys is another netns's
         with open(f"/sys/class/net/{ifname}/brport/hairpin_mode", "w") as f:
             f.write("1")

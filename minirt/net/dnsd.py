@@ -431,9 +431,13 @@ def ensure(root: str, net) -> None:
     from minirt.errors import NetworkError
     from minirt.net import ipam
 
-    fd = ipam._lock(net.dir, create=True)
+    fd = ipam._lock(net.dir, create=not explain.dry)
     try:
         if running(net.dir):
+            return
+        if explain.dry:  # no sockets bound, no process: the line, with the pid it would get
+            explain.cmd(f"# dns: minirt-dns for network {net.name} listening on {net.gateway}:53 (udp, tcp), "
+                        f"pid {explain.DNS_PID}")  # fmt: skip
             return
         udp = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
         tcp = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
@@ -461,7 +465,8 @@ def ensure(root: str, net) -> None:
         os.replace(tmp, f"{net.dir}/dns.pid")
         explain.cmd(f"# dns: minirt-dns for network {net.name} listening on {net.gateway}:53 (udp, tcp), pid {pid}")
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _spawn(root: str, net, ufd: int, tfd: int) -> int:
@@ -528,6 +533,8 @@ def stop(netdir: str) -> None:
     pid = running(netdir)
     if pid:
         explain.cmd(f"kill {pid}  # minirt-dns")
+        if explain.dry:
+            return
         for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
             try:
                 os.kill(pid, sig)

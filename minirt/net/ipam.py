@@ -37,6 +37,11 @@ without releasing:
 - A crash between link() and the unlink of the temporary file leaves only that file behind;
   release_owner() sweeps the ones of dead processes.
 
+--explain prints `# ipam: lease ADDRESS in network NAME` for each address leased and
+`# ipam: release ...` for each released (comments: a lease is a file of minirt's, not a command).
+A dry run (explain.dry) peeks: it finds the address allocate() would lease (the same walk,
+under the same lock when the network has one) and writes nothing, not even last_reserved.
+
 Be aware: leases are not fsynced (they live on /run, a tmpfs that a reboot empties anyway), and
 link() needs a filesystem with hard links (tmpfs and ext4 have them).
 """
@@ -44,7 +49,7 @@ link() needs a filesystem with hard links (tmpfs and ext4 have them).
 import fcntl
 import os
 
-from minirt import jsonenc, procfs
+from minirt import explain, jsonenc, procfs
 from minirt.errors import ConflictError
 from minirt.net import inet
 
@@ -326,43 +331,64 @@ def allocate(network_dir: str, subnet: str, gateway: str, owner: dict, prefer: s
     """Lease a free address of subnet to owner ({"container", "pid", "start_time"}) and return
     it: `prefer` (a restarting container's previous address) when it is still free, otherwise
     the first free one after last_reserved. Under the network's lock."""
-    fd = _lock(network_dir, create=True)
+    fd = _lock(network_dir, create=not explain.dry)
     try:
-        return _allocate_in(LeaseStore(f"{network_dir}/leases"), Allocator(subnet, {gateway}), subnet, owner, prefer)
+        address = _allocate_in(LeaseStore(f"{network_dir}/leases"), Allocator(subnet, {gateway}), subnet, owner, prefer)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
+    _explain_lease(network_dir, address)
+    return address
+
+
+def _explain_lease(network_dir: str, address: str, what: str = "lease") -> None:
+    if explain.enabled:
+        explain.cmd(f"# ipam: {what} {address} in network {os.path.basename(network_dir)}")
 
 
 def allocate6(network_dir: str, subnet: str, gateway: str, subnet6: str, gateway6: str, owner: dict,
               prefer: str | None = None, prefer6: str | None = None) -> tuple[str, str]:  # fmt: skip
     """Dual-stack networks: an IPv4 and an IPv6 address (leases6/) for owner, under one hold
     of the network's lock; the v4 lease is undone if no v6 address is free."""
-    fd = _lock(network_dir, create=True)
+    fd = _lock(network_dir, create=not explain.dry)
     try:
-        os.makedirs(f"{network_dir}/leases6", mode=0o700, exist_ok=True)
+        if not explain.dry:
+            os.makedirs(f"{network_dir}/leases6", mode=0o700, exist_ok=True)
         address = _allocate_in(LeaseStore(f"{network_dir}/leases"), Allocator(subnet, {gateway}), subnet, owner, prefer)
         try:
             store6 = LeaseStore(f"{network_dir}/leases6")
             address6 = _allocate_in(store6, Allocator6(subnet6, {gateway6}), subnet6, owner, prefer6)
         except BaseException:
-            LeaseStore(f"{network_dir}/leases").release(address, owner["container"])
+            if not explain.dry:
+                LeaseStore(f"{network_dir}/leases").release(address, owner["container"])
             raise
-        return address, address6
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
+    _explain_lease(network_dir, address)
+    _explain_lease(network_dir, address6)
+    return address, address6
 
 
 def _allocate_in(store: LeaseStore, alloc: Allocator, subnet: str, owner: dict, prefer: str | None) -> str:
-    if prefer and alloc.usable(prefer) and store.reserve(prefer, owner):
+    reserve = _free if explain.dry else LeaseStore.reserve  # a dry run peeks: the same walk, no write
+    if prefer and alloc.usable(prefer) and reserve(store, prefer, owner):
         return prefer
     for addr in alloc.next_candidates(store.last_reserved()):
-        if store.reserve(addr, owner):
-            store.set_last_reserved(addr)
+        if reserve(store, addr, owner):
+            if not explain.dry:
+                store.set_last_reserved(addr)
             return addr
     raise ConflictError(
         f"no free address in {subnet} (every address is leased to a running container; "
         "remove one, or use a network with a larger subnet)"
     )
+
+
+def _free(store: LeaseStore, addr: str, _owner: dict) -> bool:
+    """What reserve() would answer, without reserving: free, or held by a stale owner."""
+    held = store.owner_of(addr)
+    return held is None or not owner_alive(held)
 
 
 def release_owner(network_dir: str, container_id: str, ifname: str | None = None) -> list[str]:
@@ -374,13 +400,17 @@ def release_owner(network_dir: str, container_id: str, ifname: str | None = None
     if fd is None:
         return []
     try:
-        store = LeaseStore(f"{network_dir}/leases")
-        released = store.release_owner(container_id, ifname)
-        store.sweep_tmp()
-        if os.path.isdir(f"{network_dir}/leases6"):  # dual-stack networks only
-            store6 = LeaseStore(f"{network_dir}/leases6")
-            released += store6.release_owner(container_id, ifname)
-            store6.sweep_tmp()
-        return released
+        released = []
+        for sub in ("leases", "leases6"):  # leases6: dual-stack networks only
+            if sub == "leases" or os.path.isdir(f"{network_dir}/{sub}"):
+                store = LeaseStore(f"{network_dir}/{sub}")
+                if explain.dry:
+                    released += [a for a, o in store.leases().items() if _owned(o, container_id, ifname)]
+                    continue
+                released += store.release_owner(container_id, ifname)
+                store.sweep_tmp()
     finally:
         os.close(fd)
+    for address in released:
+        _explain_lease(network_dir, address, "release")
+    return released

@@ -223,8 +223,11 @@ def load(root: str) -> dict:
     from minirt.state import atomic_write_json
 
     msgs = compiled()
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    atomic_write_json(path, msgs)
+    from minirt import explain
+
+    if not explain.dry:  # a dry run leaves the state root as it found it, caches included
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        atomic_write_json(path, msgs)
     return msgs
 
 

@@ -22,6 +22,11 @@ function from the operation's own arguments, *after* the kernel acked the change
 finds its object already there (EEXIST) or a delete that finds it gone (ENODEV) changed nothing
 and prints nothing. A socket in a container's netns carries `where` ("nsenter -t PID -n "),
 which prefixes its lines.
+Dry run (explain.dry): each operation prints its line and sends nothing. Whether the kernel
+would have answered EEXIST/ENODEV (and so printed nothing) is found by looking first: a link is
+looked up by name, an address in the link's address dump. A link the dry run "created" has
+ifindex 0, and a socket for a namespace that does not exist yet is None: everything added
+there is new.
 Idempotence: ensure_bridge tolerates EEXIST (then checks the kind, as CNI ensureBridge);
 add_address tolerates EEXIST; delete_link treats ENODEV as done.
 """
@@ -40,6 +45,7 @@ from minirt.net.linkmsgs import (  # noqa: F401 (re-exported: the constants are 
     messages,
 )
 
+RTM_GETADDR = 22
 ETH0_INDEX = 2  # a fresh netns holds only lo (1): the veth peer created into it gets 2
 _HDR = struct.Struct("=IHHII")
 
@@ -85,9 +91,10 @@ class Rtnl:
     msgs: the compiled messages (linkmsgs.load(root) on the start-up path); None compiles them
     in memory on first use. where: what prefixes this socket's --explain lines."""
 
-    def __init__(self, sock: "_socket.socket", msgs: dict | None = None, where: str = ""):
-        self.sock = sock
-        self.sock.bind((0, 0))
+    def __init__(self, sock: "_socket.socket | None", msgs: dict | None = None, where: str = ""):
+        self.sock = sock  # None: a dry run's namespace that does not exist yet (nothing in it)
+        if sock is not None:
+            self.sock.bind((0, 0))
         self.seq = 0
         self._msgs = msgs
         self.where = where
@@ -101,7 +108,13 @@ class Rtnl:
         return cls(socket_in(netns_fd), msgs, where)
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+
+    def _new(self, index) -> bool:
+        """Dry run: the link is one the dry run made (index 0 or None), or lives in a namespace
+        that does not exist yet: nothing is on it, so every add would change something."""
+        return not index or self.sock is None
 
     @property
     def msgs(self) -> dict:
@@ -167,6 +180,8 @@ class Rtnl:
 
     def link(self, ifname: str):
         """The link called ifname, or None."""
+        if self.sock is None:
+            return None
         ifinfmsg = messages()[0]
         m = ifinfmsg()
         m["attrs"] = [("IFLA_IFNAME", ifname)]
@@ -187,8 +202,13 @@ class Rtnl:
         """The host end (enslaved to `master`, up) and its peer, created directly inside the
         netns of `netns_fd` (netavark's peer_opts.netns). bridge and pid name master and the
         netns in the --explain line. EEXIST is an error here: the name is a container's own."""
-        buf = linkmsgs.veth(self.msgs, host_ifname, peer_ifname, mtu, master, mac, netns_fd, peer_index)
         what = f"create veth {host_ifname}"
+        if explain.dry:
+            if index_of(host_ifname) is not None:
+                raise ConflictError(f"{what}: interface already exists (left by a crashed container? try `minirt gc`)")
+            self._explain(render_veth(host_ifname, peer_ifname, mtu, bridge, mac, pid))
+            return
+        buf = linkmsgs.veth(self.msgs, host_ifname, peer_ifname, mtu, master, mac, netns_fd, peer_index)
         code = self._ack(self._send(buf))
         if code == errno.EEXIST:
             raise ConflictError(f"{what}: interface already exists (left by a crashed container? try `minirt gc`)")
@@ -202,14 +222,18 @@ class Rtnl:
         self._explain(render_veth(host_ifname, peer_ifname, mtu, bridge, mac, pid))
 
     def ensure_bridge(self, name: str, mtu: int) -> int:
-        """Create bridge `name` (up, with `mtu`) unless it exists; return its ifindex."""
+        """Create bridge `name` (up, with `mtu`) unless it exists; return its ifindex (0 for
+        the bridge a dry run would create)."""
         ifinfmsg = messages()[0]
+        if explain.dry and self.link(name) is None:
+            self._explain(render_bridge(name, mtu))
+            return 0
         m = ifinfmsg()
         m["flags"] = IFF_UP
         m["change"] = IFF_UP
         m["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
         buf = linkmsgs.pyroute2_bytes(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
-        if self.change(buf, f"create bridge {name}", errno.EEXIST):
+        if not explain.dry and self.change(buf, f"create bridge {name}", errno.EEXIST):
             self._explain(render_bridge(name, mtu))
         link = self.link(name)
         if link is None:
@@ -223,11 +247,15 @@ class Rtnl:
         return link["index"]
 
     def set_up(self, index: int, ifname: str) -> None:
-        self.change(linkmsgs.link_up(self.msgs, index), f"set {ifname} up")
+        if not explain.dry:
+            self.change(linkmsgs.link_up(self.msgs, index), f"set {ifname} up")
         self._explain(render_up(ifname))
 
     def set_hairpin(self, ifname: str) -> None:
         """`ip link set IFNAME type bridge_slave hairpin on`, as bridge port slave data."""
+        if explain.dry:
+            self._explain(render_hairpin(ifname))
+            return
         ifinfmsg = messages()[0]
         index = self.link_index(ifname)
         if index is None:
@@ -243,6 +271,10 @@ class Rtnl:
         """Idempotent: a missing link (ENODEV) is already deleted, and prints nothing. Costs
         ~25 ms of kernel time for a veth (synchronous in this call), so the normal exit path
         leaves it to the kernel."""
+        if explain.dry:
+            if self.link(ifname) is not None:
+                self._explain(render_delete(ifname))
+            return
         ifinfmsg = messages()[0]
         m = ifinfmsg()
         m["attrs"] = [("IFLA_IFNAME", ifname)]
@@ -251,6 +283,9 @@ class Rtnl:
 
     def delete_index(self, index: int, ifname: str) -> None:
         """delete_link by ifindex, with the compiled message; ENODEV is done, as there."""
+        if explain.dry:
+            self._explain(render_delete(ifname))  # the caller found it by its name just now
+            return
         if self.change(linkmsgs.link_delete(self.msgs, index), f"delete link {ifname}", errno.ENODEV):
             self._explain(render_delete(ifname))
 
@@ -259,6 +294,10 @@ class Rtnl:
     def add_address(self, index: int, ifname: str, address: str, prefixlen: int) -> None:
         """An IPv4 or IPv6 address (IPv6 with nodad, see linkmsgs.address). Idempotent: EEXIST
         (the address is already there) is success, and prints nothing."""
+        if explain.dry:
+            if self._new(index) or not self.has_address(index, address, prefixlen):
+                self._explain(render_address(ifname, address, prefixlen))
+            return
         buf = linkmsgs.address(self.msgs, index, address, prefixlen)
         if self.change(buf, f"add address {address}/{prefixlen} to {ifname}", errno.EEXIST):
             self._explain(render_address(ifname, address, prefixlen))
@@ -268,8 +307,23 @@ class Rtnl:
     def add_default_route(self, index: int, ifname: str, gateway: str) -> None:
         """The IPv4 or IPv6 default route via gateway on ifname. EEXIST is an error: another
         default route is there, which is not the one asked for."""
+        if explain.dry:
+            self._explain(render_default_route(ifname, gateway))
+            return
         self.change(linkmsgs.default_route(self.msgs, index, gateway), f"add default route via {gateway}")
         self._explain(render_default_route(ifname, gateway))
+
+    def has_address(self, index: int, address: str, prefixlen: int) -> bool:
+        """The link holds address/prefixlen (a dry run's check for the EEXIST it would meet)."""
+        ifaddrmsg = messages()[1]
+        m = ifaddrmsg()
+        m["family"] = AF_INET6 if inet.version(address) == inet.V6 else AF_INET
+        want = inet.parse(address)[1]
+        for a in self.dump(m, RTM_GETADDR, ifaddrmsg):
+            local = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+            if a["index"] == index and a["prefixlen"] == prefixlen and local and inet.parse(local)[1] == want:
+                return True
+        return False
 
     def routes(self) -> list[tuple[str, int, int]]:
         """IPv4 routes of the main table as (destination, prefixlen, oif)."""

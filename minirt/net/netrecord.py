@@ -19,9 +19,10 @@ DEFAULT_BRIDGE = "minirt0"
 
 class Network:
     __slots__ = ("name", "id", "bridge", "subnet", "prefixlen", "gateway", "mtu", "firewall", "internal", "icc", "dns",
-                 "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade")  # fmt: skip
+                 "dir", "subnet6", "prefixlen6", "gateway6", "is_gateway", "masquerade", "record")  # fmt: skip
 
     def __init__(self, record: dict, directory: str):
+        self.record = record  # as read (or, in a dry run, as it would be written)
         self.name = record["name"]
         # Docker's 64-hex network id (events' Actor.ID); a record written before ids existed
         # is known by its name

@@ -34,6 +34,7 @@ import fcntl
 import os
 import time
 
+from minirt import explain
 from minirt.errors import ConfigError, ConflictError, NoSuchObject
 from minirt.net.netrecord import (  # noqa: F401 - the records' names, re-exported for the network's callers
     DEFAULT_BRIDGE,
@@ -49,9 +50,17 @@ from minirt.state import atomic_write_json, read_json, rmtree
 
 
 def _lock(root: str) -> int:
+    """flock on networks/lock; a dry run creates neither the file nor its directory (it takes
+    the lock only if the file is there: it only reads)."""
     d = networks_dir(root)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    fd = os.open(f"{d}/lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if explain.dry:
+        try:
+            fd = os.open(f"{d}/lock", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return os.open("/", os.O_RDONLY | os.O_CLOEXEC)  # something to close
+    else:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        fd = os.open(f"{d}/lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
@@ -207,7 +216,8 @@ def create(root: str, name: str, host, subnet: str | None, gateway: str | None, 
         try:
             _setup_host_side(net, host)
         except BaseException:
-            _remove_locked(net, host)
+            if not explain.dry:  # a dry run made nothing to remove
+                _remove_locked(net, host)
             raise
         from minirt import events
 
@@ -246,7 +256,8 @@ def _record(root: str, name: str, bridge: str, subnet: str | None, gateway: str 
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     d = f"{networks_dir(root)}/{name}"
-    os.makedirs(f"{d}/leases", mode=0o700, exist_ok=True)
+    if not explain.dry:  # a dry run's network exists in memory only
+        os.makedirs(f"{d}/leases", mode=0o700, exist_ok=True)
     atomic_write_json(f"{d}/network.json", record)
     return Network(record, d)
 
@@ -263,9 +274,10 @@ def _record_ipv6(root: str, net: Network, subnet6: str | None, gateway6: str | N
     from minirt.net import inet
 
     gateway6 = inet.canonical(gateway6)  # canonical: it names no lease, but is compared
-    record = read_json(f"{net.dir}/network.json")
+    record = dict(net.record)
     record.update(subnet6=subnet6, gateway6=gateway6, enable_ipv6=True)
-    os.makedirs(f"{net.dir}/leases6", mode=0o700, exist_ok=True)
+    if not explain.dry:
+        os.makedirs(f"{net.dir}/leases6", mode=0o700, exist_ok=True)
     atomic_write_json(f"{net.dir}/network.json", record)
     return Network(record, net.dir)
 

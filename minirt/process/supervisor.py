@@ -99,6 +99,19 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
     from minirt import runtime
 
     os.setsid()
+    from minirt import explain
+
+    # `run -d --explain`: the setup's lines go to the caller's stderr, not into the log pipe
+    # that becomes our fd 2 below; the teardown, much later, has no terminal to print to
+    # (`stop --explain` asks for its lines: explain.relay_request)
+    explain_fd = -1
+    if explain.enabled:
+        try:
+            explain_fd = os.dup(2)
+        except OSError:  # no stderr at all (2>&-): nowhere to print
+            explain.to_fd(None)
+    if explain_fd >= 0:
+        explain.to_fd(explain_fd)
     devnull = os.open("/dev/null", os.O_RDWR)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -120,6 +133,10 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
     except Exception as e:  # noqa: BLE001 - a bug or an OSError: the caller prints it, not "died"
         os.write(report_fd, f"err {EXIT_RUNTIME} {e}".replace("\n", " ").encode() + b"\n")
         return EXIT_RUNTIME
+    finally:
+        if explain_fd >= 0:  # before the report: the caller's stderr reaches EOF when it exits
+            explain.to_fd(None)
+            os.close(explain_fd)
     os.write(report_fd, f"ok {cfg.id}\n".encode())
     os.close(report_fd)
     # From here on nothing of ours may write to the log pipes: only the container holds them.

@@ -85,6 +85,8 @@ def libseccomp_version(cache: str) -> str:
 def _write_atomic(path: str, data: bytes) -> None:
     """temp + rename: a reader sees the old file, the new one or none, never a part (a cached
     program cut short would be a different filter)."""
+    if explain.dry:
+        return
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -118,7 +120,8 @@ def program(mode: str, caps, root: str) -> Program | None:
 
         raise ConfigError(f"opening seccomp profile ({src}) failed: {e.strerror}") from None
     cache = f"{root}/seccomp"
-    os.makedirs(cache, mode=0o700, exist_ok=True)
+    if not explain.dry:  # a dry run compiles when it must, and caches nothing
+        os.makedirs(cache, mode=0o700, exist_ok=True)
     u = os.uname()
     version = libseccomp_version(cache)
     key = cache_key(text, caps, version, u.machine, u.release)

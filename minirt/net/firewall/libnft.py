@@ -3,6 +3,10 @@
 Runs in: whichever minirt process first changes or lists the packet filter: network setup and
 removal, publishing without a helper, the nft helper itself (nfthelper.py), gc and reload.
 A leaf: the backend, the port scripts and the helper all reach libnftables through it.
+
+Dry run (explain.dry, `--dry-run`): the context is made in libnftables' dry-run mode (`nft -c`):
+each transaction is sent to the kernel, checked, and aborted instead of committed. The plan is
+validated by the kernel, and nothing changes.
 """
 
 _ctx = None
@@ -15,4 +19,8 @@ def context():
         import nftables  # lazy: only network setup and removal pay for it
 
         _ctx = nftables.Nftables()
+        from minirt import explain
+
+        if explain.dry:
+            _ctx.set_dry_run(True)
     return _ctx
