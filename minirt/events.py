@@ -42,7 +42,12 @@ def encode(type_: str, action: str, actor_id: str, attributes: dict, time_ns: in
 
 
 def emit(root: str, type_: str, action: str, actor_id: str, attributes: dict) -> None:
-    """Append one event to $root/events.log (best effort: an OSError loses the event only)."""
+    """Append one event to $root/events.log (best effort: an OSError loses the event only).
+    A dry run (--dry-run) happens nowhere, so it writes no event either."""
+    from minirt import explain
+
+    if explain.dry:
+        return
     line = encode(type_, action, actor_id, attributes, time.time_ns())
     try:
         append(f"{root}/{LOG}", line)
