@@ -192,7 +192,10 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     if trees:
         lower = cdir + "/lower"
         rootfs.attach(trees[0], lower)
-    rootfs.mount_overlay(lower, cdir + "/upper", cdir + "/work", merged)
+    if cfg.lowerdirs:  # an image: its layers, top first
+        rootfs.mount_image_overlay(cfg.lowerdirs, cdir + "/upper", cdir + "/work", merged)
+    else:
+        rootfs.mount_overlay(lower, cdir + "/upper", cdir + "/work", merged)
     rootfs.mount_proc_sys(merged, new_netns=cfg.net != "host", privileged=cfg.privileged)
     sysctl_dir = -1
     if cfg.sysctls:
