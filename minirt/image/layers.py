@@ -183,7 +183,8 @@ class Unpacker:
                     nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        kind = "a symlink" if e.errno == errno.ELOOP else "not a directory"
+                        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
                         raise LayerError(f"layer entry {what!r}: path component {part!r} is {kind}: "
                                          "refusing to follow it") from None  # fmt: skip
                     raise
@@ -373,15 +374,23 @@ def unpack(stream, dest: str, allow_devices: bool | None = None) -> tuple[str, i
             with tarfile.open(fileobj=raw, mode="r|") as tar:
                 for member in tar:
                     u.add(member, tar)
+            u.finish()
+            raw.drain()  # the zero blocks after the end-of-archive marker are part of the DiffID
+            close = getattr(raw.f, "close", None)
+            if close:
+                close()
         except tarfile.TarError as e:
             raise LayerError(f"layer: not a valid tar archive ({e})") from None
         except EOFError:
             raise LayerError("layer: the archive ends early (truncated)") from None
-        u.finish()
-        raw.drain()  # the zero blocks after the end-of-archive marker are part of the DiffID
-        close = getattr(raw.f, "close", None)
-        if close:
-            close()
+        except OSError as e:
+            if type(e).__name__ != "BadGzipFile":
+                raise
+            raise LayerError(f"layer: bad gzip data ({e})") from None
+        except Exception as e:
+            if type(e).__module__ != "zlib":
+                raise
+            raise LayerError(f"layer: bad gzip data ({e})") from None
         return raw.digest(), u.size
     finally:
         os.close(root_fd)

@@ -9,7 +9,7 @@ containers under MINIRT_ROOT, a tmpfs, do not).
       blobs/sha256/<hex>        image configs and manifests, verified against their digest
       layers/<diffid hex>/root  one unpacked layer (overlayfs format: whiteouts are 0:0 devices)
       layers/<diffid hex>/size  bytes of regular files in it (for `images`' SIZE)
-      layers/.lock-<hex>        flock: one unpack per layer at a time (a second loader waits,
+      locks/<hex>               flock: one unpack per layer at a time (a second loader waits,
                                 then finds the layer made: layers are shared, never unpacked twice)
       images/<id hex>.json      one image: its config (the blob), DiffIDs, size, when loaded
       repositories.json         {"docker.io/library/busybox:latest": "sha256:<id>", ...}
@@ -73,7 +73,7 @@ class ImageStore:
     # -- layout ----------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        for d in ("blobs/sha256", "layers", "images", "tmp"):
+        for d in ("blobs/sha256", "layers", "images", "tmp", "locks"):
             os.makedirs(f"{self.root}/{d}", mode=0o700, exist_ok=True)
 
     def writing(self) -> _Flock:
@@ -140,7 +140,7 @@ class ImageStore:
 
         if expected is not None:
             hex_of(expected)
-            with _Flock(f"{self.layers}/.lock-{hex_of(expected)}", fcntl.LOCK_EX):
+            with _Flock(f"{self.root}/locks/{hex_of(expected)}", fcntl.LOCK_EX):
                 if self.has_layer(expected):
                     return expected
                 return self._unpack(stream_opener, expected, what, layers)
@@ -298,11 +298,10 @@ class ImageStore:
                 keep_blobs.add(image_id)
                 keep_blobs.update(rec.get("blobs") or [])
             keep_hex = {hex_of(d) for d in keep_layers}
+            for name in sorted(os.listdir(f"{self.root}/locks")):
+                if name not in keep_hex and not dry_run:
+                    os.unlink(f"{self.root}/locks/{name}")  # no holder: gc has the store lock
             for name in sorted(os.listdir(self.layers)):
-                if name.startswith(".lock-"):
-                    if name[6:] not in keep_hex and not dry_run:
-                        os.unlink(f"{self.layers}/{name}")
-                    continue
                 if name not in keep_hex:
                     removed.append(f"image store: unused layer sha256:{name}")
                     if not dry_run:

@@ -1,0 +1,71 @@
+"""Image names and the image config applied to a run, as Docker does."""
+
+import pytest
+
+from minirt.commands.images import human_ago, human_size
+from minirt.errors import ConfigError
+from minirt.image import config, reference
+
+
+@pytest.mark.parametrize("text,key,shown", [
+    ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+    ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
+    ("docker.io/library/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+    ("index.docker.io/me/app", "docker.io/me/app:latest", "me/app:latest"),
+    ("me/app:v1", "docker.io/me/app:v1", "me/app:v1"),
+    ("minirt/busybox", "docker.io/minirt/busybox:latest", "minirt/busybox:latest"),
+    ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
+    ("localhost:5000/a/b:t", "localhost:5000/a/b:t", "localhost:5000/a/b:t"),
+    ("quay.io/x/y@sha256:" + "a" * 64, "quay.io/x/y@sha256:" + "a" * 64, "quay.io/x/y@sha256:" + "a" * 64),
+])  # fmt: skip
+def test_reference_normalisation(text, key, shown):
+    ref = reference.parse(text)
+    assert ref.key() == key and str(ref) == shown
+
+
+@pytest.mark.parametrize("text", ["", "UPPER", "a:b:c", "a@sha256:12", "a//b", "-a", "a:" + "t" * 200])
+def test_bad_references(text):
+    with pytest.raises(ConfigError, match="invalid reference format"):
+        reference.parse(text)
+
+
+IMG = {"Entrypoint": ["/ep"], "Cmd": ["c1", "c2"]}
+
+
+@pytest.mark.parametrize("cfg,cmd,ep,argv", [
+    (IMG, [], None, ["/ep", "c1", "c2"]),            # Entrypoint + Cmd
+    (IMG, ["x"], None, ["/ep", "x"]),                # COMMAND replaces Cmd only
+    (IMG, [], "/other", ["/other"]),                 # --entrypoint drops Cmd too
+    (IMG, ["x"], "/other", ["/other", "x"]),
+    (IMG, ["sh"], "", ["sh"]),                       # --entrypoint "": none
+    ({"Cmd": ["sh"]}, [], None, ["sh"]),
+])  # fmt: skip
+def test_entrypoint_and_cmd(cfg, cmd, ep, argv):
+    assert config.command(cfg, cmd, ep) == argv
+
+
+@pytest.mark.parametrize("cfg,cmd,ep", [({}, [], None), (IMG, [], "")])
+def test_no_command(cfg, cmd, ep):
+    with pytest.raises(ConfigError, match="No command specified"):
+        config.command(cfg, cmd, ep)
+
+
+def test_import_changes():
+    cfg = config.apply_changes({}, ['CMD ["/bin/sh"]', "ENTRYPOINT echo hi", "ENV A=1 B=2", "ENV C 3 4",
+                                    "WORKDIR /srv", "USER app", "EXPOSE 80 53/udp", "LABEL a=b",
+                                    "STOPSIGNAL SIGUSR1"])  # fmt: skip
+    assert cfg == {"Cmd": ["/bin/sh"], "Entrypoint": ["/bin/sh", "-c", "echo hi"], "Env": ["A=1", "B=2", "C=3 4"],
+                   "WorkingDir": "/srv", "User": "app", "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+                   "Labels": {"a": "b"}, "StopSignal": "SIGUSR1"}  # fmt: skip
+    with pytest.raises(ConfigError, match="not a valid change command"):
+        config.apply_changes({}, ["RUN rm -rf /"])
+
+
+def test_images_columns_units():
+    assert [human_size(n) for n in (0, 999, 1000, 1_980_000, 4_260_000_000)] == ["0B", "999B", "1kB", "1.98MB",
+                                                                                  "4.26GB"]  # fmt: skip
+    now = 1_800_000_000
+    import time
+
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3 * 7 * 86400))
+    assert human_ago(iso, now) == "3 weeks ago"
