@@ -192,9 +192,7 @@ def _load_docker(src, store: ImageStore, log) -> list:
         if len(diffids) != len(layer_names):
             raise ArchiveError(f"{cfg_name}: {len(diffids)} DiffIDs for {len(layer_names)} layers")
         for i, (name, diffid) in enumerate(zip(layer_names, diffids)):
-            if log and not store.has_layer(diffid):
-                log(f"{hex_of(diffid)[:12]}: Loading layer")
-            store.add_layer(_Opener(src, name), diffid, what=f"layer {i + 1} ({name})")
+            store.add_layer(_Opener(src, name), diffid, what=f"layer {i + 1} ({name})", log=log)
         keys = _keys(entry.get("RepoTags") or [])
         out.append((store.add_image(config_bytes, diffids, keys, expected), keys))
     return out
@@ -236,9 +234,7 @@ def _load_oci_manifest(src, store: ImageStore, desc: dict, names: list[str], log
     if len(diffids) != len(layer_descs):
         raise ArchiveError(f"{desc['digest']}: {len(diffids)} DiffIDs for {len(layer_descs)} layers")
     for i, (ld, diffid) in enumerate(zip(layer_descs, diffids)):
-        if log and not store.has_layer(diffid):
-            log(f"{hex_of(diffid)[:12]}: Loading layer")
         opener = _Opener(src, _blob_name(ld["digest"]), ld["digest"], ld.get("size"))
-        store.add_layer(opener, diffid, what=f"layer {i + 1} ({ld['digest']})")
+        store.add_layer(opener, diffid, what=f"layer {i + 1} ({ld['digest']})", log=log)
     keys = _keys(names)
     return store.add_image(config_bytes, diffids, keys, config_desc["digest"]), keys

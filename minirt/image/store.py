@@ -131,7 +131,7 @@ class ImageStore:
 
     # -- layers ----------------------------------------------------------------------------
 
-    def add_layer(self, stream_opener, expected: str | None = None, what: str = "layer") -> str:
+    def add_layer(self, stream_opener, expected: str | None = None, what: str = "layer", log=None) -> str:
         """Unpack a layer (stream_opener() -> a readable stream) unless the store has it.
         With `expected` (the DiffID from the image config) the store is asked first, under the
         layer's lock, so concurrent loads of one image unpack each layer once; the unpacked
@@ -143,6 +143,8 @@ class ImageStore:
             with _Flock(f"{self.root}/locks/{hex_of(expected)}", fcntl.LOCK_EX):
                 if self.has_layer(expected):
                     return expected
+                if log:
+                    log(f"{hex_of(expected)[:12]}: Loading layer")
                 return self._unpack(stream_opener, expected, what, layers)
         return self._unpack(stream_opener, None, what, layers)
 
