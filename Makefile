@@ -14,16 +14,16 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs probes run test unit integration bench compare docker-io engines podman oci-check clean
+.PHONY: help deps apt venv rootfs image probes run test unit integration bench compare docker-io engines podman oci-check clean
 
 help:
-	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
+	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge minirt/busybox)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
 	@echo "make bench  start-up latency of minirt against unshare, runc, crun (see bench/; BENCH_RUNS=N, BENCH_ARGS=...)"
 	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
 	@echo "make oci-check  podman and containerd driving minirt-oci and minirt-cni: what they called, and the result"
 
-deps: apt venv rootfs
+deps: apt venv rootfs image
 
 # apt: ask dpkg which packages are missing; install only those (one apt-get update first).
 apt:
@@ -76,6 +76,23 @@ $(ROOTFS)/bin/busybox: rootfs/build.sh | apt
 $(VENV)/share/minirt/rootfs: | $(VENV)/.created
 	@mkdir -p $(VENV)/share/minirt; ln -sfn "$(CURDIR)/$(ROOTFS)" $@
 
+# image: the built-in busybox rootfs as the image minirt/busybox (one layer, CMD /bin/sh) in the
+# default image store (MINIRT_STORE, else /var/lib/minirt; docs/images.md). Made here, never
+# downloaded; imported again when the rootfs is newer than the stamp or the store lacks that
+# image. The tests never use this store: each test has its own (tests/conftest.py).
+IMAGE_STAMP := $(BUILD)/busybox-image.id
+
+image: venv rootfs
+	@if [ ! -s $(IMAGE_STAMP) ] || [ $(ROOTFS)/bin/busybox -nt $(IMAGE_STAMP) ] \
+	    || ! $(VENV)/bin/minirt images -q --no-trunc minirt/busybox | grep -qx "$$(cat $(IMAGE_STAMP))"; then \
+	  echo "image: importing $(ROOTFS) as minirt/busybox"; \
+	  tar -C $(ROOTFS) --numeric-owner -cf $(BUILD)/rootfs.tar .; \
+	  $(VENV)/bin/minirt import -c 'CMD ["/bin/sh"]' -m "minirt's built-in busybox rootfs" \
+	    $(BUILD)/rootfs.tar minirt/busybox > $(IMAGE_STAMP).tmp \
+	    || { rm -f $(BUILD)/rootfs.tar $(IMAGE_STAMP).tmp; echo "image: minirt import failed" >&2; exit 1; }; \
+	  rm -f $(BUILD)/rootfs.tar; mv $(IMAGE_STAMP).tmp $(IMAGE_STAMP); \
+	fi
+
 # Static syscall probes for the seccomp tests (tests/probes/): bind-mounted into busybox
 # containers, so they need no libc there (glibc's libc.a comes with libc6-dev).
 PROBES := $(BUILD)/probes/probe
@@ -87,7 +104,7 @@ $(BUILD)/probes/%: tests/probes/%.c | apt
 	@gcc -static -O2 -Wall -Werror -o $@ $<
 
 run: deps
-	@$(VENV)/bin/minirt run --net bridge -- /bin/sh
+	@$(VENV)/bin/minirt run --net bridge minirt/busybox
 
 test: deps probes engines
 	@$(VPY) -m pytest -q -p no:cacheprovider tests

@@ -121,6 +121,9 @@ def test_rmi_force_keeps_the_layers_a_stopped_container_needs(minirt, built, uni
     ok(minirt("rmi", "-f", APP))
     ok(minirt("gc"))
     assert len(store_layers(minirt)) == 3  # the container still names them
+    ok(minirt("start", uniq))  # and starts again on them
+    wait_for(lambda: ok(minirt("logs", uniq)).count("ep x") == 1 and
+             json.loads(ok(minirt("inspect", uniq)))[0]["State"]["Status"] == "exited", what="the restarted run")
     ok(minirt("rm", uniq))
     ok(minirt("gc"))
     assert store_layers(minirt) == []
