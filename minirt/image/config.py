@@ -14,8 +14,6 @@ Docker applies it (moby daemon/commit.go merge, docs "Overriding image defaults"
 - Labels: inspect's Config.Labels.
 """
 
-import json
-
 from minirt.errors import ConfigError
 
 
@@ -51,6 +49,8 @@ CHANGE_KEYS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USE
 def _exec_form(value: str) -> list[str]:
     value = value.strip()
     if value.startswith("["):
+        import json
+
         try:
             argv = json.loads(value)
         except ValueError:

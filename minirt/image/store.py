@@ -22,7 +22,6 @@ its unpacked directory, and only that directory is kept (as Docker's overlay2 st
 """
 
 import fcntl
-import hashlib
 import os
 import time
 
@@ -112,6 +111,8 @@ class ImageStore:
     # -- blobs -----------------------------------------------------------------------------
 
     def put_blob(self, data: bytes, expected: str | None = None) -> str:
+        import hashlib
+
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if expected and expected != digest:
             from minirt.image.layers import LayerError

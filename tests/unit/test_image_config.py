@@ -69,3 +69,15 @@ def test_images_columns_units():
 
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3 * 7 * 86400))
     assert human_ago(iso, now) == "3 weeks ago"
+
+
+@pytest.mark.parametrize("text", ["a__b", "a.b", "a---b", "registry.example.com:5000/x", "[::1]:5000/x",
+                                  "a_b/c-d:T.a-g_1"])  # fmt: skip
+def test_good_references(text):
+    reference.parse(text)
+
+
+@pytest.mark.parametrize("text", ["a_-b", "a..b", "ex.com:port/x", "[zz]/x", "a/-b", "-h.com/x", "a:.tag"])
+def test_more_bad_references(text):
+    with pytest.raises(ConfigError, match="invalid reference format"):
+        reference.parse(text)
