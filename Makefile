@@ -14,7 +14,7 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs image probes run test unit integration bench compare docker-io engines podman oci-check clean
+.PHONY: help deps apt venv rootfs image registry probes run test unit integration bench compare docker-io engines podman oci-check clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge minirt/busybox)"
@@ -106,13 +106,13 @@ $(BUILD)/probes/%: tests/probes/%.c | apt
 run: deps
 	@$(VENV)/bin/minirt run --net bridge minirt/busybox
 
-test: deps probes engines
+test: deps probes engines registry
 	@$(VPY) -m pytest -q -p no:cacheprovider tests
 
 unit: venv
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/unit
 
-integration: deps probes engines
+integration: deps probes engines registry
 	@$(VPY) -m pytest -q -p no:cacheprovider tests/integration
 
 # Bench-only extras: the OCI peers (Debian's runc and crun), installed only when missing.
@@ -166,6 +166,19 @@ engines podman:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "engines: installing $$missing failed" >&2; exit 1; }; \
+	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
+	fi
+
+# registry: Debian's docker-registry (distribution 2.8), which the pull tests start on loopback in
+# a throwaway namespace with a config and storage of their own (tests/helpers/registry.py);
+# installed with its service kept from starting (policy-rc.d says 101).
+registry:
+	@if ! dpkg-query -W -f='$${Status}\n' docker-registry 2>/dev/null | grep -q '^install ok installed'; then \
+	  echo "registry: installing docker-registry"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "registry: must run as root to install packages" >&2; exit 1; fi; \
+	  own=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null \
+	    || { [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; echo "registry: installing docker-registry failed" >&2; exit 1; }; \
 	  [ $$own = 0 ] || rm -f /usr/sbin/policy-rc.d; \
 	fi
 

@@ -21,6 +21,7 @@ VERBS = {
     "kill": "send a signal to a container",
     "rm": "remove containers (-f: kill first)",
     "gc": "reclaim what a crash left behind (and unused image layers)",
+    "pull": "download an image from a registry (OCI distribution API)",
     "images": "list images",
     "load": "load images from a docker save tarball or an OCI layout (-i FILE)",
     "import": "make an image of one layer from a root filesystem tarball",

@@ -132,24 +132,29 @@ class ImageStore:
 
     # -- layers ----------------------------------------------------------------------------
 
+    def layer_lock(self, diffid: str) -> _Flock:
+        """One unpack (or download) of a layer at a time, across processes."""
+        return _Flock(f"{self.root}/locks/{hex_of(diffid)}", fcntl.LOCK_EX)
+
     def add_layer(self, stream_opener, expected: str | None = None, what: str = "layer", log=None) -> str:
         """Unpack a layer (stream_opener() -> a readable stream) unless the store has it.
         With `expected` (the DiffID from the image config) the store is asked first, under the
         layer's lock, so concurrent loads of one image unpack each layer once; the unpacked
         content must hash to it. Returns the DiffID."""
-        from minirt.image import layers
-
         if expected is not None:
             hex_of(expected)
-            with _Flock(f"{self.root}/locks/{hex_of(expected)}", fcntl.LOCK_EX):
+            with self.layer_lock(expected):
                 if self.has_layer(expected):
                     return expected
                 if log:
                     log(f"{hex_of(expected)[:12]}: Loading layer")
-                return self._unpack(stream_opener, expected, what, layers)
-        return self._unpack(stream_opener, None, what, layers)
+                return self.unpack_layer(stream_opener, expected, what)
+        return self.unpack_layer(stream_opener, None, what)
 
-    def _unpack(self, stream_opener, expected, what, layers) -> str:
+    def unpack_layer(self, stream_opener, expected: str | None, what: str) -> str:
+        """Unpack into tmp/, verify, rename into layers/ (the caller holds the layer lock)."""
+        from minirt.image import layers
+
         tmp = self.tempdir()
         try:
             os.mkdir(f"{tmp}/root", 0o755)
@@ -189,7 +194,8 @@ class ImageStore:
         except FileNotFoundError:
             return []
 
-    def add_image(self, config_bytes: bytes, diffids: list[str], keys: list[str], expected_id: str | None = None) -> str:
+    def add_image(self, config_bytes: bytes, diffids: list[str], keys: list[str], expected_id: str | None = None,
+                  repo_digests: list[str] | None = None) -> str:
         """Record an image whose layers are all in the store, and point `keys` (full
         references) at it; a key that named another image moves (that one may become
         dangling, as in Docker)."""
@@ -213,8 +219,15 @@ class ImageStore:
         }
         with self.index_lock():
             path = f"{self.root}/images/{hex_of(image_id)}.json"
-            if not os.path.exists(path):
-                atomic_write_json(path, record)
+            try:
+                old = read_json(path)
+            except FileNotFoundError:
+                old = None
+            digests = sorted(set((old or {}).get("repo_digests") or []) | set(repo_digests or []))
+            if old is None or digests != (old.get("repo_digests") or []):
+                if digests:
+                    record["repo_digests"] = digests  # name@manifest digest (Docker's RepoDigests)
+                atomic_write_json(path, dict(old or record, repo_digests=digests) if old else record)
             if keys:
                 repos = self._repos()
                 repos.update((k, image_id) for k in keys)
@@ -247,6 +260,13 @@ class ImageStore:
             ref = None
         if ref is not None and ref.key() in repos:
             return repos[ref.key()], ref.key()
+        if ref is not None and ref.digest:
+            for image_id in self.image_ids():
+                try:
+                    if ref.key() in (self.image(image_id).get("repo_digests") or []):
+                        return image_id, None
+                except (FileNotFoundError, ValueError):
+                    continue
         prefix = text.removeprefix("sha256:")
         if prefix and all(c in "0123456789abcdef" for c in prefix):
             hits = [i for i in self.image_ids() if i[7:].startswith(prefix)]

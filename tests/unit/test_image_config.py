@@ -81,3 +81,39 @@ def test_good_references(text):
 def test_more_bad_references(text):
     with pytest.raises(ConfigError, match="invalid reference format"):
         reference.parse(text)
+
+
+def test_plain_http_only_for_loopback_or_insecure_registries():
+    """Not loopback and not --insecure-registry: HTTPS only (Docker's default)."""
+    from minirt.image.registry import Client, is_loopback
+
+    assert Client("registry.example.com:5000", "x").scheme == "https"
+    assert Client("registry.example.com:5000", "x", insecure=True).scheme is None  # https, then http
+    assert Client("localhost:5000", "x").scheme is None
+    assert [is_loopback(h) for h in ("localhost:5000", "127.0.0.1", "[::1]:5000", "10.0.0.1:5000")] == [
+        True, True, True, False]  # fmt: skip
+
+
+def test_auth_challenge_parsing():
+    from minirt.image.registry import _challenge
+
+    assert _challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+                      'scope="repository:library/busybox:pull"') == ("bearer", {
+        "realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+        "scope": "repository:library/busybox:pull"})  # fmt: skip
+    assert _challenge('Basic realm="basic-realm"') == ("basic", {"realm": "basic-realm"})
+
+
+def test_docker_credentials(tmp_path, monkeypatch):
+    import base64
+    import json
+
+    from minirt.image.registry import docker_credentials
+
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"me:secret").decode()},
+        "localhost:5000": {"auth": base64.b64encode(b"u:p:with:colons").decode()}}}))  # fmt: skip
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert docker_credentials("docker.io") == ("me", "secret")
+    assert docker_credentials("localhost:5000") == ("u", "p:with:colons")
+    assert docker_credentials("quay.io") is None
