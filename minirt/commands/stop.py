@@ -5,7 +5,8 @@ from minirt.errors import ConfigError
 from minirt.state import Store
 
 OPTIONS = [Option(("-t", "--time"), VALUE, "seconds to wait before SIGKILL (default 10)", "N"),
-           Option(("-s", "--signal", "--stop-signal"), VALUE, "signal to send first (default: the container's stop signal, else TERM)", "SIG")]  # fmt: skip
+           Option(("-s", "--signal", "--stop-signal"), VALUE,
+                  "signal to send first (default: the container's stop signal, else TERM)", "SIG")]  # fmt: skip
 
 
 def parse_signal(name: str) -> int:

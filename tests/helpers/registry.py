@@ -44,8 +44,9 @@ class Registry:
             raise
 
     def _start(self, host, tmp: str, bearer: bool, drop_after: int) -> None:
-        self.procs.append(subprocess.Popen([*host.prefix(), REGISTRY, "serve", f"{tmp}/config.yml"],
-                                           stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/registry.err", "w")))  # fmt: skip
+        with open(f"{tmp}/registry.err", "w") as err:
+            self.procs.append(subprocess.Popen([*host.prefix(), REGISTRY, "serve", f"{tmp}/config.yml"],
+                                               stdout=subprocess.DEVNULL, stderr=err))  # fmt: skip
         args = [str(PROXY_PORT), str(PORT), self.log] + (["--bearer"] if bearer else [])
         args += ["--drop-after", str(drop_after)] if drop_after else []
         proxy = subprocess.Popen([*host.prefix(), sys.executable, "-m", "tests.helpers.registry_proxy", *args],
@@ -79,9 +80,9 @@ class Registry:
             "layers": descs}).encode()  # fmt: skip
         manifests = [(sha(manifest), MANIFEST, manifest)]
         if index:
-            idx = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-                {"mediaType": MANIFEST, "digest": sha(manifest), "size": len(manifest),
-                 "platform": {"os": "linux", "architecture": arch}} for arch in ("s390x", "amd64")]}).encode()  # fmt: skip
+            entries = [{"mediaType": MANIFEST, "digest": sha(manifest), "size": len(manifest),
+                        "platform": {"os": "linux", "architecture": arch}} for arch in ("s390x", "amd64")]
+            idx = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode()
             manifests.append((tag, INDEX, idx))
         else:
             manifests.append((tag, MANIFEST, manifest))

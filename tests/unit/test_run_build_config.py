@@ -171,7 +171,8 @@ def test_help(capsys):
         build_config(["--help"])
     assert ei.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("Usage: minirt run [OPTIONS] IMAGE [COMMAND [ARG...]]\n       minirt run [OPTIONS] [-- COMMAND")
+    assert out.startswith("Usage: minirt run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+                          "       minirt run [OPTIONS] [-- COMMAND")
     assert "--cap-add CAP" in out
 
 
@@ -276,7 +277,8 @@ def test_run_with_dashdash_never_imports_the_image_code():
     import sys
 
     code = ("import os, sys; os.environ['MINIRT_ROOTFS'] = '/'; from minirt.commands.run import build_config; "
-            "build_config(['--net', 'none', '--', 'true']); print(any(m.startswith('minirt.image') for m in sys.modules))")
+            "build_config(['--net', 'none', '--', 'true']); "
+            "print(any(m.startswith('minirt.image') for m in sys.modules))")
     # from / (not the checkout): the installed package, with its compiled _syscalls
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
     assert out.strip() == "False"
