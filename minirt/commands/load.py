@@ -28,14 +28,14 @@ def main(args: list[str]) -> int:
         import shutil
 
         store = ImageStore()
-        store.ensure()
-        tmp = store.tempdir()
-        try:
-            with open(f"{tmp}/input.tar", "wb") as f:
-                shutil.copyfileobj(sys.stdin.buffer, f)
-            return _load(f"{tmp}/input.tar", store, opts["quiet"])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with store.writing():  # gc leaves the spooled copy in tmp/ alone meanwhile
+            tmp = store.tempdir()
+            try:
+                with open(f"{tmp}/input.tar", "wb") as f:
+                    shutil.copyfileobj(sys.stdin.buffer, f)
+                return _load(f"{tmp}/input.tar", store, opts["quiet"])
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return _load(path, ImageStore(), opts["quiet"])
 
 

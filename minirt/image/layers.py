@@ -12,6 +12,8 @@ unpacks into a temporary directory and throws it away, so nothing of a refused l
                      fifos, character/block devices (only as root: mknod needs CAP_MKNOD)
     kept             owner (as root), mode (with setuid/setgid bits, set after chown, which
                      clears them), mtime (directories last), xattrs from PAX SCHILY.xattr.*
+    refused xattrs   trusted.overlay.* and user.overlay.* (overlayfs's own metadata: a
+                     redirect or origin in a layer would steer lookups)
     whiteouts        the OCI image spec's layer format (image-spec layer.md): `.wh.NAME`
                      becomes overlayfs's whiteout, a 0:0 character device NAME;
                      `.wh..wh..opq` sets trusted.overlay.opaque=y on its directory
@@ -316,6 +318,11 @@ class Unpacker:
         if not member.issym():
             os.chmod(p, stat.S_IMODE(member.mode), **({"dir_fd": dfd} if base else {}))
         xattrs = {k[len("SCHILY.xattr."):]: v for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        for k in xattrs:
+            # overlayfs's own metadata (redirect, origin, metacopy, opaque) would steer the
+            # kernel's lookups through the layers: only whiteout conversion may set it
+            if k.startswith(("trusted.overlay.", "user.overlay.")):
+                raise LayerError(f"layer entry {member.name!r}: overlayfs xattr {k} refused")
         if xattrs and not member.issym():
             full = f"/proc/self/fd/{dfd}/{base}" if base else f"/proc/self/fd/{dfd}"
             for k, v in xattrs.items():

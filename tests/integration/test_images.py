@@ -182,3 +182,15 @@ def test_gc_removes_partial_content(minirt, built):
     out = ok(minirt("gc"))
     assert "image store: partial content tmp/0123abcd" in out and "unused layer" not in out
     assert os.listdir(f"{store}/tmp") == [] and len(store_layers(minirt)) == 3
+
+
+def test_load_and_import_read_stdin(minirt, built):
+    with open(built["save"], "rb") as f:
+        r = minirt("load", stdin=f)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == f"Loaded image: {APP}"
+    with open(built["rootfs_tar"], "rb") as f:
+        r = minirt("import", "-c", "ENTRYPOINT echo from-stdin", "-", "stdin/img", stdin=f)
+    assert r.returncode == 0, r.stderr
+    assert ok(run(minirt, "stdin/img")) == "from-stdin\n"
+    assert os.listdir(f"{minirt.env['MINIRT_STORE']}/tmp") == []

@@ -48,6 +48,8 @@ ESCAPES = {
     "hardlink-via-symlink": ([entry("s", "symlink", link="/etc"), entry("hl", "hardlink", link="s/passwd")],
                              "is a symlink"),
     "whiteout-dotdot": ([entry(".wh...")], "malformed whiteout"),
+    "overlay-xattr": ([entry("d", "dir", pax={"SCHILY.xattr.trusted.overlay.redirect": "/etc"})],
+                      "overlayfs xattr trusted.overlay.redirect refused"),
 }
 
 
