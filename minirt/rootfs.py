@@ -46,17 +46,27 @@ def mount_overlay(lower: str, upper: str, work: str, merged: str) -> None:
 MOUNT_DATA_MAX = 4095
 
 
-def mount_image_overlay(lowers: list[str], upper: str, work: str, merged: str) -> None:
-    """An image's layers as lowerdirs (top first). Layers are <store>/layers/<hex>/root, so
-    the options name them relative to <store>/layers, after a chdir there, as Docker's
-    overlay2 does with its short l/ links: 69 bytes a layer, ~58 layers in one page. More
-    than fit (a page of options) go through the new mount API instead of failing."""
-    base = os.path.dirname(os.path.dirname(lowers[0]))
-    if all(os.path.dirname(os.path.dirname(p)) == base for p in lowers):
-        rel = [p[len(base) + 1 :] for p in lowers]
-        data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work}"
+def mount_image_overlay(lowers: list[str], upper: str, work: str, merged: str, userxattr: bool = False) -> None:
+    """An image's layers as lowerdirs (top first). Layers are <store>/layers/<hex>/root (or,
+    in a user namespace, <container>/lower/<i>, each idmapped), so the options name them
+    relative to their common parent, after a chdir there, as Docker's overlay2 does with its
+    short l/ links: 69 bytes a layer from the store, ~58 layers in one page. More than fit
+    (a page of options) go through the new mount API instead of failing."""
+    if not lowers[0].startswith("/"):
+        # relative to the cwd already (a user namespace: the init works from its container
+        # directory, the parents above it are out of container root's reach)
+        data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}" + (",userxattr" if userxattr else "")
         if len(data) <= MOUNT_DATA_MAX:
-            cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            libc.mount("overlay", merged, "overlay", 0, data)
+            return
+        _mount_overlay_fsconfig(lowers, upper, work, merged, userxattr)
+        return
+    base = os.path.commonpath([os.path.dirname(p) for p in lowers])
+    if base != "/":
+        rel = [p[len(base) + 1 :] for p in lowers]
+        data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work}" + (",userxattr" if userxattr else "")
+        if len(data) <= MOUNT_DATA_MAX:
+            cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # O_PATH: no read right needed
             try:
                 os.chdir(base)
                 libc.mount("overlay", merged, "overlay", 0, data)
@@ -64,10 +74,10 @@ def mount_image_overlay(lowers: list[str], upper: str, work: str, merged: str) -
                 os.fchdir(cwd)
                 os.close(cwd)
             return
-    _mount_overlay_fsconfig(lowers, upper, work, merged)
+    _mount_overlay_fsconfig(lowers, upper, work, merged, userxattr)
 
 
-def _mount_overlay_fsconfig(lowers: list[str], upper: str, work: str, merged: str) -> None:
+def _mount_overlay_fsconfig(lowers: list[str], upper: str, work: str, merged: str, userxattr: bool = False) -> None:
     """fsopen("overlay"), one FSCONFIG_SET_STRING "lowerdir+" per layer (no page limit on the
     whole list), upperdir, workdir, create, fsmount, move_mount. ctypes (4 ms) only here: an
     image this deep is rare. Syscall numbers are the same on every architecture since 5.2."""
@@ -79,7 +89,7 @@ def _mount_overlay_fsconfig(lowers: list[str], upper: str, work: str, merged: st
     sysc = libc_.syscall
     sysc.restype = ctypes.c_long
     SYS_fsopen, SYS_fsconfig, SYS_fsmount = 430, 431, 432
-    FSOPEN_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC = 1, 1, 6, 1
+    FSOPEN_CLOEXEC, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC = 1, 0, 1, 6, 1
 
     def check(rc: int, what: str) -> int:
         if rc < 0:
@@ -96,6 +106,8 @@ def _mount_overlay_fsconfig(lowers: list[str], upper: str, work: str, merged: st
             check(rc, f"overlay lowerdir+ {p}")
         for key, value in (("upperdir", upper), ("workdir", work)):
             check(sysc(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0), f"overlay {key}")
+        if userxattr:
+            check(sysc(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, b"userxattr", None, 0), "overlay userxattr")
         check(sysc(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, None, None, 0), "overlay create")
         mnt = check(sysc(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0), "fsmount overlay")
     finally:

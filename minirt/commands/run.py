@@ -182,9 +182,10 @@ def build_config(args: list[str]) -> ContainerConfig:
     if image is not None:
         if not cfg.user and image["user"]:
             cfg.user = image["user"]
-        if cfg.uidmap:
-            raise ConfigError("an IMAGE with a user namespace (--userns-remap, --uidmap) is not supported yet: "
-                              "use --userns=host or --rootfs DIR (docs/images.md)")  # fmt: skip
+        if cfg.uidmap and len(cfg.lowerdirs) + len(cfg.volumes) > 250:
+            # one idmapped mount per layer and volume, all passed in one SCM_RIGHTS message
+            raise ConfigError(f"an image of {len(cfg.lowerdirs)} layers with a user namespace: at most 250 "
+                              "layers and volumes together")  # fmt: skip
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     return cfg

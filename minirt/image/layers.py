@@ -16,7 +16,9 @@ unpacks into a temporary directory and throws it away, so nothing of a refused l
                      redirect or origin in a layer would steer lookups)
     whiteouts        the OCI image spec's layer format (image-spec layer.md): `.wh.NAME`
                      becomes overlayfs's whiteout, a 0:0 character device NAME;
-                     `.wh..wh..opq` sets trusted.overlay.opaque=y on its directory
+                     `.wh..wh..opq` sets trusted.overlay.opaque=y on its directory (and
+                     user.overlay.opaque=y, read by an overlay mounted with `userxattr` in a
+                     user namespace)
                      (Linux Documentation/filesystems/overlayfs.rst, whiteouts and opaque
                      directories), as Docker's overlay2 driver converts them.
 
@@ -36,6 +38,9 @@ from minirt.errors import MinirtError
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# overlayfs mounted inside a user namespace cannot read trusted.* (mounted there with
+# `userxattr`, it reads user.overlay.* instead): opaque directories carry both
+OPAQUE_USER_XATTR = "user.overlay.opaque"
 CHUNK = 1 << 20
 
 
@@ -295,6 +300,11 @@ class Unpacker:
         if base == OPAQUE:
             # the directory's own fd: this is dfd itself (an xattr on "." of the parent walk)
             os.setxattr(f"/proc/self/fd/{dfd}", OPAQUE_XATTR, b"y")
+            try:
+                os.setxattr(f"/proc/self/fd/{dfd}", OPAQUE_USER_XATTR, b"y")
+            except OSError as e:  # a store on a filesystem without user xattrs
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise
             return
         name = base[len(WHITEOUT_PREFIX) :]
         if not name or name in (".", "..") or name.startswith(WHITEOUT_PREFIX):

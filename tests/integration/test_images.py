@@ -167,12 +167,14 @@ def test_two_concurrent_loads_share_the_layers(minirt, built):
     assert len(store_layers(minirt)) == 3 and os.listdir(f"{minirt.env['MINIRT_STORE']}/tmp") == []
 
 
-def test_more_layers_than_one_mount_option_page(minirt, built):
-    """70 layers x 69 bytes of lowerdir > 4096: mounted with fsconfig's lowerdir+ instead."""
+@pytest.mark.parametrize("userns", [[], ["--uidmap", "0:100000:65536"]], ids=["host", "userns"])
+def test_more_layers_than_one_mount_option_page(minirt, built, userns):
+    """70 layers x 69 bytes of lowerdir > 4096: mounted with fsconfig's lowerdir+ instead (in
+    a user namespace: 70 idmapped mounts, named lower/0..69, which fit in one page)."""
     layers = [built["layers"][0]] + [I.layer([I.entry(f"many/f{i:02}", data=b"%d\n" % i)]) for i in range(69)]
     path = I.docker_save(str(built["dir"] / "many.tar"), layers, I.config(layers, Cmd=["ls", "/many"]), ["many:1"])
     ok(minirt("load", "-q", "-i", path))
-    assert ok(run(minirt, "many:1")).split() == [f"f{i:02}" for i in range(69)]
+    assert ok(run(minirt, *userns, "many:1")).split() == [f"f{i:02}" for i in range(69)]
 
 
 def test_gc_removes_partial_content(minirt, built):
@@ -194,3 +196,14 @@ def test_load_and_import_read_stdin(minirt, built):
     assert r.returncode == 0, r.stderr
     assert ok(run(minirt, "stdin/img")) == "from-stdin\n"
     assert os.listdir(f"{minirt.env['MINIRT_STORE']}/tmp") == []
+
+
+def test_an_image_in_a_user_namespace(minirt, built):
+    """Each layer is idmapped on its own (userns.detached_trees): image files owned by host
+    root show as container root; the image's User (app, 1000) is host uid 101000."""
+    ok(minirt("load", "-i", built["save"]))
+    script = "id -u; cat /proc/self/uid_map; stat -c '%u %g' /srv/app.txt /bin/busybox; ls /data; ls /opaque"
+    out = ok(run(minirt, "--uidmap", "0:100000:65536", "--entrypoint", "/bin/sh", APP, "-c", script)).split("\n")
+    assert out[0] == "1000"
+    assert out[1].split() == ["0", "100000", "65536"]
+    assert out[2:6] == ["0 0", "0 0", "keep", "upper"]

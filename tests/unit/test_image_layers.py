@@ -76,6 +76,7 @@ def test_whiteouts_become_overlayfs_whiteouts_and_opaque_dirs(tmp_path):
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
     assert not os.path.exists(f"{root}/data/.wh.gone")
     assert os.getxattr(f"{root}/opaque", "trusted.overlay.opaque") == b"y"
+    assert os.getxattr(f"{root}/opaque", "user.overlay.opaque") == b"y"  # for `userxattr` mounts
     assert sorted(os.listdir(f"{root}/opaque")) == ["kept"]
 
 
