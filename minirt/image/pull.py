@@ -36,7 +36,7 @@ class Progress:
                     self.out.flush()
                 return
             now = time.monotonic()
-            if not final and now - self.last < 0.1:
+            if not final and text.startswith("Downloading") and now - self.last < 0.1:
                 return
             self.last = now
             self._draw()
@@ -97,7 +97,6 @@ def pull(text: str, store: ImageStore, insecure: set[str], quiet: bool = False, 
                 if store.has_layer(diffid):
                     progress.set(key, "Already exists", final=True)
                     return
-                progress.set(key, "Waiting")
                 tmp = store.tempdir()
                 try:
                     size = desc.get("size")
@@ -112,6 +111,8 @@ def pull(text: str, store: ImageStore, insecure: set[str], quiet: bool = False, 
 
     with store.writing():
         existed = config_digest in store.image_ids()
+        for desc in layers:  # one line per layer, in the manifest's order (Docker's)
+            progress.set(hex_of(desc["digest"])[:12], "Pulling fs layer")
         # at most three downloads at once (Docker's max-concurrent-downloads default)
         gate = threading.Semaphore(3)
 
