@@ -14,7 +14,7 @@ APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static i
                 libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
-.PHONY: help deps apt venv rootfs probes run test unit integration bench compare docker-io engines podman oci-check clean
+.PHONY: help deps apt venv rootfs image probes run test unit integration bench compare docker-io engines podman oci-check clean
 
 help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
@@ -23,7 +23,7 @@ help:
 	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
 	@echo "make oci-check  podman and containerd driving minirt-oci and minirt-cni: what they called, and the result"
 
-deps: apt venv rootfs
+deps: apt venv rootfs image
 
 # apt: ask dpkg which packages are missing; install only those (one apt-get update first).
 apt:
@@ -75,6 +75,23 @@ $(ROOTFS)/bin/busybox: rootfs/build.sh | apt
 # The installed minirt finds its default rootfs at <venv>/share/minirt/rootfs.
 $(VENV)/share/minirt/rootfs: | $(VENV)/.created
 	@mkdir -p $(VENV)/share/minirt; ln -sfn "$(CURDIR)/$(ROOTFS)" $@
+
+# image: the built-in busybox rootfs as the image minirt/busybox (one layer, CMD /bin/sh) in the
+# default image store (MINIRT_STORE, else /var/lib/minirt; docs/images.md). Made here, never
+# downloaded; imported again when the rootfs is newer than the stamp or the store lacks that
+# image. The tests never use this store: each test has its own (tests/conftest.py).
+IMAGE_STAMP := $(BUILD)/busybox-image.id
+
+image: venv rootfs
+	@if [ ! -s $(IMAGE_STAMP) ] || [ $(ROOTFS)/bin/busybox -nt $(IMAGE_STAMP) ] \
+	    || ! $(VENV)/bin/minirt images -q --no-trunc minirt/busybox | grep -qx "$$(cat $(IMAGE_STAMP))"; then \
+	  echo "image: importing $(ROOTFS) as minirt/busybox"; \
+	  tar -C $(ROOTFS) --numeric-owner -cf $(BUILD)/rootfs.tar .; \
+	  $(VENV)/bin/minirt import -c 'CMD ["/bin/sh"]' -m "minirt's built-in busybox rootfs" \
+	    $(BUILD)/rootfs.tar minirt/busybox > $(IMAGE_STAMP).tmp \
+	    || { rm -f $(BUILD)/rootfs.tar $(IMAGE_STAMP).tmp; echo "image: minirt import failed" >&2; exit 1; }; \
+	  rm -f $(BUILD)/rootfs.tar; mv $(IMAGE_STAMP).tmp $(IMAGE_STAMP); \
+	fi
 
 # Static syscall probes for the seccomp tests (tests/probes/): bind-mounted into busybox
 # containers, so they need no libc there (glibc's libc.a comes with libc6-dev).
@@ -135,9 +152,11 @@ compare: deps docker-io
 	@$(VPY) compare/compare.py
 
 # engines: Debian's podman and containerd, which the tests drive minirt-oci and minirt-cni with
-# (tests/integration/test_engines.py, make oci-check); installed with their services kept from
-# starting (policy-rc.d says 101): the tests start their own, in throwaway namespaces.
-ENGINE_APT := podman containerd
+# (tests/integration/test_engines.py, make oci-check), and docker-registry (distribution 2.8),
+# which the pull tests start on loopback in a throwaway namespace (tests/helpers/registry.py);
+# installed with their services kept from starting (policy-rc.d says 101): the tests start
+# their own, in throwaway namespaces.
+ENGINE_APT := podman containerd docker-registry
 
 engines podman:
 	@missing=$$(for p in $(ENGINE_APT); do \

@@ -69,6 +69,9 @@ USERNS = "minirt run --rm --net none --userns-remap default -- /bin/true"
 USERNS_GOAL = 1.10  # issue 12: --userns-remap adds at most 10% to the plain --net none run
 SECCOMP_OFF = "minirt run --rm --net none --security-opt seccomp=unconfined -- /bin/true"
 SECCOMP_GOAL = 1.05  # issue 12: Docker's default profile attached adds at most 5% (program cached)
+ROOTFS_DIR = "minirt run --rm --net none --rootfs DIR -- /bin/true"
+IMAGE = "minirt run --rm --net none IMAGE /bin/true (3 layers, loaded)"
+IMAGE_GOAL = 1.10  # issue 16: an image of 3 layers within 1.1x of the same root as --rootfs DIR
 COLD_SECCOMP = 5  # runs of the default case, each after emptying $MINIRT_ROOT/seccomp
 STATS = "minirt stats --no-stream"
 STATS_GOAL_MS = 100.0  # issue 11: for 50 running containers
@@ -107,7 +110,8 @@ COMPARE = {
 }
 SHORT = {NET_NONE: "run --net none", LIMITS: "run --net none + limits",
          USERNS: "run --net none + userns-remap", NET_BRIDGE: "run --net bridge",
-         NET_PUBLISH: "run -p", EXEC: "exec", SECCOMP_OFF: "run --net none, seccomp unconfined"}
+         NET_PUBLISH: "run -p", EXEC: "exec", SECCOMP_OFF: "run --net none, seccomp unconfined",
+         ROOTFS_DIR: "run --rootfs DIR", IMAGE: "run IMAGE (3 layers)"}
 
 SPAWN = "spawn"  # the harness's own mark, taken right before subprocess.run
 EXIT = "exit"  # the harness's mark right after subprocess.run returned (process reaped)
@@ -405,6 +409,43 @@ def seccomp_line(default, unconfined, goal: float = SECCOMP_GOAL) -> str | None:
     return ratio_line("seccomp default profile (cache warm) ÷ seccomp=unconfined", unconfined, default, goal)
 
 
+def image_line(rootfs_dir, image, goal: float = IMAGE_GOAL) -> str | None:
+    return ratio_line("run IMAGE (the rootfs + 2 layers) ÷ run --rootfs DIR", rootfs_dir, image, goal)
+
+
+def bench_image(rootfs: str, path: str) -> str:
+    """A `docker save` archive of the rootfs plus two small layers (a file, then a whiteout of
+    another), for the IMAGE case; written with tarfile, loaded with `minirt load`."""
+    import hashlib
+    import io
+    import tarfile
+
+    def tar_of(fill) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+            fill(t)
+        return buf.getvalue()
+
+    def add(t, name: str, data: bytes = b"") -> None:
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode = len(data), 0o644
+        t.addfile(ti, io.BytesIO(data))
+
+    layers = [tar_of(lambda t: t.add(rootfs, arcname=".")),
+              tar_of(lambda t: (add(t, "bench/a", b"a\n"), add(t, "bench/b", b"b\n"))),
+              tar_of(lambda t: add(t, "bench/.wh.b"))]  # fmt: skip
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(x).hexdigest()
+                                                                   for x in layers]}}).encode()  # fmt: skip
+    with tarfile.open(path, "w") as t:
+        add(t, "config.json", config)
+        for i, x in enumerate(layers):
+            add(t, f"{i}/layer.tar", x)
+        add(t, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["bench/image:3"],
+                                             "Layers": [f"{i}/layer.tar" for i in range(3)]}]).encode())
+    return "bench/image:3"
+
+
 def cold_seccomp_line(cold, warm) -> str | None:
     """The default run with an empty program cache (compiled with libseccomp, then cached),
     reported beside the warm median; None without samples."""
@@ -495,7 +536,8 @@ def render_report(meta: dict, results: dict[str, list[float]], phase_runs: list[
     if remapped:
         out.append(remapped)
     for line in (seccomp_line(results.get(NET_NONE), results.get(SECCOMP_OFF)),
-                 cold_seccomp_line(results.get(COLD_KEY), results.get(NET_NONE))):
+                 cold_seccomp_line(results.get(COLD_KEY), results.get(NET_NONE)),
+                 image_line(results.get(ROOTFS_DIR), results.get(IMAGE))):
         if line:
             out.append(line)
     if results.get(NET_BRIDGE) and results.get(TUTORIAL):
@@ -952,7 +994,12 @@ def main(argv: list[str] | None = None) -> int:
         base_env = dict(os.environ)
         base_env.pop("MINIRT_TIMING", None)
         # MINIRT_CONFIG: every container's cgroup under the bench's own parent (setup_cgroup_parent)
-        minirt_env = dict(base_env, MINIRT_ROOT=root, MINIRT_CONFIG=config, MINIRT_TIMING="1")
+        # MINIRT_STORE: the IMAGE case's image store, the bench's own (never /var/lib/minirt)
+        minirt_env = dict(base_env, MINIRT_ROOT=root, MINIRT_CONFIG=config, MINIRT_TIMING="1",
+                          MINIRT_STORE=os.path.join(root, "store"))
+        rootfs_dir = os.path.realpath(os.path.join(VENV, "share", "minirt", "rootfs"))
+        image = bench_image(rootfs_dir, os.path.join(root, "image.tar"))
+        subprocess.run([MINIRT, "load", "-q", "-i", os.path.join(root, "image.tar")], env=minirt_env, check=True)
         cases = [
             (NET_NONE, [MINIRT, "run", "--rm", "--net", "none", "--", "/bin/true"], minirt_env),
             # the same run plus creating the cgroup's limits (issue 11: ≤ 10% over the plain one)
@@ -963,6 +1010,10 @@ def main(argv: list[str] | None = None) -> int:
             # the same run without the seccomp filter (issue 12: the default one ≤ 5% over it)
             (SECCOMP_OFF, [MINIRT, "run", "--rm", "--net", "none", "--security-opt", "seccomp=unconfined", "--",
                            "/bin/true"], minirt_env),
+            # an image of three layers against the same root given as a directory (issue 16: ≤ 1.1×)
+            (ROOTFS_DIR, [MINIRT, "run", "--rm", "--net", "none", "--rootfs", rootfs_dir, "--", "/bin/true"],
+             minirt_env),
+            (IMAGE, [MINIRT, "run", "--rm", "--net", "none", image, "/bin/true"], minirt_env),
             (UNSHARE, [unshare, "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "/bin/true"], base_env),
             (NET_HOST, [MINIRT, "run", "--rm", "--net", "host", "--", "/bin/true"], minirt_env),
             (BARE_PY, [VPY, "-S", "-c", "pass"], base_env),

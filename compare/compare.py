@@ -123,7 +123,8 @@ class Env:
         self.servers = []
         self.made: list[str] = []  # mount points this run created on the host's filesystem
         self.menv = {**os.environ, "MINIRT_ROOT": f"{self.tmp}/minirt-root", "MINIRT_ROOTFS": ROOTFS,
-                     "MINIRT_CONFIG": f"{self.tmp}/minirt-config.json"}
+                     "MINIRT_CONFIG": f"{self.tmp}/minirt-config.json",
+                     "MINIRT_STORE": f"{self.tmp}/minirt-store"}  # fmt: skip  # never /var/lib/minirt
         self.menv.pop("MINIRT_FAULT", None)
         self.sock = f"unix://{self.tmp}/docker.sock"
         # cgroups are the one tree shared with the real host: both runtimes' go under a parent of
@@ -188,7 +189,8 @@ class Env:
 
     def minirt(self, *args, check=False, timeout=60, **kw):
         return self.host.run("env", f"MINIRT_ROOT={self.menv['MINIRT_ROOT']}", f"MINIRT_ROOTFS={ROOTFS}",
-                             f"MINIRT_CONFIG={self.menv['MINIRT_CONFIG']}", MINIRT, *args,
+                             f"MINIRT_CONFIG={self.menv['MINIRT_CONFIG']}",
+                             f"MINIRT_STORE={self.menv['MINIRT_STORE']}", MINIRT, *args,
                              check=check, timeout=timeout, **kw)
 
     def stop(self) -> list[str]:

@@ -468,3 +468,64 @@ def docker_remapped(env, cmd):
 
 
 SCENARIOS += [escape_corpus, user_1000, read_only, sysctl, ulimit, userns_remap]
+
+
+# issue 16: one image on both. Docker loads a `docker save` archive written here with tarfile
+# (tests/helpers/images.py: the busybox rootfs, then files, a symlink and a hard link, then a
+# whiteout and an opaque directory; Entrypoint, Cmd, Env, WorkingDir, User); minirt loads what
+# this dockerd's own `docker save` writes of it, so its reading of Docker's format is checked too.
+APP_IMAGE = "cmp/app:1"
+
+
+def _app_archive(path: str) -> str:
+    from tests.helpers import images as I
+
+    base = I.dir_layer(f"{REPO}/build/rootfs")
+    l2 = I.layer([I.entry("data", "dir"), I.entry("data/keep", data=b"keep\n"), I.entry("data/gone", data=b"gone\n"),
+                  I.entry("opaque", "dir"), I.entry("opaque/lower", data=b"lower\n"),
+                  I.entry("srv/app.txt", data=b"hello\n"), I.entry("srv/link", "symlink", link="app.txt"),
+                  I.entry("srv/hard", "hardlink", link="srv/app.txt")])  # fmt: skip
+    l3 = I.layer([I.entry("data/.wh.gone"), I.entry("opaque/.wh..wh..opq"), I.entry("opaque/upper", data=b"upper\n")])
+    layers = [base, l2, l3]
+    cfg = I.config(layers, Entrypoint=["/bin/echo", "ep"], Cmd=["default"], Env=["FOO=image", "BAR=image"],
+                   WorkingDir="/srv", User="app")
+    return I.docker_save(path, layers, cfg, [APP_IMAGE])
+
+
+def image(s):
+    t = s.env.tmp
+    if s.kind == "docker":
+        r = s.cli("load", "-i", _app_archive(f"{t}/app-image.tar"), timeout=120)
+    else:
+        saved = s.env.docker("save", "-o", f"{t}/app-docker-save.tar", APP_IMAGE, timeout=120)
+        if saved.returncode != 0:
+            raise RuntimeError(f"docker save: {saved.stderr.strip()[-200:]}")
+        r = s.cli("load", "-i", f"{t}/app-docker-save.tar", timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"load: {r.stderr.strip()[-200:]}")
+
+    def run(*args):
+        r = s.cli("run", "--rm", "--net", "none", *args)
+        return r.stdout.strip() if r.returncode == 0 else f"rc={r.returncode} {report.norm_error(r.stderr)}"
+
+    probe = ("id; pwd; echo \"$FOO $BAR $HOME\"; ls /data; ls /opaque; readlink /srv/link; "
+             "stat -c %i /srv/app.txt /srv/hard | uniq | wc -l")
+    out = run("-e", "BAR=cli", "--entrypoint", "/bin/sh", APP_IMAGE, "-c", probe).splitlines()
+    out += [""] * (8 - len(out))
+    return {
+        "image: Entrypoint + Cmd": run(APP_IMAGE),
+        "image: COMMAND replaces Cmd": run(APP_IMAGE, "a", "b"),
+        "image: --entrypoint drops Cmd": run("--entrypoint", "/bin/echo", APP_IMAGE, "only"),
+        "image: --entrypoint '' and no COMMAND": run("--entrypoint", "", APP_IMAGE),
+        "image: User (id)": out[0].split(" groups=")[0],
+        "image: WorkingDir": out[1],
+        "image: Env with -e BAR=cli, HOME": out[2],
+        "image: whiteout-deleted /data/gone absent (ls /data)": out[3],
+        "image: opaque /opaque hides the lower file (ls /opaque)": out[4],
+        "image: symlink, hard link": f"{out[5]}, {out[6]} inode",
+        "image: -u 0 -w /tmp override": run("-u", "0", "-w", "/tmp", "--entrypoint", "sh", APP_IMAGE, "-c",
+                                            "id -u; pwd").replace("\n", " "),
+    }
+
+
+SCENARIOS += [image]

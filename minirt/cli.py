@@ -20,12 +20,19 @@ VERBS = {
     "start": "start a stopped container again (detached)",
     "kill": "send a signal to a container",
     "rm": "remove containers (-f: kill first)",
-    "gc": "reclaim what a crash left behind",
+    "gc": "reclaim what a crash left behind (and unused image layers)",
     "events": "container and network events (--since, --until, --filter, --format json)",
+    "pull": "download an image from a registry (OCI distribution API)",
+    "images": "list images",
+    "load": "load images from a docker save tarball or an OCI layout (-i FILE)",
+    "import": "make an image of one layer from a root filesystem tarball",
+    "rmi": "remove images (-f: even if a stopped container uses them)",
     "network": "create, list (ls), inspect, reload, remove (rm) or draw (graph) bridge networks",
     "trace": "follow packets through the nftables rules: NAT, verdicts, who dropped them",
     "doctor": "check the kernel features minirt needs and what on this host fights it",
 }
+
+MODULES = {"import": "import_"}  # a verb that is a Python keyword
 
 USAGE = ("Usage: minirt COMMAND [OPTIONS]\n\nCommands:\n" + "".join(f"  {v:<8} {h}\n" for v, h in VERBS.items())
          + "\nRun `minirt COMMAND --help` for a command's options.\n")  # fmt: skip
@@ -47,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         if verb not in VERBS:
             raise MinirtError(f"unknown command {verb!r} (see `minirt --help`)")
         # __import__, not importlib.import_module: importlib pulls in warnings (~1.5 ms)
-        __import__(f"minirt.commands.{verb}")
-        return sys.modules[f"minirt.commands.{verb}"].main(args[1:])
+        module = f"minirt.commands.{MODULES.get(verb, verb)}"
+        __import__(module)
+        return sys.modules[module].main(args[1:])
     except MinirtError as e:
         _print_error(str(e), getattr(e, "__notes__", ()))
         return e.exit_code

@@ -93,6 +93,7 @@ class ContainerConfig:
         "init", "cap_add", "cap_drop", "privileged", "no_new_privs", "caps", "rm", "dns", "detach", "restart", "net_pid", "ports",
         "aliases", "resources", "oom_score_adj", "cgroup_parent", "cgroupns", "userns", "uidmap", "gidmap",
         "user", "group_add", "read_only", "sysctls", "ulimits", "devices", "seccomp", "security_opt",
+        "image", "lowerdirs", "stop_signal",
     )  # fmt: skip
 
     def __init__(self, **kw: object):
@@ -107,8 +108,12 @@ class ContainerConfig:
             raise ConfigError(f"rootfs {self.rootfs}: no such directory")
         for bad in ",:\\":
             # overlayfs splits lowerdir on ':' and its options on ','
-            if bad in self.rootfs:
-                raise ConfigError(f"rootfs {self.rootfs}: path may not contain {bad!r}")
+            for path in self.lowerdirs or [self.rootfs]:
+                if bad in path:
+                    raise ConfigError(f"rootfs {path}: path may not contain {bad!r}")
+        for path in self.lowerdirs or ():
+            if not os.path.isdir(path):
+                raise ConfigError(f"image layer {path}: missing from the image store (load the image again)")
         for v in self.volumes:
             if not os.path.exists(v.source):
                 raise ConfigError(f"volume {v.source}:{v.target}: host path {v.source} does not exist")

@@ -181,17 +181,20 @@ def _append(path: str, line: str) -> None:
 # Starting a remapped container (the parent's side; process/spawn.py calls these)
 
 
-def prepare_dirs(cdir: str, uidmap: list, gidmap: list) -> None:
+def prepare_dirs(cdir: str, uidmap: list, gidmap: list, layers: int = 0) -> None:
     """Before the fork: the writable layer belongs to container root, so the overlay can create
     files in it. upper and work are new and empty here (or hold files the container made in an
     earlier run): a chown of two directories, no copy. The container directory becomes 0711 so
     container root can reach them by name; it lists nothing (no read bit) and its own files
-    stay 0600. `lower` is where the child attaches the idmapped rootfs."""
+    stay 0600. `lower` is where the child attaches the idmapped rootfs, or, for an image of
+    `layers` layers, `lower/0` (the top one) ... `lower/N-1`, one idmapped mount each."""
     uid, gid = to_host(uidmap, 0), to_host(gidmap, 0)
     for sub in ("upper", "work"):
         os.chown(f"{cdir}/{sub}", uid, gid)
     if not os.path.isdir(cdir + "/lower"):
         os.mkdir(cdir + "/lower", 0o755)
+    for i in range(layers):
+        os.makedirs(f"{cdir}/lower/{i}", 0o755, exist_ok=True)
     os.chmod(cdir, 0o711)
 
 
@@ -205,12 +208,12 @@ def write_maps(pid: int, uidmap: list, gidmap: list) -> None:
             os.close(fd)
 
 
-def detached_trees(pid: int, rootfs: str, volumes: list) -> list[int]:
+def detached_trees(pid: int, roots: list[str], volumes: list) -> list[int]:
     """Detached mounts for the child to attach in its own mount namespace (move_mount), passed
     over the sync socket: nothing is attached on the host, so no teardown step is needed and a
     crash leaves nothing (a detached mount dies with its last fd).
 
-    [0] the rootfs, idmapped to the child's user namespace: files owned by host uid 0 appear
+    [:len(roots)] the rootfs (or an image's layers, top first), idmapped to the child's user namespace: files owned by host uid 0 appear
     owned by container root, with no copy and no chown of the image (mount_setattr(2),
     MOUNT_ATTR_IDMAP; only a process privileged over the filesystem's user namespace, i.e. us,
     may create it). The overlay then takes it as lowerdir inside the namespace (overlayfs
@@ -224,9 +227,10 @@ def detached_trees(pid: int, rootfs: str, volumes: list) -> list[int]:
     fds: list[int] = []
     ufd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        fd = _syscalls.open_tree(rootfs, OPEN_TREE_CLONE | AT_RECURSIVE)
-        fds.append(fd)
-        _syscalls.mount_setattr(fd, MOUNT_ATTR_IDMAP, ufd, AT_RECURSIVE)
+        for rootfs in roots:
+            fd = _syscalls.open_tree(rootfs, OPEN_TREE_CLONE | AT_RECURSIVE)
+            fds.append(fd)
+            _syscalls.mount_setattr(fd, MOUNT_ATTR_IDMAP, ufd, AT_RECURSIVE)
         for v in volumes:
             fds.append(_syscalls.open_tree(v.source, OPEN_TREE_CLONE | AT_RECURSIVE))
     except BaseException:

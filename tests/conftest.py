@@ -241,7 +241,9 @@ class Runner:
         self.root = root
         self.host = host
         self.cgroup_parent = f"{CGROUP_SESSION}/t{secrets.token_hex(4)}"
-        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/config.json"}
+        # MINIRT_STORE: the test's own image store, never the machine's /var/lib/minirt
+        self.env = {**os.environ, "MINIRT_ROOT": root, "MINIRT_ROOTFS": ROOTFS, "MINIRT_CONFIG": f"{root}/config.json",
+                    "MINIRT_STORE": f"{root}/store"}  # fmt: skip
         self.write_config()
         # network safety: a network's DNS responder never forwards to the host's resolvers in
         # a test (set but empty = answer REFUSED); test_dns.py points it at a fake upstream

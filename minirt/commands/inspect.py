@@ -17,10 +17,12 @@ from minirt.state import Store
 def document(rec: dict, status: str) -> dict:
     cfg = rec.get("config", {})
     net = rec.get("network") or {}
+    image = cfg.get("image") or {}
     return {
         "Id": rec["id"],
         "Name": rec.get("name"),
         "Created": rec.get("created"),
+        "Image": image.get("id") or "",  # Docker: the image ID; Config.Image is the name given
         "State": {
             "Status": status,
             "Running": status == "running",
@@ -38,6 +40,10 @@ def document(rec: dict, status: str) -> dict:
             "WorkingDir": cfg.get("workdir"),
             "Rootfs": cfg.get("rootfs"),
             "User": cfg.get("user") or "",
+            "Image": image.get("name") or "",
+            "Entrypoint": image.get("entrypoint"),
+            "Labels": image.get("labels") or {},
+            "StopSignal": cfg.get("stop_signal") or None,
         },
         "HostConfig": {
             "NetworkMode": cfg.get("network") or cfg.get("net"),

@@ -1,5 +1,9 @@
-"""minirt run [OPTIONS] [--] COMMAND [ARG...]: create and start a container, wait for it (or,
-with -d, hand it to a supervisor and print its id)."""
+"""minirt run [OPTIONS] IMAGE [COMMAND [ARG...]] or minirt run [OPTIONS] [-- COMMAND [ARG...]]:
+create and start a container, wait for it (or, with -d, hand it to a supervisor and print its id).
+
+A first operand before any `--` is an IMAGE from the image store (docs/images.md; the image
+code is imported only then); after `--` the operands are the command, run on the built-in
+busybox rootfs or --rootfs DIR, as before images existed."""
 
 import os
 
@@ -20,6 +24,9 @@ OPTIONS = [
     Option(("-p", "--publish"), LIST, "publish a port: [hostip:][hostport:]containerport[/tcp|udp]", "SPEC"),
     Option(("--dns",), LIST, "nameserver for the container's resolv.conf (bridge networks)", "ADDRESS"),
     Option(("--rootfs",), VALUE, "root filesystem directory (default: the busybox rootfs)", "DIR"),
+    Option(("--entrypoint",), VALUE, "overwrite the image's ENTRYPOINT (\"\": none; drops its CMD too)", "CMD"),
+    Option(("-P", "--publish-all"), FLAG, "publish the image's exposed ports to ephemeral host ports"),
+    Option(("--stop-signal",), VALUE, "signal `stop` sends first (default: the image's, else TERM)", "SIG"),
     Option(("-e", "--env"), LIST, "set NAME=VALUE, or copy NAME from the host", "NAME[=VALUE]"),
     Option(("-w", "--workdir"), VALUE, "working directory inside the container", "DIR"),
     Option(("-v", "--volume"), LIST, "bind mount a host path", "HOST:CTR[:ro]"),
@@ -52,7 +59,7 @@ OPTIONS = [
     *resource_flags.OPTIONS,
     *resource_flags.RUN_ONLY,
 ]
-USAGE = "minirt run [OPTIONS] [--] COMMAND [ARG...]"
+USAGE = "minirt run [OPTIONS] IMAGE [COMMAND [ARG...]]\n       minirt run [OPTIONS] [-- COMMAND [ARG...]]"
 
 
 def default_rootfs() -> str:
@@ -70,8 +77,27 @@ def default_rootfs() -> str:
     return f"{prefix}/share/minirt/rootfs"
 
 
+def _split_image(args: list[str], operands: list[str]) -> tuple[str | None, list[str]]:
+    """(IMAGE, COMMAND): the operands began with `--` (today's meaning: a command on the
+    default rootfs or --rootfs) or with an IMAGE (Docker's syntax)."""
+    if not operands:
+        return None, []
+    start = len(args) - len(operands)
+    if start > 0 and args[start - 1] == "--":
+        return None, operands
+    return operands[0], operands[1:]
+
+
 def build_config(args: list[str]) -> ContainerConfig:
-    opts, command = parse(OPTIONS, args, prog=USAGE)
+    opts, operands = parse(OPTIONS, args, prog=USAGE)
+    image_ref, command = _split_image(args, operands)
+    image = None
+    if image_ref is not None:
+        if opts["rootfs"]:
+            raise ConfigError("conflicting options: --rootfs and an IMAGE (give one)")
+        from minirt.image import config as imgconfig
+
+        image = imgconfig.for_run(image_ref, command, opts["entrypoint"])
     cid = ids.new_id()
     net = opts["network"] or "bridge"  # Docker's default
     network = None
@@ -104,7 +130,9 @@ def build_config(args: list[str]) -> ContainerConfig:
     else:
         hostname = os.uname().nodename if net == "host" else ids.short(cid)
     rootfs = opts["rootfs"]
-    if rootfs is None:
+    if image is not None:
+        rootfs = image["lowerdirs"][0]
+    elif rootfs is None:
         rootfs = default_rootfs()
         if not os.path.isdir(rootfs):
             raise ConfigError(f"rootfs {rootfs}: no such directory (build it with `make rootfs`, or pass --rootfs DIR)")
@@ -112,11 +140,12 @@ def build_config(args: list[str]) -> ContainerConfig:
         id=cid,
         name=ids.check_name(opts["name"]) if opts["name"] else ids.generated_name(cid),
         rootfs=os.path.abspath(rootfs),
-        argv=command or ["/bin/sh"],
+        argv=image["argv"] if image else ([opts["entrypoint"]] if opts["entrypoint"] else []) + (command or
+                                                                                                   ["/bin/sh"]),
         hostname=hostname,
-        env=container_env(parse_env(opts["env"], os.environ), hostname, os.isatty(0), os.environ.get("TERM"),
-                          home=not opts["user"]),
-        workdir=opts["workdir"] or "/",
+        env=container_env((image["env"] if image else []) + parse_env(opts["env"], os.environ), hostname,
+                          os.isatty(0), os.environ.get("TERM"), home=not (opts["user"] or (image and image["user"]))),
+        workdir=opts["workdir"] or (image and image["workdir"]) or "/",
         volumes=[Volume.parse(v) for v in opts["volume"]],
         tmpfs=[Tmpfs.parse(t) for t in opts["tmpfs"]],
         net=net,
@@ -130,7 +159,10 @@ def build_config(args: list[str]) -> ContainerConfig:
         rm=opts["rm"],
         dns=[_check_ip(a) for a in opts["dns"]],
         detach=opts["detach"],
-        ports=_ports(opts["publish"]),
+        ports=_ports(opts["publish"] + (image["exposed"] if image and opts["publish_all"] else [])),
+        image=image and image["record"],
+        lowerdirs=image and image["lowerdirs"],
+        stop_signal=opts["stop_signal"] or (image and image["stop_signal"]) or None,
         restart=opts["restart"] or "no",
         aliases=[ids.check_alias(a) for a in opts["network_alias"]],
         resources=resource_flags.resources(opts).to_dict() if resource_flags.given(opts) else {},
@@ -148,6 +180,13 @@ def build_config(args: list[str]) -> ContainerConfig:
             raise ConfigError("--restart needs -d (the supervisor carries out the policy)")
         if cfg.rm:
             raise ConfigError("conflicting options: --restart and --rm")
+    if image is not None:
+        if not cfg.user and image["user"]:
+            cfg.user = image["user"]
+        if cfg.uidmap and len(cfg.lowerdirs) + len(cfg.volumes) > 250:
+            # one idmapped mount per layer and volume, all passed in one SCM_RIGHTS message
+            raise ConfigError(f"an image of {len(cfg.lowerdirs)} layers with a user namespace: at most 250 "
+                              "layers and volumes together")  # fmt: skip
     cfg.caps = caps.resolve(cfg.cap_add, cfg.cap_drop, cfg.privileged, caps.supported_here())
     explain.enabled = opts["explain"]
     if opts["dry_run"]:
@@ -162,7 +201,7 @@ def _security(opts: dict, net: str) -> dict:
     from minirt import secopts
 
     return {
-        "user": opts["user"] or None,
+        "user": opts["user"] or None,  # an image's User is applied in build_config
         "group_add": opts["group_add"],
         "read_only": opts["read_only"],
         "sysctls": secopts.sysctls(opts["sysctl"], net),

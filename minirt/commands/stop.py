@@ -5,7 +5,8 @@ from minirt.errors import ConfigError
 from minirt.state import Store
 
 OPTIONS = [Option(("-t", "--time"), VALUE, "seconds to wait before SIGKILL (default 10)", "N"),
-           Option(("-s", "--signal", "--stop-signal"), VALUE, "signal to send first (default TERM)", "SIG"),
+           Option(("-s", "--signal", "--stop-signal"), VALUE,
+                  "signal to send first (default: the container's stop signal, else TERM)", "SIG"),
            Option(("--explain",), FLAG, "print the signals sent, then the owner's teardown as the equivalent "
                   "commands")]  # fmt: skip
 
@@ -32,10 +33,13 @@ def main(args: list[str]) -> int:
     t = opts["time"] or "10"
     if not t.isdigit():
         raise ConfigError(f"stop: -t {t!r}: expected whole seconds")
-    sig = parse_signal(opts["stop_signal"] or "TERM")
+    given = parse_signal(opts["stop_signal"]) if opts["stop_signal"] else None
     store = Store()
     for ref in refs:
         cid = store.resolve(ref)
+        sig = given
+        if sig is None:  # the container's --stop-signal or its image's StopSignal, else TERM
+            sig = parse_signal((store.load(cid).get("config") or {}).get("stop_signal") or "TERM")
         control.stop(store, cid, float(t), sig)
         print(ref)
     return 0

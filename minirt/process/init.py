@@ -102,7 +102,7 @@ def _become_root(ch: Channel, cfg) -> list[int]:
     clears them when the ids leave that namespace's root (cap_emulate_setxuid compares with
     the namespace's root uid). The credential change clears the parent-death signal
     (commit_creds), so it is set again, and the parent checked once more."""
-    _, trees = ch.expect_fds(USERNS, 1 + len(cfg.volumes))
+    _, trees = ch.expect_fds(USERNS, len(cfg.lowerdirs or [cfg.rootfs]) + len(cfg.volumes))
     ppid = os.getppid()
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
@@ -150,7 +150,7 @@ def etc_files(cfg, net: dict, host_files: dict) -> dict[str, str]:
 
 def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     """Build the container's filesystem and pivot into it. trees (user namespace only): the
-    idmapped rootfs, then one detached tree per volume. Returns a directory fd on the
+    idmapped rootfs (or one per image layer, top first), then one detached tree per volume. Returns a directory fd on the
     container's /proc/sys (or -1 without --sysctl), taken before /proc/sys is made read-only:
     the sysctls are written through it after NET_READY, when the container's interfaces exist
     (Docker writes them in an already-wired netns too), and lookups from it stay in the proc
@@ -159,10 +159,21 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     merged = cdir + "/merged"
     rootfs.make_private()
     lower = cfg.rootfs
-    if trees:
+    lowerdirs = cfg.lowerdirs
+    volume_trees = trees[len(cfg.lowerdirs or [cfg.rootfs]):]
+    if trees and lowerdirs:  # an image in a user namespace: each layer idmapped on its own
+        lowerdirs = [f"{cdir}/lower/{i}" for i in range(len(cfg.lowerdirs))]
+        for fd, path in zip(trees, lowerdirs):
+            rootfs.attach(fd, path)
+    elif trees:
         lower = cdir + "/lower"
         rootfs.attach(trees[0], lower)
-    rootfs.mount_overlay(lower, cdir + "/upper", cdir + "/work", merged)
+    if lowerdirs:  # an image: its layers, top first
+        # in a user namespace overlayfs cannot read trusted.* xattrs: `userxattr` makes it
+        # read the user.overlay.* twins the unpacker writes (opaque directories)
+        rootfs.mount_image_overlay(lowerdirs, cdir + "/upper", cdir + "/work", merged, userxattr=bool(trees))
+    else:
+        rootfs.mount_overlay(lower, cdir + "/upper", cdir + "/work", merged)
     rootfs.mount_proc_sys(merged, new_netns=cfg.net != "host", privileged=cfg.privileged)
     sysctl_dir = -1
     if cfg.sysctls:
@@ -172,7 +183,7 @@ def _prepare_rootfs(cfg, cdir: str, cg: dict, trees: list[int]) -> int:
     for d in cfg.devices or ():
         rootfs.make_device(merged, d, bind=bool(trees))
     for i, v in enumerate(cfg.volumes):
-        rootfs.mount_volume(merged, v.source, v.target, v.readonly, tree=trees[1 + i] if trees else -1)
+        rootfs.mount_volume(merged, v.source, v.target, v.readonly, tree=volume_trees[i] if trees else -1)
     for t in cfg.tmpfs:
         rootfs.mount_tmpfs(merged, t.target, t.options)
     if not cfg.privileged:

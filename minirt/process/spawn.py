@@ -77,7 +77,7 @@ def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> No
     from minirt import _syscalls, userns
     from minirt.process.sync import USERNS
 
-    userns.prepare_dirs(cdir, cfg.uidmap, cfg.gidmap)
+    userns.prepare_dirs(cdir, cfg.uidmap, cfg.gidmap, len(cfg.lowerdirs or ()))
     parent_ch, child_ch = Channel.pair()
     old_mask = signals.block()
     try:
@@ -91,7 +91,7 @@ def _spawn_userns(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None) -> No
     # maps first: until they are written the child's ids are unmapped, and it waits for USERNS
     userns.write_maps(pid, cfg.uidmap, cfg.gidmap)
     timing.mark("userns-maps")
-    fds = userns.detached_trees(pid, cfg.rootfs, cfg.volumes)
+    fds = userns.detached_trees(pid, cfg.lowerdirs or [cfg.rootfs], cfg.volumes)
     timing.mark("userns-trees")
     try:
         faults.point("after-idmap")  # a detached idmapped mount exists: closing its fd frees it

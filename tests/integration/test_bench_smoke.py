@@ -20,6 +20,9 @@ def test_bench_runs_and_reports():
     # the plain --net none row and the one with limits, interleaved, and their ratio
     assert "| minirt run --rm --net none --memory 64m --cpus 1 --pids-limit 100 -- /bin/true " in r.stdout
     assert "÷ plain --net none medians ≤ 1.10: " in r.stdout
+    # issue 16: a loaded 3-layer image beside the same root as --rootfs DIR, and their ratio
+    assert "| minirt run --rm --net none IMAGE /bin/true (3 layers, loaded) " in r.stdout
+    assert "run IMAGE (the rootfs + 2 layers) ÷ run --rootfs DIR medians ≤ 1.10: " in r.stdout
     # minirt-only: the OCI peers are listed as skipped, not run (no runc/crun/matplotlib needed)
     assert "skipped: --quick (minirt-only smoke run)" in r.stdout
     assert "skipped: set BENCH_PEERS=docker,podman" in r.stdout

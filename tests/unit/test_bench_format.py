@@ -370,3 +370,11 @@ def test_render_report_has_the_seccomp_rows_and_keeps_cold_out_of_the_table():
     assert f"| {bench.SECCOMP_OFF} " in text and bench.COLD_KEY not in text
     assert "goal: seccomp default profile" in text and "seccomp cold cache" in text
     assert [d[0] for d in bench.chart_data(results)] == [bench.NET_NONE, bench.SECCOMP_OFF]
+
+
+def test_image_goal_line():
+    """issue 16: run IMAGE (3 layers) within 1.1x of the same root as --rootfs DIR."""
+    assert bench.image_line([40.0, 42.0], [43.0, 45.0]) == (
+        "goal: run IMAGE (the rootfs + 2 layers) ÷ run --rootfs DIR medians ≤ 1.10: met (1.073: 44.0 ms vs 41.0 ms)")
+    assert "missed" in bench.image_line([40.0], [50.0])
+    assert bench.image_line([], [1.0]) is None

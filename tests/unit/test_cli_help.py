@@ -21,7 +21,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def own_options(verb: str) -> list[str]:
     """The names in the verb's OPTIONS table; inspect, port, start and doctor have none."""
-    module = __import__(f"minirt.commands.{verb}", fromlist=["OPTIONS"])
+    module = __import__(f"minirt.commands.{cli.MODULES.get(verb, verb)}", fromlist=["OPTIONS"])
     return [name for o in getattr(module, "OPTIONS", []) for name in o.names]
 
 

@@ -52,7 +52,7 @@ def test_named_network():
 
 
 def test_net_none():
-    cfg = build_config(["--net", "none", "echo", "hi"])
+    cfg = build_config(["--net", "none", "--", "echo", "hi"])
     assert (cfg.net, cfg.network) == ("none", None)
     assert cfg.hostname == ids.short(cfg.id)
     assert cfg.argv == ["echo", "hi"]
@@ -70,7 +70,7 @@ def test_ids_are_fresh_per_call():
 
 
 def test_command_after_options_keeps_its_dashes():
-    cfg = build_config(["--rm", "-e", "A=1", "sh", "-c", "echo --rm", "--name", "x"])
+    cfg = build_config(["--rm", "-e", "A=1", "--", "sh", "-c", "echo --rm", "--name", "x"])
     assert cfg.argv == ["sh", "-c", "echo --rm", "--name", "x"]
     assert cfg.rm is True
     assert cfg.name != "x"
@@ -171,7 +171,8 @@ def test_help(capsys):
         build_config(["--help"])
     assert ei.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("Usage: minirt run [OPTIONS] [--] COMMAND [ARG...]")
+    assert out.startswith("Usage: minirt run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+                          "       minirt run [OPTIONS] [-- COMMAND")
     assert "--cap-add CAP" in out
 
 
@@ -257,3 +258,27 @@ def test_security_options_refused_early():
         build_config(["--net", "host", "--sysctl", "net.core.somaxconn=1"])
     with pytest.raises(ConfigError, match="invalid ulimit type: x"):
         build_config(["--ulimit", "x=1"])
+
+
+def test_a_first_operand_before_dashdash_is_an_image(tmp_path, monkeypatch):
+    """Docker's syntax: `run IMAGE CMD`; the store is asked (and, here, has no such image)."""
+    monkeypatch.setenv("MINIRT_STORE", str(tmp_path / "store"))
+    from minirt.errors import NoSuchObject
+
+    with pytest.raises(NoSuchObject, match="Unable to find image 'nosuch:1' locally"):
+        build_config(["--rm", "nosuch:1", "echo", "hi"])
+    with pytest.raises(ConfigError, match="conflicting options: --rootfs and an IMAGE"):
+        build_config(["--rootfs", str(tmp_path), "nosuch:1"])
+
+
+def test_run_with_dashdash_never_imports_the_image_code():
+    """Start-up speed: the image package loads only for `run IMAGE`."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ['MINIRT_ROOTFS'] = '/'; from minirt.commands.run import build_config; "
+            "build_config(['--net', 'none', '--', 'true']); "
+            "print(any(m.startswith('minirt.image') for m in sys.modules))")
+    # from / (not the checkout): the installed package, with its compiled _syscalls
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
+    assert out.strip() == "False"
