@@ -11,7 +11,7 @@ VPY    := $(VENV)/bin/python
 BUILD  := build
 ROOTFS := $(BUILD)/rootfs
 APT_PACKAGES := nftables libnftables1 python3-nftables iproute2 busybox-static iputils-ping \
-                libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine
+                libcap-dev libseccomp-dev libc6-dev gcc util-linux procps hyperfine zstd
 SOURCES := $(shell find minirt -name '*.py' -o -name '*.c') pyproject.toml setup.py
 
 .PHONY: help deps apt venv rootfs image probes run test unit integration bench compare docker-io engines podman oci-check clean
