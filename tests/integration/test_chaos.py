@@ -101,6 +101,7 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
     seen: set[int] = set()
     ports = []
     kinds = {"random": 0, "fault": 0, "group": 0, "detached": 0}
+    errors: list[str] = []
     for i in range(ROUNDS):
         port = BASE_PORT + i
         ports.append(port)
@@ -130,6 +131,10 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
                 pids = _minirt_pids(minirt)
                 seen.update(pids)
                 _kill(pids)
+        if point:  # what a run stopped at a fault point said (it should say nothing: it was killed)
+            said = p.stderr.read().strip()
+            if said:
+                errors.append(f"round {i} (kill:{point}): {said[-300:]}")
         p.stdout.close()
         p.stderr.close()
     # the sentinels that were not killed finish their work; the containers die with their owner
@@ -147,6 +152,7 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
     names = f"{minirt.root}/names"
     assert not os.path.isdir(names) or os.listdir(names) == []
     leases = f"{minirt.root}/networks/minirt/leases"
+    assert os.path.isdir(leases), f"no run reached the network; runs said: {errors[:5]}"
     assert [x for x in os.listdir(leases) if x[0].isdigit()] == []
     assert _elements(minirt) == []
     assert cgroups.leftovers(minirt.cgroup_parent) == []
