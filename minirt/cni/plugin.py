@@ -431,15 +431,10 @@ def _check_firewall(net, rec: dict) -> list[str]:
     import json
 
     from minirt.net.firewall import get_backend
-    from minirt.net.firewall.libnft import context
+    from minirt.net.firewall.libnft import listing
 
     out = []
-    ctx = context()
-    ctx.set_json_output(True)
-    try:
-        rc, text, _err = ctx.cmd("list map inet minirt fwd_in")
-    finally:
-        ctx.set_json_output(False)
+    rc, text, _err = listing("list map inet minirt fwd_in", json=True)
     found = []
     if rc == 0:
         for obj in json.loads(text).get("nftables", []):

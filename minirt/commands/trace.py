@@ -267,14 +267,9 @@ class _Hooks:
     def _load(self) -> None:
         import json
 
-        from minirt.net.firewall.libnft import context
+        from minirt.net.firewall.libnft import listing
 
-        ctx = context()
-        ctx.set_json_output(True)
-        try:
-            rc, out, _err = ctx.cmd("list chains")
-        finally:
-            ctx.set_json_output(False)
+        rc, out, _err = listing("list chains", json=True)
         if rc != 0 or not out:
             return
         for obj in json.loads(out).get("nftables", []):
@@ -304,14 +299,9 @@ class _Resolver:
 
 
 def _rule_by_handle(family, table, chain, handle):
-    from minirt.net.firewall.libnft import context
+    from minirt.net.firewall.libnft import listing
 
-    ctx = context()
-    ctx.set_handle_output(True)
-    try:
-        rc, out, _err = ctx.cmd(f"list chain {family} {table} {chain}")
-    finally:
-        ctx.set_handle_output(False)
+    rc, out, _err = listing(f"list chain {family} {table} {chain}", handles=True)
     if rc != 0:
         return None
     tail = f" # handle {handle}"

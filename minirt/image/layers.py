@@ -209,17 +209,9 @@ class Unpacker:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        if stat.S_ISDIR(st.st_mode):
-            if keep_dir:
-                return
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-            try:
-                _rmtree_fd(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(name, dir_fd=dfd)
-        else:
-            os.unlink(name, dir_fd=dfd)
+        if stat.S_ISDIR(st.st_mode) and keep_dir:
+            return
+        _remove_at(dfd, name, st)
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -367,16 +359,21 @@ class Unpacker:
 
 def _rmtree_fd(dfd: int) -> None:
     for name in os.listdir(dfd):
-        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-            try:
-                _rmtree_fd(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(name, dir_fd=dfd)
-        else:
-            os.unlink(name, dir_fd=dfd)
+        _remove_at(dfd, name, os.stat(name, dir_fd=dfd, follow_symlinks=False))
+
+
+def _remove_at(dfd: int, name: str, st: os.stat_result) -> None:
+    """Remove `name` under directory fd `dfd`, a directory with everything in it, never
+    following a symlink."""
+    if stat.S_ISDIR(st.st_mode):
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            _rmtree_fd(sub)
+        finally:
+            os.close(sub)
+        os.rmdir(name, dir_fd=dfd)
+    else:
+        os.unlink(name, dir_fd=dfd)
 
 
 def unpack(stream, dest: str, allow_devices: bool | None = None) -> tuple[str, int]:

@@ -87,14 +87,9 @@ def _table_exists() -> bool:
 def _table_is_empty() -> bool:
     import json
 
-    from minirt.net.firewall.libnft import context
+    from minirt.net.firewall.libnft import listing
 
-    ctx = context()
-    ctx.set_json_output(True)
-    try:
-        rc, out, _err = ctx.cmd(f"list table {rules.TABLE}")
-    finally:
-        ctx.set_json_output(False)
+    rc, out, _err = listing(f"list table {rules.TABLE}", json=True)
     if rc != 0:
         return False
     objects = json.loads(out).get("nftables", [])

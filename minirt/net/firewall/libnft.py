@@ -24,3 +24,16 @@ def context():
         if explain.dry:
             _ctx.set_dry_run(True)
     return _ctx
+
+
+def listing(command: str, json: bool = False, handles: bool = False) -> tuple[int, str, str]:
+    """One read-only command with JSON or handle output on for it alone (the context is the
+    process's, shared with the code that changes the ruleset)."""
+    ctx = context()
+    ctx.set_json_output(json)
+    ctx.set_handle_output(handles)
+    try:
+        return ctx.cmd(command)
+    finally:
+        ctx.set_json_output(False)
+        ctx.set_handle_output(False)

@@ -177,14 +177,9 @@ def listed() -> dict[tuple[str, str], str]:
     """Every published element in the kernel: {(map, key): value}, keys and values rendered as
     nft takes them ("tcp . 8080", "10.88.0.2 . 80"). Read as JSON (listing is one of the
     things libnftables 1.0.6's JSON gets right; the maps are declared in text, see above)."""
-    from minirt.net.firewall.libnft import context
+    from minirt.net.firewall.libnft import listing
 
-    ctx = context()
-    ctx.set_json_output(True)
-    try:
-        rc, out, _err = ctx.cmd("list table inet minirt")
-    finally:
-        ctx.set_json_output(False)
+    rc, out, _err = listing("list table inet minirt", json=True)
     if rc != 0:
         return {}  # no table: nothing is published
     import json
