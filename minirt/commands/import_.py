@@ -15,6 +15,7 @@ def main(args: list[str]) -> int:
     import json
     import os
     import sys
+    import time
 
     from minirt.image import config as imgconfig
     from minirt.image import reference
@@ -37,7 +38,10 @@ def main(args: list[str]) -> int:
     with store.writing():
         diffid = store.add_layer(opener, what=f"import {source}")
         osname, arch = host_platform()
-        created = now()
+        # SOURCE_DATE_EPOCH (reproducible-builds.org): `make` imports the same rootfs as the same
+        # image, so a re-import leaves no dangling copy behind
+        epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch))) if epoch.isdigit() else now()
         config = {
             "architecture": arch,
             "os": osname,
