@@ -34,7 +34,7 @@ def start(root: str, cid: str, owner: dict) -> int:
             os.setsid()  # out of minirt's process group: the terminal's ^C is not for us
             explain.enabled = False
             if os.read(r, 1) != b"d":
-                _owner_died(root, cid, owner)
+                owner_died(root, cid, owner)
         except BaseException as e:  # noqa: BLE001 - a watchdog never returns into minirt's code
             code = 1
             _log(root, f"sentinel of {cid[:12]}: {e!r}")
@@ -44,7 +44,9 @@ def start(root: str, cid: str, owner: dict) -> int:
     return w
 
 
-def _owner_died(root: str, cid: str, owner: dict) -> None:
+def owner_died(root: str, cid: str, owner: dict) -> None:
+    """Finalize the container once its owner (and so its init) is gone, if that process still
+    owns it. Also called by `minirt run -d` when the supervisor dies before reporting."""
     import time
 
     from minirt import liveness, procfs, teardown
