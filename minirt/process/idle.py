@@ -27,8 +27,8 @@ from minirt.process.logfile import LogWriter
 
 
 def main(argv: list[str]) -> None:
-    root, cid, pid, pidfd, out_r, err_r = argv[0], argv[1], *map(int, argv[2:6])
-    ports = [int(fd) for fd in argv[6].split(",") if fd]
+    root, cid, (pid, pidfd, out_r, err_r) = os.environ["MINIRT_ROOT"], argv[0], map(int, argv[1:5])
+    ports = [int(fd) for fd in argv[5].split(",") if fd]
     log = LogWriter(f"{root}/containers/{cid}")
     code = wait(pid, pidfd, out_r, err_r, log)
     log.close()

@@ -169,9 +169,11 @@ def become_idle(c, out_r: int, err_r: int) -> None:
     for fd in (c.child.pidfd, out_r, err_r, *ports):
         os.set_inheritable(fd, True)
     pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(minirt.__file__)))
-    argv = [sys.executable, "-I", "-S", "-c", IDLE_CODE.format(pkg_dir), IDLE_ARGV0, c.store.root, c.cfg.id,
+    argv = [sys.executable, "-I", "-S", "-c", IDLE_CODE.format(pkg_dir), IDLE_ARGV0, c.cfg.id,
             str(c.child.pid), str(c.child.pidfd), str(out_r), str(err_r), ",".join(map(str, ports))]  # fmt: skip
-    os.execv(sys.executable, argv)
+    # the state root by environment, as for every minirt process (`ps` and tools find a
+    # root's processes by it); resolved already, so the idle form needs no config to find it
+    os.execve(sys.executable, argv, dict(os.environ, MINIRT_ROOT=c.store.root))
 
 
 def after_exit(root: str, cid: str, code: int, ports: list[int]) -> int:
