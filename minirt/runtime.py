@@ -15,7 +15,8 @@ and nothing forked.
 Two kinds of undo, kept apart on purpose:
 - host changes (leases, veths, published ports) are the record's teardown plan, persisted
   before each change and carried out by teardown.py, whoever ends the container: this
-  process, the sentinel, `rm` or `gc` (runc: persist before the point of no return);
+  process, the sentinel (foreground runs), `run -d` (a supervisor killed during setup), `rm`,
+  `start` or `gc` (runc: persist before the point of no return);
 - what only this process holds (the child, sockets, fds, the reserved ports, the nft helper,
   the sentinel's pipe) is an in-memory undo list (rollback.py), which dies with the process
   and needs nobody after it. Its entry "carry out the teardown plan" connects the two.

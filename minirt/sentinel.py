@@ -1,7 +1,9 @@
 """A watchdog that carries out a container's teardown plan if minirt itself dies.
 
-Runs in: a small process forked from the process that owns the container (the foreground
-`minirt run` or the detached supervisor), after the container's record and plan are written
+Runs in: a small process forked from the process that owns a foreground container (`minirt
+run` without -d; a detached container has none: its `run -d` watches the supervisor during
+setup, and `gc` finalizes it if the supervisor is killed later: docs/architecture.md, "who
+cleans up a detached container"), after the container's record and plan are written
 and before anything is allocated in the network. It blocks on a pipe whose only write end the
 owner holds (close-on-exec, so the container never has it). The owner writes "d" (done) once it
 has torn down or rolled back itself; EOF without "d" means the owner was killed (kill -9, OOM),

@@ -11,11 +11,15 @@ exec'd (or failed with 125/126/127), prints the id and exits.
     fork ------------------------->    stdio: /dev/null, log pipes
                                        create + start (the usual steps) --->  execve
     read "ok <id>" <----------------   report
-    print id, exit 0                   poll: pidfd + stdout/stderr pipes ---> logs
-                                       exit -> teardown -> restart policy
+    print id, exit 0                   execve: the idle form (process/idle.py)
+                                       poll: pidfd + stdout/stderr pipes ---> logs
+                                       exit -> after_exit: teardown, restart policy
 
-Logs: containers/<id>/container.log, one JSON object per line {"time", "stream", "log"}
-(Docker's json-file shape), rotated to container.log.1 past MAX_LOG bytes.
+No sentinel: the caller finalizes the container if the supervisor dies before its report (EOF
+on the pipe); after that a killed supervisor takes the init with it (PDEATHSIG) and leaves the
+plan to the next `gc`/`rm`/`start` (docs/architecture.md, "who cleans up a detached container").
+
+Logs: containers/<id>/container.log (process/logfile.py).
 Stop requests: `minirt stop` creates containers/<id>/stop-requested before signalling, so the
 supervisor does not restart what the user stopped (Docker: a stopped container is not restarted).
 """
