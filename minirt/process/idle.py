@@ -16,26 +16,26 @@ log (Docker's json-file shape, rotated past MAX_LOG). When the init exits it is 
 only then are the runtime's modules imported (supervisor.after_exit): teardown, the die event,
 the restart policy, and for a restart the setup again, after which this form is exec'd anew.
 
-Only os, select, minirt.process.logfile, and with the first output time and minirt.jsonenc (the
+Only posix, select, minirt.process.logfile, and with the first output time and minirt.jsonenc (the
 C _json module), are imported: keep it so (tests/unit/test_idle_imports.py).
 """
 
-import os
+import posix  # not os: its import (posix.path, stat, abc) adds ~150 KiB to every idle supervisor
 import select
 
 from minirt.process.logfile import LogWriter
 
 
 def main(argv: list[str]) -> None:
-    root, cid, (pid, pidfd, out_r, err_r) = os.environ["MINIRT_ROOT"], argv[0], map(int, argv[1:5])
+    root, cid, (pid, pidfd, out_r, err_r) = posix.environ[b"MINIRT_ROOT"].decode(), argv[0], map(int, argv[1:5])
     ports = [int(fd) for fd in argv[5].split(",") if fd]
     log = LogWriter(f"{root}/containers/{cid}")
     code = wait(pid, pidfd, out_r, err_r, log)
     log.close()
-    os.close(pidfd)
+    posix.close(pidfd)
     from minirt.process import supervisor
 
-    os._exit(supervisor.after_exit(root, cid, code, ports))
+    posix._exit(supervisor.after_exit(root, cid, code, ports))
 
 
 def wait(pid: int, pidfd: int, out_r: int, err_r: int, log: LogWriter) -> int:
@@ -51,24 +51,24 @@ def wait(pid: int, pidfd: int, out_r: int, err_r: int, log: LogWriter) -> int:
             if fd == pidfd:
                 exited = True
                 continue
-            data = os.read(fd, 65536)
+            data = posix.read(fd, 65536)
             if data:
                 log.write(streams[fd], data)
             else:
                 poller.unregister(fd)
-                os.close(fd)
+                posix.close(fd)
                 del streams[fd]
     if not exited:
         poller.poll()  # both pipes closed; wait for the exit itself
     # drain what is left without blocking: orphans of the container may hold the pipes
     for fd in list(streams):
-        os.set_blocking(fd, False)
+        posix.set_blocking(fd, False)
         try:
-            while data := os.read(fd, 65536):
+            while data := posix.read(fd, 65536):
                 log.write(streams[fd], data)
         except BlockingIOError:
             pass
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
+        posix.close(fd)
+    _, status = posix.waitpid(pid, 0)
     # errors.exit_code_of's rule, inlined: the command's code, or 128+N for signal N
     return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
