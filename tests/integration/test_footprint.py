@@ -71,3 +71,22 @@ def test_kill_9_of_a_supervisor_then_gc_leaves_nothing(minirt):
 
 def _records(minirt) -> list[dict]:
     return [json.load(open(f"{minirt.root}/containers/{c}/state.json")) for c in minirt.containers()]
+
+
+def test_a_supervisor_killed_during_setup_is_finalized_by_run_d(minirt):
+    """No sentinel watches a detached container's setup: the `run -d` waiting for the report sees
+    the pipe's EOF, and carries out the plan itself before it exits 125 (no gc needed)."""
+    r = minirt("run", "-d", "-p", "22200:80", "--name", "half", "--", "sleep", "600",
+               env={"MINIRT_FAULT": "kill:after-publish"})  # fmt: skip
+    assert r.returncode == 125 and "the supervisor died before the container started" in r.stderr, r.stderr
+    (cid,) = minirt.containers()
+    rec = _records(minirt)[0]
+    assert rec["status"] == "exited" and rec["teardown"] == [], rec
+    assert not any(os.path.isdir(d) for d in minirt.cgroup_dirs(cid).values())
+    leases = f"{minirt.root}/networks/minirt/leases"
+    assert [x for x in os.listdir(leases) if x[0].isdigit()] == []
+    elements = minirt.host.run("nft", "-j", "list", "map", "inet", "minirt", "ports_any").stdout
+    assert "elem" not in json.loads(elements)["nftables"][1]["map"]
+    assert footprint.minirt_pids(minirt.root) == []
+    assert ok(minirt("gc")) == ""  # nothing was left for it
+    ok(minirt("rm", "half"))
