@@ -15,7 +15,8 @@ and nothing forked.
 Two kinds of undo, kept apart on purpose:
 - host changes (leases, veths, published ports) are the record's teardown plan, persisted
   before each change and carried out by teardown.py, whoever ends the container: this
-  process, the sentinel, `rm` or `gc` (runc: persist before the point of no return);
+  process, the sentinel (foreground runs), `run -d` (a supervisor killed during setup), `rm`,
+  `start` or `gc` (runc: persist before the point of no return);
 - what only this process holds (the child, sockets, fds, the reserved ports, the nft helper,
   the sentinel's pipe) is an in-memory undo list (rollback.py), which dies with the process
   and needs nobody after it. Its entry "carry out the teardown plan" connects the two.
@@ -45,6 +46,7 @@ class Container:
         self.net: dict = {}  # the NET_READY payload: address, gateway, mac, resolv.conf (bridge)
         self.restarting = record is not None
         self.firewall = None  # `run -p` on a bridge: the backend holding the nft helper
+        self.ports_held: list = []  # the sockets holding its published host ports while it runs
         self.announced = False  # its `create` event is written: removing it is a `destroy`
         owner = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
         # The teardown plan (teardown.py) starts with what the network steps will change; it is
@@ -55,6 +57,7 @@ class Container:
             left = [s for s in record.get("teardown") or [] if s not in steps]  # a failed step is retried
             self.record = dict(record, status="created", owner=owner, pid=0, start_time=None, exit_code=None,
                                teardown=left + steps, oom_killed=False)  # fmt: skip
+            self.record.pop("supervisor", None)  # the last run's: the new one is set once it owns it
             return
         self.record = {
             "id": cfg.id,
@@ -101,6 +104,23 @@ class Container:
             raise CleanupError(failures)
 
 
+def resumed(cfg, store: Store, record: dict, port_fds: list[int]) -> Container:
+    """The container a detached supervisor gets back in its idle form (process/idle.py), after
+    execve() dropped the setup's objects: its init has exited and been reaped, and what finish()
+    needs is rebuilt from the record and the fds handed over (the published ports' sockets)."""
+    c = Container.__new__(Container)
+    c.cfg, c.store, c.record = cfg, store, record
+    c.child = Child()
+    c.child.pid, c.child.reaped = record.get("pid") or 0, True
+    c.net, c.restarting, c.firewall, c.announced = record.get("network") or {}, True, None, True
+    c.ports_held = []
+    c.cgroup = cgroups.driver(record.get("cgroup"))
+    # newest first when run: the plan (unpublish), then the sockets (runtime.create's order)
+    c.undo = [("# release the reserved host ports", lambda: [os.close(fd) for fd in port_fds]),
+              (f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)]  # fmt: skip
+    return c
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -132,7 +152,7 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             # before anything is set up: a taken port is refused with nothing to undo
             from minirt.net import ports
 
-            held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
+            held = c.ports_held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
             release = ("# release the reserved host ports", lambda: [s.close() for s in held])
             rb.add(*release)
             c.undo.append(release)
@@ -174,8 +194,12 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             # Registered first, so they run last: by then rollback or teardown has done
             # everything. From here on every host change (the cgroup, then the network) is a
             # step of the plan, and a killed minirt leaves it to the sentinel.
-            w = sentinel.start(store.root, cfg.id, c.record["owner"])
-            undo.add("# dismiss the sentinel", sentinel.dismiss, w)
+            if not cfg.detach:
+                # a detached container has no sentinel: the supervisor owns it, `run -d` finalizes
+                # it if the supervisor dies during setup, and after that a killed supervisor
+                # leaves its plan to the next `gc`, `rm` or `start` (docs/architecture.md)
+                w = sentinel.start(store.root, cfg.id, c.record["owner"])
+                undo.add("# dismiss the sentinel", sentinel.dismiss, w)
             undo.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
             timing.mark("sentinel")
             _join_cgroup(c)
@@ -292,7 +316,7 @@ def finish(c: Container, code: int, remove: bool) -> None:
     exit or remove the container."""
     # read before the plan removes the cgroup: OOMKilled comes from the kernel's count of OOM
     # kills in it, not from the exit code (Docker: containerd's OOM event)
-    c.record["oom_killed"] = c.cgroup.oom_kills() > 0
+    c.record["oom_killed"] = c.cgroup is not None and c.cgroup.oom_kills() > 0
     # Docker's order: oom, die, then the network's disconnect (the plan's lease step), destroy
     if c.record["oom_killed"]:
         events.container(c.store.root, "oom", c.record)

@@ -1,7 +1,9 @@
 """A watchdog that carries out a container's teardown plan if minirt itself dies.
 
-Runs in: a small process forked from the process that owns the container (the foreground
-`minirt run` or the detached supervisor), after the container's record and plan are written
+Runs in: a small process forked from the process that owns a foreground container (`minirt
+run` without -d; a detached container has none: its `run -d` watches the supervisor during
+setup, and `gc` finalizes it if the supervisor is killed later: docs/architecture.md, "who
+cleans up a detached container"), after the container's record and plan are written
 and before anything is allocated in the network. It blocks on a pipe whose only write end the
 owner holds (close-on-exec, so the container never has it). The owner writes "d" (done) once it
 has torn down or rolled back itself; EOF without "d" means the owner was killed (kill -9, OOM),
@@ -34,7 +36,7 @@ def start(root: str, cid: str, owner: dict) -> int:
             os.setsid()  # out of minirt's process group: the terminal's ^C is not for us
             explain.enabled = False
             if os.read(r, 1) != b"d":
-                _owner_died(root, cid, owner)
+                owner_died(root, cid, owner)
         except BaseException as e:  # noqa: BLE001 - a watchdog never returns into minirt's code
             code = 1
             _log(root, f"sentinel of {cid[:12]}: {e!r}")
@@ -44,7 +46,9 @@ def start(root: str, cid: str, owner: dict) -> int:
     return w
 
 
-def _owner_died(root: str, cid: str, owner: dict) -> None:
+def owner_died(root: str, cid: str, owner: dict) -> None:
+    """Finalize the container once its owner (and so its init) is gone, if that process still
+    owns it. Also called by `minirt run -d` when the supervisor dies before reporting."""
     import time
 
     from minirt import liveness, procfs, teardown

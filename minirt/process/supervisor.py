@@ -11,23 +11,29 @@ exec'd (or failed with 125/126/127), prints the id and exits.
     fork ------------------------->    stdio: /dev/null, log pipes
                                        create + start (the usual steps) --->  execve
     read "ok <id>" <----------------   report
-    print id, exit 0                   poll: pidfd + stdout/stderr pipes ---> logs
-                                       exit -> teardown -> restart policy
+    print id, exit 0                   execve: the idle form (process/idle.py)
+                                       poll: pidfd + stdout/stderr pipes ---> logs
+                                       exit -> after_exit: teardown, restart policy
 
-Logs: containers/<id>/container.log, one JSON object per line {"time", "stream", "log"}
-(Docker's json-file shape), rotated to container.log.1 past MAX_LOG bytes.
+No sentinel: the caller finalizes the container if the supervisor dies before its report (EOF
+on the pipe); after that a killed supervisor takes the init with it (PDEATHSIG) and leaves the
+plan to the next `gc`/`rm`/`start` (docs/architecture.md, "who cleans up a detached container").
+
+Logs: containers/<id>/container.log (process/logfile.py).
 Stop requests: `minirt stop` creates containers/<id>/stop-requested before signalling, so the
 supervisor does not restart what the user stopped (Docker: a stopped container is not restarted).
 """
 
 import os
-import select
-import time
 
-from minirt import jsonenc, procfs
-from minirt.errors import EXIT_RUNTIME, MinirtError, exit_code_of
+from minirt import procfs
+from minirt.errors import EXIT_RUNTIME, MinirtError
+from minirt.process.logfile import LogWriter
 
-MAX_LOG = 10 * 1024 * 1024
+# The idle form's -c program (python -I -S: no site, no cwd on sys.path). Named by text, not
+# imported: idle.py imports this module (after the exit), and this one never needs it loaded.
+IDLE_CODE = "import sys; sys.path.insert(0, {!r}); from minirt.process import idle; idle.main(sys.argv[2:])"
+IDLE_ARGV0 = "minirt-supervisor"  # argv[1] of the idle form: /proc/PID/cmdline shows it
 
 
 def parse_restart(policy: str | None) -> tuple[str, int]:
@@ -70,6 +76,8 @@ def run_detached(cfg, store, record: dict | None = None) -> int:
         finally:
             os._exit(code)
     os.close(w)
+    # our child, not reaped until below: its pid and start time cannot be reused meanwhile
+    owner = {"pid": pid, "start_time": procfs.start_time(pid)}
     data = b""
     while not data.endswith(b"\n"):  # one line; EOF only if the supervisor died first
         chunk = os.read(r, 4096)
@@ -78,6 +86,14 @@ def run_detached(cfg, store, record: dict | None = None) -> int:
         data += chunk
     os.close(r)
     data = data.rstrip(b"\n")
+    if not data:
+        # Killed during setup (the only watchdog a detached container has: docs/architecture.md,
+        # "who cleans up"): carry out what its plan holds, as the sentinel of a foreground run does
+        os.waitpid(pid, 0)
+        from minirt import sentinel
+
+        sentinel.owner_died(store.root, cfg.id, owner)
+        raise MinirtError("the supervisor died before the container started")
     os.waitpid(pid, os.WNOHANG)  # the supervisor lives on; it is reparented when we exit
     kind, _, rest = data.decode(errors="replace").partition(" ")
     if kind == "ok":
@@ -142,29 +158,68 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
     # From here on nothing of ours may write to the log pipes: only the container holds them.
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    log = LogWriter(store.container_dir(cfg.id))
-    while True:
-        code = _wait(c, out_r, err_r, log)
-        stop_requested = os.path.exists(store.container_dir(cfg.id) + "/stop-requested")
-        again = should_restart(cfg.restart, code, restarts, stop_requested)
-        try:
-            runtime.finish(c, code, remove=cfg.rm and not again)
-        except MinirtError:
-            pass
-        if not again:
-            log.close()
-            return 0
-        restarts += 1
-        out_r, err_r = _new_pipes()
-        try:
-            c = runtime.create(cfg, store, dict(c.record, restart_count=restarts))
-            runtime.start(c)
-        except MinirtError as e:
-            log.write("stderr", f"minirt: restart failed: {e}\n".encode())
-            log.close()
-            return 0
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+    become_idle(c, out_r, err_r)
+
+
+def become_idle(c, out_r: int, err_r: int) -> None:
+    """execve() into the idle form (minirt/process/idle.py), handing over the init's pidfd, its
+    output pipes and the sockets that hold its published host ports; everything else is
+    close-on-exec (PEP 446) and goes, with the setup's heap."""
+    import sys
+
+    import minirt
+
+    ports = [s.fileno() for s in c.ports_held]
+    for fd in (c.child.pidfd, out_r, err_r, *ports):
+        os.set_inheritable(fd, True)
+    pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(minirt.__file__)))
+    argv = [sys.executable, "-I", "-S", "-c", IDLE_CODE.format(pkg_dir), IDLE_ARGV0, c.cfg.id,
+            str(c.child.pid), str(c.child.pidfd), str(out_r), str(err_r), ",".join(map(str, ports))]  # fmt: skip
+    # the state root by environment, as for every minirt process (`ps` and tools find a
+    # root's processes by it); resolved already, so the idle form needs no config to find it
+    os.execve(sys.executable, argv, dict(os.environ, MINIRT_ROOT=c.store.root))
+
+
+def after_exit(root: str, cid: str, code: int, ports: list[int]) -> int:
+    """In the idle form, once the init has exited and been reaped: tear down (the plan, the die
+    event, the record), then follow the restart policy. Imports the runtime only now."""
+    from minirt import runtime
+    from minirt.config import ContainerConfig
+    from minirt.state import Store
+
+    store = Store(root)
+    try:
+        rec = store.load(cid)
+    except (FileNotFoundError, ValueError):
+        return 0
+    cfg = ContainerConfig.from_dict(rec["config"])
+    cfg.detach = True
+    c = runtime.resumed(cfg, store, rec, ports)
+    restarts = rec.get("restart_count", 0)
+    stop_requested = os.path.exists(store.container_dir(cid) + "/stop-requested")
+    again = should_restart(cfg.restart, code, restarts, stop_requested)
+    try:
+        runtime.finish(c, code, remove=cfg.rm and not again)
+    except MinirtError:
+        pass
+    if not again:
+        return 0
+    restarts += 1
+    devnull = os.open("/dev/null", os.O_RDWR)
+    out_r, err_r = _new_pipes()
+    try:
+        c = runtime.create(cfg, store, dict(c.record, restart_count=restarts))
+        c.record["supervisor"] = {"pid": os.getpid(), "start_time": procfs.start_time(os.getpid())}
+        runtime.start(c)
+    except MinirtError as e:
+        log = LogWriter(store.container_dir(cid))
+        log.write("stderr", f"minirt: restart failed: {e}\n".encode())
+        log.close()
+        return 0
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    become_idle(c, out_r, err_r)
+    return 0
 
 
 def _new_pipes() -> tuple[int, int]:
@@ -175,72 +230,3 @@ def _new_pipes() -> tuple[int, int]:
     os.close(out_w)
     os.close(err_w)
     return out_r, err_r
-
-
-def _wait(c, out_r: int, err_r: int, log: "LogWriter") -> int:
-    """Copy the container's output into the log until its init exits; return its exit code."""
-    poller = select.poll()
-    streams = {out_r: "stdout", err_r: "stderr"}
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    poller.register(c.child.pidfd, select.POLLIN)  # a pidfd polls readable when the process exits
-    exited = False
-    while streams and not exited:
-        for fd, _ev in poller.poll():
-            if fd == c.child.pidfd:
-                exited = True
-                continue
-            data = os.read(fd, 65536)
-            if data:
-                log.write(streams[fd], data)
-            else:
-                poller.unregister(fd)
-                os.close(fd)
-                del streams[fd]
-    if not exited:
-        poller.poll()  # both pipes closed; wait for the exit itself
-    # drain what is left without blocking: orphans of the container may hold the pipes
-    for fd in list(streams):
-        os.set_blocking(fd, False)
-        try:
-            while data := os.read(fd, 65536):
-                log.write(streams[fd], data)
-        except BlockingIOError:
-            pass
-        os.close(fd)
-    _, status = os.waitpid(c.child.pid, 0)
-    c.child.reaped = True
-    return exit_code_of(status)
-
-
-class LogWriter:
-    def __init__(self, cdir: str):
-        self.path = cdir + "/container.log"
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        self.partial = {"stdout": b"", "stderr": b""}
-
-    def write(self, stream: str, data: bytes) -> None:
-        data = self.partial[stream] + data
-        lines = data.split(b"\n")
-        self.partial[stream] = lines.pop()
-        for line in lines:
-            self._emit(stream, line + b"\n")
-        if len(self.partial[stream]) > 16384:  # a very long line without newline: flush it
-            self._emit(stream, self.partial[stream])
-            self.partial[stream] = b""
-
-    def _emit(self, stream: str, line: bytes) -> None:
-        ns = time.time_ns()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
-        rec = {"log": line.decode(errors="replace"), "stream": stream, "time": stamp}
-        os.write(self.fd, (jsonenc.dumps(rec, indent="") + "\n").encode())  # one line: indent "" adds none
-        if os.fstat(self.fd).st_size > MAX_LOG:
-            os.replace(self.path, self.path + ".1")
-            os.close(self.fd)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-
-    def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._emit(stream, rest)
-        os.close(self.fd)

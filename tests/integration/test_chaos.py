@@ -3,8 +3,10 @@
 Each round starts `minirt run --rm -p PORT:80 -- sleep 3` (or the detached form) inside the
 test's throwaway host namespace and kills it: at a random instant of its start-up, or at a
 named fault point (MINIRT_FAULT=kill:<point>, where minirt SIGKILLs itself). Every third round
-also kills everything the run forked (the sentinel, the nft helper, the supervisor, the
-container), so no watchdog can clean up and `gc` has to work from the records alone. After all
+also kills everything the run forked (the sentinel of a foreground run, the nft helper, the
+supervisor, the container), so no watchdog can clean up and `gc` has to work from the records
+alone. A detached round's supervisor has no sentinel at all: once it has reported, its kill
+leaves the plan to `gc` (docs/architecture.md, "who cleans up a detached container"). After all
 rounds, `minirt gc` runs once and the kernel is checked: no record, lease, map element, veth,
 cgroup, reserved port socket, process or mount of any round is left.
 
@@ -137,7 +139,8 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
                 errors.append(f"round {i} (kill:{point}): {said[-300:]}")
         p.stdout.close()
         p.stderr.close()
-    # the sentinels that were not killed finish their work; the containers die with their owner
+    # the sentinels (foreground runs) that were not killed finish their work; the containers die
+    # with their owner; what a killed detached supervisor left is gc's
     wait_for(lambda: not _minirt_pids(minirt), timeout=30, what="minirt processes to exit")
     wait_for(lambda: not [x for x in seen if _alive(x)], timeout=30, what="the killed processes to go")
     ok(minirt("gc"))
@@ -160,7 +163,7 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
     assert not _minirt_pids(minirt)
     mounts = open(f"/proc/{minirt.host.pid}/mountinfo").read()
     assert "overlay" not in mounts and minirt.root not in mounts
-    # events: whoever ended a container (its owner, the sentinel, gc) wrote `die` once, and only
+    # events: whoever ended a container (its owner, the sentinel, `run -d`, gc) wrote `die` once, and only
     # for a container whose `start` was written (docs/events.md)
     per: dict[str, list[str]] = {}
     for line in ok(minirt("events", "--since", "0", "--until", "0s", "--format", "json")).splitlines():

@@ -91,15 +91,18 @@ def test_kill_9_of_the_supervisor_still_writes_die_once(minirt):
     cid = ok(minirt("run", "-d", "--name", "orphan", "--", "sleep", "60")).strip()
     sup = record(minirt, cid)["supervisor"]["pid"]
     os.kill(sup, signal.SIGKILL)
-    # the sentinel carries out the plan and records the exit
-    wait_for(lambda: inspect(minirt, cid)["State"]["Status"] == "exited", what="the sentinel to finalize")
+    # a detached container has no sentinel: its init dies with the supervisor (PDEATHSIG) and
+    # the record says "dead" until the next gc carries out the plan and writes die
+    wait_for(lambda: inspect(minirt, cid)["State"]["Status"] == "dead", what="the init to die with its owner")
+    ok(minirt("gc"))
+    assert inspect(minirt, cid)["State"]["Status"] == "exited"
     ok(minirt("gc"))  # finds nothing left to finalize: no second die
     ok(minirt("rm", "orphan"))
     evs = history(minirt, "--filter", "container=orphan")
     assert actions(evs) == ["container create", "container start", "container die", "container destroy"]
     assert evs[2]["Actor"]["Attributes"]["exitCode"] == "137"
     net = history(minirt, "--filter", "type=network", "--filter", "event=connect", "--filter", "event=disconnect")
-    assert actions(net) == ["network connect", "network disconnect"]  # the plan's lease step, by the sentinel
+    assert actions(net) == ["network connect", "network disconnect"]  # the plan's lease step, by gc
 
 
 def test_oom_then_die_137(minirt):

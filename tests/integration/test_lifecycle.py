@@ -162,7 +162,7 @@ def test_kill_9_chaos_then_gc_leaves_nothing(minirt):
     for i in range(20):
         p = minirt.popen("run", "-d", "--name", f"c{i}", "--", "sleep", "30")
         time.sleep(rng.uniform(0, 0.06))
-        # the runtime, its supervisor and any sentinel: everything of this run but the container
+        # the runtime and its supervisor (no sentinel for -d): everything of this run but the container
         for proc in kernel.minirt_processes(set(), root=minirt.root):
             pid = int(proc.split()[0])
             try:

@@ -8,7 +8,8 @@ import pytest
 from minirt import doctor
 from minirt.errors import ConfigError, NoSuchObject
 from minirt.net import subnets
-from minirt.process.supervisor import LogWriter, parse_restart, should_restart
+from minirt.process.logfile import LogWriter
+from minirt.process.supervisor import parse_restart, should_restart
 from minirt.state import Store
 
 
