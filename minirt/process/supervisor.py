@@ -153,6 +153,10 @@ def _supervise(cfg, store, record: dict | None, report_fd: int) -> int:
         if explain_fd >= 0:  # before the report: the caller's stderr reaches EOF when it exits
             explain.to_fd(None)
             os.close(explain_fd)
+    # the log exists before `run -d` returns (`logs` right after it; a state snapshot taken
+    # then is final), although the idle form is what writes to it
+    os.close(os.open(store.container_dir(cfg.id) + "/container.log",
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640))  # fmt: skip
     os.write(report_fd, f"ok {cfg.id}\n".encode())
     os.close(report_fd)
     # From here on nothing of ours may write to the log pipes: only the container holds them.

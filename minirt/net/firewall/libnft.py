@@ -30,10 +30,14 @@ def listing(command: str, json: bool = False, handles: bool = False) -> tuple[in
     """One read-only command with JSON or handle output on for it alone (the context is the
     process's, shared with the code that changes the ruleset)."""
     ctx = context()
-    ctx.set_json_output(json)
-    ctx.set_handle_output(handles)
+    if json:
+        ctx.set_json_output(True)
+    if handles:
+        ctx.set_handle_output(True)
     try:
         return ctx.cmd(command)
     finally:
-        ctx.set_json_output(False)
-        ctx.set_handle_output(False)
+        if json:
+            ctx.set_json_output(False)
+        if handles:
+            ctx.set_handle_output(False)
