@@ -42,6 +42,7 @@ import argparse
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import shutil
@@ -579,6 +580,15 @@ def chart_data(results: dict[str, list[float]]) -> list[tuple[str, float, float,
     return out
 
 
+def log_label(v: float, _pos=None) -> str:
+    """A tick label on a log axis: plain numbers ("30", not "3×10¹"), and only at 1, 2, 3 and 5
+    times a power of ten, so the minor ticks stay readable."""
+    if v <= 0:
+        return ""
+    mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
+    return f"{v:g}" if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 3, 5)) else ""
+
+
 def wrap_title(title: str, width: int = 90) -> str:
     """A chart title broken into lines of at most `width` characters (never cut off)."""
     import textwrap
@@ -594,6 +604,7 @@ def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except Exception as e:  # ImportError, or a broken install
         return f"chart skipped: {type(e).__name__}: {e}"
     data = chart_data(results)
@@ -615,10 +626,13 @@ def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
     for y, d in zip(ys, data):  # the median's value, right of the max whisker
         ax.text(d[3], y, f"  {d[1]:.1f}", va="center", ha="left", fontsize=8)
     ax.set_xlim(lo, max(d[3] for d in data) * 2.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(log_label))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(log_label))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.set_xlabel("median ms, log scale (whiskers: min–max); blue: minirt, grey: baselines and peers")
     # wrapped to the figure's width, and tight_layout then makes room for every line of it
-    ax.set_title(wrap_title(title), fontsize=10)
+    ax.set_title(wrap_title(title, 70), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -504,6 +504,7 @@ def write_chart(m: dict, path: str) -> str:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except Exception as e:
         return f"chart skipped: {type(e).__name__}: {e}"
     xs = m.get("start_ms") or []
@@ -519,6 +520,9 @@ def write_chart(m: dict, path: str) -> str:
     ax.axhline(st["p50"], color="gray", ls="--", lw=1, label=f"p50 {st['p50']:.0f} ms")
     ax.axhline(st["p99"], color="tab:red", ls=":", lw=1, label=f"p99 {st['p99']:.0f} ms")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(bench.log_label))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(bench.log_label))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlabel("containers running (index of the one being started)")
     ax.set_ylabel("start time ms (log)")
     ax.grid(which="both", alpha=0.3)
@@ -538,6 +542,7 @@ def parse_args(argv, environ=os.environ):
     ap.add_argument("--runs", type=int, default=None, help=f"timed runs of each command at N (default {RUNS})")
     ap.add_argument("--out", help="write the report here (default bench/results/scale-N.md; none with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 1 run per command, write nothing by default")
+    ap.add_argument("--replot", metavar="JSON", help="only draw the chart again from a scale-N.json (no root)")
     args = ap.parse_args(argv)
     if args.count is None:
         env = environ.get("BENCH_SCALE")
@@ -556,6 +561,10 @@ def parse_args(argv, environ=os.environ):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.replot:
+        with open(args.replot) as f:
+            print(write_chart(json.load(f), os.path.splitext(args.replot)[0] + ".png"))
+        return 0
     if os.geteuid() != 0:
         bench.fail("must run as root (minirt creates namespaces)")
     for path in (VPY, MINIRT):
