@@ -63,13 +63,17 @@ def _ports(rec: dict) -> str:
 
 
 def _json_line(rec: dict, cid: str, state: str, shown: str, ports: str, cmd: str) -> str:
-    """One container as `docker ps --format json` prints it (Docker's keys; values as text)."""
-    import json
+    """One container as `docker ps --format json` prints it: Docker's keys in its (Go's sorted)
+    order, every value a string, compact. Built with jsonenc's string escaper: `import json`
+    would cost ~10 ms of a ~25 ms start."""
+    from minirt.jsonenc import _str
 
     cfg = rec.get("config", {})
     image = (cfg.get("image") or {}).get("name") or cfg.get("rootfs") or ""
     net = cfg.get("network") or cfg.get("net") or ""
-    return json.dumps({"ID": cid[:12], "Names": rec.get("name", ""), "Image": image, "Command": f'"{cmd}"',
-                       "CreatedAt": rec.get("created", ""), "State": state, "Status": shown, "Ports": ports,
-                       "Networks": net if isinstance(net, str) else ",".join(net),
-                       "Labels": ",".join(f"{k}={v}" for k, v in ((cfg.get("image") or {}).get("labels") or {}).items())})
+    labels = ",".join(f"{k}={v}" for k, v in ((cfg.get("image") or {}).get("labels") or {}).items())
+    fields = {"Command": f'"{cmd}"', "CreatedAt": rec.get("created", ""), "ID": cid[:12], "Image": image,
+              "Labels": labels, "Names": rec.get("name", ""),
+              "Networks": net if isinstance(net, str) else ",".join(net), "Ports": ports, "State": state,
+              "Status": shown}
+    return "{" + ",".join(f"{_str(k)}:{_str(str(v))}" for k, v in fields.items()) + "}"

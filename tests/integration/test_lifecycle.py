@@ -36,6 +36,13 @@ def test_detached_ps_exec_logs_inspect_rm(minirt):
     assert len(cid) == 64
     ps = ok(minirt("ps"))
     assert "web" in ps and cid[:12] in ps and "running" in ps
+    # Docker's `ps --format json`: one object a line, Docker's keys, every value a string
+    [line] = ok(minirt("ps", "--format", "json")).splitlines()
+    row = json.loads(line)
+    assert (row["ID"], row["Names"], row["State"], row["Status"]) == (cid[:12], "web", "running", "running")
+    assert row["Command"].startswith('"sh -c') and set(row) >= {"CreatedAt", "Image", "Ports", "Networks"}
+    r = minirt("ps", "--format", "{{.ID}}")
+    assert r.returncode == 125 and "only 'json'" in r.stderr
     doc = inspect(minirt, cid[:12])
     assert doc["Id"] == cid and doc["State"]["Running"] and doc["Name"] == "web"
     ip = doc["NetworkSettings"]["IPAddress"]

@@ -26,6 +26,7 @@ def test_scale_bench_runs_reports_and_leaves_nothing(tmp_path):
     for cmd in ("minirt ps ", "minirt ps -a --format json ", "minirt inspect s1 ", "minirt stats --no-stream "):
         assert re.search(rf"^\| {re.escape(cmd)}\s*\|\s+\d+\.\d \|", r.stdout, re.M), cmd
     assert "goal: no error: met (none)" in r.stdout
+    assert re.search(r"^- idle, over 1 s after the last start: \d+ minirt processes woke ", r.stdout, re.M)
     assert re.search(r"in the holder at N: conntrack entries \S+, nft set/map elements \d+, veths 3$", r.stdout, re.M)
     assert re.search(r"after rm -f of all: conntrack \S+, nft elements \d+, veths 0, records 0$", r.stdout, re.M)
     data = json.loads((tmp_path / "scale-3.json").read_text())
