@@ -163,6 +163,12 @@ def render(m: dict) -> str:
             out.append("start median per tenth of the run (ms): "
                        + ", ".join(f"{a}–{b}: {v:.1f}" for a, b, v in m["start_by_decile"]))
             out.append("")
+    if m.get("phases"):
+        out.append("where a start's time goes, first tenth against last tenth of the starts (MINIRT_TIMING=1 "
+                   "marks, medians per phase; the 8 that grew most):")
+        out.append("")
+        out.append(t([[name, f"{a:.1f}", f"{b:.1f}", f"{b - a:+.1f}"] for name, a, b in m["phases"][:8]],
+                     ["phase", "first tenth ms", "last tenth ms", "growth ms"], "lrrr"))
     out += ["## reachability", ""]
     for key, what in (("ping", f"the last container pings {len(m.get('ping', {}).get('targets', []))} others"),
                       ("fetch", f"the host GETs / from {len(m.get('fetch', {}).get('targets', []))} published ports")):
@@ -218,6 +224,18 @@ def render(m: dict) -> str:
     if m.get("errors"):
         out += ["", "## errors", ""] + [f"error: {e}" for e in m["errors"]]
     return "\n".join(out) + "\n"
+
+
+def phase_growth(runs: list[dict[str, float]]) -> list[list]:
+    """Per timing phase of `run -d` (bench.phases), its median over the first tenth of the starts
+    and over the last tenth: which step grows with the number of containers. Rows sorted by the
+    growth, largest first. runs: the first tenth's, then as many of the last tenth's."""
+    if len(runs) < 2 or len(runs) % 2:
+        return []
+    k = len(runs) // 2  # phase_runs gives the first tenth, then the last
+    first, last = dict(bench.phase_medians(runs[:k])[0]), dict(bench.phase_medians(runs[-k:])[0])
+    rows = [[name, first[name]["median"], last[name]["median"]] for name in first if name in last]
+    return sorted(rows, key=lambda r: r[1] - r[2])
 
 
 def deciles(samples: list[float]) -> list[tuple[int, int, float]]:
@@ -310,11 +328,11 @@ class Scale:
         self.m: dict = {"count": args.count, "runs": args.runs, "started": 0, "errors": self.errors}
         self.published: list[int] = []
 
-    def sh(self, argv, timeout=START_TIMEOUT_S, check=True):
+    def sh(self, argv, timeout=START_TIMEOUT_S, check=True, env=None):
         """Run argv inside the holder; (ms, CompletedProcess)."""
         t0 = time.perf_counter()
         try:
-            p = subprocess.run(self.inside + argv, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+            p = subprocess.run(self.inside + argv, env=env or self.env, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=timeout)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise bench.RunFailed(f"{' '.join(argv[:6])}: timed out after {timeout} s") from None
@@ -350,6 +368,7 @@ class Scale:
         self.names = [f"s{i}" for i in range(n)]
         self.started: list[str] = []
         samples: list[float] = []
+        timed: list[tuple] = []  # (name, spawn ms, end ms, the caller's MINIRT_TIMING=1 marks), in order
         avail0 = mem_available_mib()
         t0 = time.perf_counter()
         for i, name in enumerate(self.names):
@@ -364,7 +383,9 @@ class Scale:
             argv += (["-p", f"{PORT_BASE + i}:80", "--", "httpd", "-f", "-p", "80", "-h", "/var/www"] if i in pub
                      else ["--", "sleep", "3600"])
             try:
-                ms, _ = self.sh(argv)
+                spawn = bench._now_ms()
+                ms, p = self.sh(argv, env=self.env_timed)
+                timed.append((name, spawn, bench._now_ms(), bench.parse_timing(p.stderr)))
             except bench.RunFailed as e:
                 self.errors.append(f"run -d #{i}: {e}")
                 self.in_flight = name  # it may have left its container
@@ -375,6 +396,7 @@ class Scale:
                 print(f"scale: {i + 1} started, last {ms:.0f} ms, MemAvailable {mem_available_mib():.0f} MiB",
                       file=sys.stderr)
         self.m["start_total_s"] = time.perf_counter() - t0
+        self.m["phases"] = phase_growth(self.phase_runs(timed))
         self.m["started"] = len(self.started)
         self.m["start_ms"] = samples
         if samples:
@@ -383,6 +405,25 @@ class Scale:
             self.m["start_by_decile"] = deciles(samples)
         self.m["memory"] = dict(memory(self.root), available_drop_mib=avail0 - mem_available_mib())
         self.m["idle"] = idle_activity(self.root, IDLE_S if not self.args.quick else 1.0)
+
+    def phase_runs(self, timed: list[tuple]) -> list[dict[str, float]]:
+        """The phases of each start in the first and last tenth (all of them below 20): the
+        caller's marks and the supervisor's, which went to its log pipe, so container.log."""
+        k = len(timed) // 10 if len(timed) >= 20 else len(timed)
+        runs = []
+        for name, spawn, end, marks in timed[:k] + (timed[-k:] if len(timed) >= 20 else []):
+            marks = list(marks)
+            try:
+                cid = open(f"{self.root}/names/{name}").read().strip()
+                with open(f"{self.root}/containers/{cid}/container.log") as f:
+                    for line in f:
+                        text = json.loads(line).get("log", "")
+                        if text.startswith("timing "):
+                            marks += bench.parse_timing(text)
+            except (OSError, ValueError):
+                pass
+            runs.append(bench.phases(marks, spawn, end))
+        return runs
 
     def reachability(self):
         if len(self.started) < 2:
@@ -460,6 +501,7 @@ class Scale:
         config, cg_parent = bench.setup_cgroup_parent(root)
         self.env = dict(os.environ, MINIRT_ROOT=root, MINIRT_CONFIG=config, MINIRT_STORE=os.path.join(root, "store"))
         self.env.pop("MINIRT_TIMING", None)
+        self.env_timed = dict(self.env, MINIRT_TIMING="1")
         self.started, self.in_flight = [], None
         holder = bench.start_holder(root)
         cg_errors: list[str] = []
