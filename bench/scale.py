@@ -169,6 +169,13 @@ def render(m: dict) -> str:
         out.append("")
         out.append(t([[name, f"{a:.1f}", f"{b:.1f}", f"{b - a:+.1f}"] for name, a, b in m["phases"][:8]],
                      ["phase", "first tenth ms", "last tenth ms", "growth ms"], "lrrr"))
+    b0, b1 = m.get("baseline_before") or {}, m.get("baseline_at_n") or {}
+    if b0 and b1:
+        out.append("processes that do no per-container work (`nsenter` into the holder + the command; median of 10):")
+        out.append("")
+        out.append(t([[k, f"{b0[k]:.1f}" if isinstance(b0[k], float) else b0[k],
+                       f"{b1[k]:.1f}" if isinstance(b1.get(k), float) else b1.get(k, "")] for k in b0],
+                     ["command", "before the first container, ms", f"at {m['started']} containers, ms"], "lrr"))
     out += ["## reachability", ""]
     for key, what in (("ping", f"the last container pings {len(m.get('ping', {}).get('targets', []))} others"),
                       ("fetch", f"the host GETs / from {len(m.get('fetch', {}).get('targets', []))} published ports")):
@@ -207,13 +214,15 @@ def render(m: dict) -> str:
                    "(/proc/PID/schedstat)")
     k = m.get("kernel", {})
     out.append(f"- in the holder at N: conntrack entries {k.get('conntrack', 'n/a')}, nft set/map elements "
-               f"{k.get('nft_elements', 'n/a')}, veths {k.get('veths', 'n/a')}")
+               f"{k.get('nft_elements', 'n/a')}, veths {k.get('veths', 'n/a')}, mounts {k.get('mounts', 'n/a')}")
     kb = m.get("kernel_before", {})
     out.append(f"- before the first container (the network alone): conntrack {kb.get('conntrack', 'n/a')}, "
-               f"nft elements {kb.get('nft_elements', 'n/a')}, veths {kb.get('veths', 'n/a')}")
+               f"nft elements {kb.get('nft_elements', 'n/a')}, veths {kb.get('veths', 'n/a')}, "
+               f"mounts {kb.get('mounts', 'n/a')}")
     ka = m.get("kernel_after", {})
     out.append(f"- after rm -f of all: conntrack {ka.get('conntrack', 'n/a')}, nft elements "
-               f"{ka.get('nft_elements', 'n/a')}, veths {ka.get('veths', 'n/a')}, records {ka.get('records', 'n/a')}")
+               f"{ka.get('nft_elements', 'n/a')}, veths {ka.get('veths', 'n/a')}, mounts {ka.get('mounts', 'n/a')}, "
+               f"records {ka.get('records', 'n/a')}")
     out += ["", "## rm -f of all", ""]
     if m.get("rm_s") is not None:
         out.append(f"`minirt rm -f` of {m['started']} containers in one call: {m['rm_s']:.1f} s "
@@ -342,6 +351,18 @@ class Scale:
                                   f"{bench.first_error_line(p.stderr, p.returncode)}")
         return ms, p
 
+    def baseline(self) -> dict:
+        """Processes that do no per-container work, timed in the holder (median of 10 each): does
+        the machine itself get slower per process as containers pile up?"""
+        out = {}
+        for key, argv in (("python -S -c pass", [VPY, "-S", "-c", "pass"]), ("/bin/true", ["/bin/true"]),
+                          ("minirt --version", [MINIRT, "--version"])):
+            try:
+                out[key] = bench.percentile([self.sh(argv)[0] for _ in range(10)], 50)
+            except bench.RunFailed as e:
+                out[key] = f"failed: {e}"
+        return out
+
     def kernel(self) -> dict:
         out = {}
         _, p = self.sh(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"], check=False)
@@ -353,6 +374,8 @@ class Scale:
             out["nft_elements"] = "n/a"
         _, p = self.sh(["ip", "-j", "link", "show", "type", "veth"], check=False)
         out["veths"] = len(json.loads(p.stdout or "[]")) if p.returncode == 0 else "n/a"
+        with open(f"/proc/{self.holder_pid}/mountinfo") as f:
+            out["mounts"] = sum(1 for _ in f)
         return out
 
     def record(self, name: str) -> dict:
@@ -507,11 +530,14 @@ class Scale:
         cg_errors: list[str] = []
         try:
             self.inside = ["nsenter", "-t", str(holder.pid), "-n", "-m", "--"]
+            self.holder_pid = holder.pid
             bench.setup_holder(holder.pid, root)
             self.sh([MINIRT, "network", "create", "--subnet", SUBNET, NETWORK])
             self.m["kernel_before"] = self.kernel()
+            self.m["baseline_before"] = self.baseline()
             self.start_all()
             self.m["kernel"] = self.kernel()
+            self.m["baseline_at_n"] = self.baseline()
             self.reachability()
             self.commands()
             self.remove_all()

@@ -27,8 +27,8 @@ def test_scale_bench_runs_reports_and_leaves_nothing(tmp_path):
         assert re.search(rf"^\| {re.escape(cmd)}\s*\|\s+\d+\.\d \|", r.stdout, re.M), cmd
     assert "goal: no error: met (none)" in r.stdout
     assert re.search(r"^- idle, over 1 s after the last start: \d+ minirt processes woke ", r.stdout, re.M)
-    assert re.search(r"in the holder at N: conntrack entries \S+, nft set/map elements \d+, veths 3$", r.stdout, re.M)
-    assert re.search(r"after rm -f of all: conntrack \S+, nft elements \d+, veths 0, records 0$", r.stdout, re.M)
+    assert re.search(r"in the holder at N: conntrack entries \S+, nft set/map elements \d+, veths 3, mounts \d+$", r.stdout, re.M)
+    assert re.search(r"after rm -f of all: conntrack \S+, nft elements \d+, veths 0, mounts \d+, records 0$", r.stdout, re.M)
     data = json.loads((tmp_path / "scale-3.json").read_text())
     assert data["started"] == 3 and len(data["start_ms"]) == 3 and not data["errors"]
     assert data["memory"]["processes"] >= 3  # at least one minirt process per container
