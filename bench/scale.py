@@ -42,7 +42,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (the harness's holder, cgroup parent and formatting helpers)
+import bench  # the harness's holder, cgroup parent and formatting helpers
 
 REPO = bench.REPO
 MINIRT = bench.MINIRT
@@ -189,7 +189,7 @@ def render(m: dict) -> str:
                    + (f"; failed: {', '.join(r['failed'][:10])}" if r["failed"] else ""))
     out += ["", f"## commands at {m['started']} running containers ({m['runs']} runs each after a warm-up)", ""]
     rows = []
-    for name, s in m.get("commands", {}).items():
+    for s in m.get("commands", {}).values():
         cmd = s["argv"]
         if s.get("median") is None:
             rows.append([cmd, "failed", "", "", s.get("error", "")[:80]])
@@ -437,7 +437,8 @@ class Scale:
         for name, spawn, end, marks in timed[:k] + (timed[-k:] if len(timed) >= 20 else []):
             marks = list(marks)
             try:
-                cid = open(f"{self.root}/names/{name}").read().strip()
+                with open(f"{self.root}/names/{name}") as f:
+                    cid = f.read().strip()
                 with open(f"{self.root}/containers/{cid}/container.log") as f:
                     for line in f:
                         text = json.loads(line).get("log", "")
