@@ -598,6 +598,142 @@ class Scale:
         return 1 if self.errors else 0
 
 
+def docker_side(count: int, runs: int) -> dict:
+    """The same steps with Docker 20.10 (Debian's docker.io) in `make compare`'s throwaway
+    namespace (compare.Env: its own holder, data root, socket and cgroup parent; a wan namespace
+    as uplink; stopped and removed after): N `docker run -d` on one user network, 50 with
+    `-p 30000+i:80 -- httpd`, reachability, `ps`, `ps -a --format '{{json .}}'`, `inspect`,
+    `stats --no-stream`, the PSS of Docker's processes, `rm -f` of all in one call."""
+    sys.path.insert(0, REPO)
+    from compare import compare as cmp
+
+    if cmp.daemons_in_this_netns():
+        bench.fail("--docker: a Docker daemon runs in the host's network namespace; stop it first")
+    env = cmp.Env()
+    m: dict = {"count": count, "errors": []}
+    try:
+        env.setup()
+        env.start_dockerd()
+
+        def docker(*args, timeout=START_TIMEOUT_S, check=True):
+            t0 = time.perf_counter()
+            p = env.docker(*args, timeout=timeout)
+            ms = (time.perf_counter() - t0) * 1000
+            if check and p.returncode != 0:
+                raise bench.RunFailed(f"docker {' '.join(args[:4])}: {bench.first_error_line(p.stderr, p.returncode)}")
+            return ms, p
+
+        docker("network", "create", "--subnet", "10.124.0.0/20", NETWORK)
+        published = set(spread_sample(count - 1, SAMPLE)) if count > 1 else set()
+        samples, names = [], []
+        t0 = time.perf_counter()
+        for i in range(count):
+            args = ["run", "-d", "--name", f"s{i}", "--net", NETWORK]
+            args += (["-p", f"{PORT_BASE + i}:80", cmp.IMAGE, "httpd", "-f", "-p", "80", "-h", "/var/www"]
+                     if i in published else [cmp.IMAGE, "sleep", "3600"])
+            try:
+                ms, _ = docker(*args)
+            except (bench.RunFailed, subprocess.TimeoutExpired) as e:
+                m["errors"].append(f"docker run -d #{i}: {e}")
+                break
+            samples.append(ms)
+            names.append(f"s{i}")
+            if (i + 1) % 50 == 0:
+                print(f"scale: docker: {i + 1} started, last {ms:.0f} ms", file=sys.stderr)
+        m["start_total_s"] = time.perf_counter() - t0
+        m["started"] = len(names)
+        m["start_ms"] = samples
+        if samples:
+            m["start"] = {"p50": bench.percentile(samples, 50), "p99": bench.percentile(samples, 99)}
+        # Docker's own processes: dockerd, containerd and one containerd-shim per container
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _netns_of(d) == env.host.netns
+                and _comm(d) in ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2",
+                                 "docker-proxy")]  # fmt: skip
+        pss = shim_pss = shims = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    v = parse_smaps_rollup(f.read()).get("Pss", 0)
+            except OSError:
+                continue
+            pss += v
+            if _comm(str(pid)).startswith("containerd-shim"):
+                shims += 1
+                shim_pss += v
+        m["memory"] = {"processes": len(pids), "pss_kib": pss, "shims": shims, "shim_pss_kib": shim_pss}
+        if len(names) > 1:
+            last, alive = names[-1], names[:-1]
+            targets = [alive[i] for i in spread_sample(len(alive), SAMPLE)]
+            _, p = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", *targets)
+            script = (f"for ip in {' '.join(p.stdout.split())}; do if ping -c 1 -W 2 $ip >/dev/null 2>&1; "
+                      "then echo ok; elif ping -c 1 -W 3 $ip >/dev/null 2>&1; then echo ok; else echo fail; fi; done")
+            _, p = docker("exec", last, "sh", "-c", script, timeout=300, check=False)
+            m["ping"] = f"{p.stdout.split().count('ok')}/{len(targets)}"
+            ports = [PORT_BASE + i for i in sorted(published) if f"s{i}" in names]
+            p = env.host.run(VPY, "-c", FETCH, *map(str, ports), check=False, timeout=60 + 15 * len(ports))
+            m["fetch"] = f"{sum(1 for x in p.stdout.splitlines() if x.startswith('ok '))}/{len(ports)}"
+        cmds = {"ps": ["ps"], "ps -a --format json": ["ps", "-a", "--format", "{{json .}}"],
+                "inspect": ["inspect", names[len(names) // 2]] if names else None,
+                "stats --no-stream": ["stats", "--no-stream"]}
+        m["commands"] = {}
+        for key, args in cmds.items():
+            if not args:
+                continue
+            docker(*args, timeout=300)
+            xs = [docker(*args, timeout=300)[0] for _ in range(runs)]
+            m["commands"][key] = {"argv": "docker " + " ".join(args), "median": bench.percentile(xs, 50),
+                                  "min": min(xs), "max": max(xs)}
+        if names:
+            t0 = time.perf_counter()
+            docker("rm", "-f", *names, timeout=1200)
+            m["rm_s"] = time.perf_counter() - t0
+    except (bench.RunFailed, subprocess.SubprocessError, RuntimeError) as e:
+        m["errors"].append(str(e))
+    finally:
+        for note in env.stop():
+            print(f"scale: docker: {note}", file=sys.stderr)
+    return m
+
+
+def _netns_of(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return ""
+
+
+def _comm(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def render_docker(m: dict) -> str:
+    """The Docker side-by-side section."""
+    out = [f"## Docker 20.10 side by side: {m['count']} containers (make compare's throwaway namespace)", ""]
+    st = m.get("start")
+    if st:
+        out.append(f"- start: {m['started']} in {m['start_total_s']:.1f} s; p50 {st['p50']:.1f} ms, "
+                   f"p99 {st['p99']:.1f} ms ({st['p99'] / st['p50']:.2f}×)")
+    if m.get("ping"):
+        out.append(f"- reachability: ping {m['ping']}, published ports {m['fetch']}")
+    for s in m.get("commands", {}).values():
+        out.append(f"- `{s['argv']}`: median {s['median']:.1f} ms (min {s['min']:.1f}, max {s['max']:.1f})")
+    mem = m.get("memory")
+    if mem and m.get("started"):
+        out.append(f"- Docker's processes in its namespace (dockerd, containerd, shims, proxies): {mem['processes']}, "
+                   f"PSS {mem['pss_kib'] / 1024:.1f} MiB, {mem['pss_kib'] / 1024 / m['started']:.2f} MiB per container; "
+                   f"of which {mem['shims']} containerd shims, {mem['shim_pss_kib'] / 1024 / max(mem['shims'], 1):.2f} "
+                   "MiB PSS each")
+    if m.get("rm_s") is not None:
+        out.append(f"- `docker rm -f` of all in one call: {m['rm_s']:.1f} s")
+    for e in m.get("errors", []):
+        out.append(f"- error: {e}")
+    return "\n".join(out) + "\n"
+
+
 def bench_read_json(path: str) -> dict:
     with open(path) as f:
         return json.load(f)
@@ -649,6 +785,8 @@ def parse_args(argv, environ=os.environ):
     ap.add_argument("--runs", type=int, default=None, help=f"timed runs of each command at N (default {RUNS})")
     ap.add_argument("--out", help="write the report here (default bench/results/scale-N.md; none with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 1 run per command, write nothing by default")
+    ap.add_argument("--docker", action="store_true",
+                    help="only the Docker side-by-side (docker.io in make compare's throwaway namespace)")
     ap.add_argument("--replot", metavar="JSON", help="only draw the chart again from a scale-N.json (no root)")
     args = ap.parse_args(argv)
     if args.count is None:
@@ -677,6 +815,19 @@ def main(argv=None) -> int:
     for path in (VPY, MINIRT):
         if not os.access(path, os.X_OK):
             bench.fail(f"{path} is missing: run `make venv rootfs` first")
+    if args.docker:
+        m = docker_side(args.count, args.runs)
+        text = render_docker(m)
+        sys.stdout.write(text)
+        if args.out:
+            base = os.path.splitext(os.path.abspath(args.out))[0] + "-docker"
+            os.makedirs(os.path.dirname(base), exist_ok=True)
+            with open(base + ".md", "w") as f:
+                f.write(text)
+            with open(base + ".json", "w") as f:
+                json.dump(m, f, indent=1)
+            sys.stdout.write(f"\n(written to {os.path.relpath(base)}.md and .json)\n")
+        return 1 if m["errors"] else 0
     print(bench.compile_bytecode(), file=sys.stderr)
     return Scale(args).run()
 
