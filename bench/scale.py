@@ -28,7 +28,10 @@ The report (Markdown) is printed and, unless --quick without --out, written to
 bench/results/scale-<N>.md with the raw numbers in scale-<N>.json and a chart of the start time
 per container against its index in scale-<N>.png (matplotlib, when installed).
 
-    bench/scale.py [--count N] [--runs R] [--out PATH] [--quick]
+--docker runs the same steps on Docker 20.10 instead (docker_side: `make compare`'s throwaway
+namespace) and writes scale-<N>-docker.md/.json; --replot JSON draws a chart again.
+
+    bench/scale.py [--count N] [--runs R] [--out PATH] [--quick] [--docker] [--replot JSON]
 """
 
 import argparse
