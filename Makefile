@@ -20,6 +20,7 @@ help:
 	@echo "make run    set everything up and open a shell in a container (minirt run --net bridge -- /bin/sh)"
 	@echo "make test   set everything up and run the whole test suite (needs root)"
 	@echo "make bench  start-up latency of minirt against unshare, runc, crun (see bench/; BENCH_RUNS=N, BENCH_ARGS=...)"
+	@echo "make bench BENCH_SCALE=N  N detached containers on one network: start, ps/inspect/stats, rm -f, memory"
 	@echo "make compare  the same scenarios on Docker 20.10 and minirt, side by side (see compare/README.md)"
 	@echo "make oci-check  podman and containerd driving minirt-oci and minirt-cni: what they called, and the result"
 
@@ -134,7 +135,8 @@ bench: deps
 	    || echo "bench: pip install matplotlib failed: the chart will be skipped" >&2; }
 	@case ",$(BENCH_PEERS)," in *,docker,*) $(MAKE) -s docker-io ;; esac
 	@case ",$(BENCH_PEERS)," in *,podman,*) $(MAKE) -s podman ;; esac
-	@$(VPY) bench/bench.py $(BENCH_ARGS)
+	@if [ -n "$(BENCH_SCALE)" ]; then $(VPY) bench/scale.py --count $(BENCH_SCALE) $(BENCH_ARGS); \
+	else $(VPY) bench/bench.py $(BENCH_ARGS); fi
 
 # docker-io: Debian's docker.io, installed without starting its services (policy-rc.d says 101);
 # compare.py (and bench.py with BENCH_PEERS=docker) run dockerd in a throwaway network + mount

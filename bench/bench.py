@@ -42,6 +42,7 @@ import argparse
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import shutil
@@ -579,6 +580,22 @@ def chart_data(results: dict[str, list[float]]) -> list[tuple[str, float, float,
     return out
 
 
+def log_label(v: float, _pos=None) -> str:
+    """A tick label on a log axis: plain numbers ("30", not "3×10¹"), and only at 1, 2, 3 and 5
+    times a power of ten, so the minor ticks stay readable."""
+    if v <= 0:
+        return ""
+    mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
+    return f"{v:g}" if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 3, 5)) else ""
+
+
+def wrap_title(title: str, width: int = 90) -> str:
+    """A chart title broken into lines of at most `width` characters (never cut off)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
 def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
     """A PNG bar chart of the medians (whiskers: min and max) at path. matplotlib is a bench-only
     extra: when it cannot be imported, nothing is written and the reason is returned."""
@@ -587,6 +604,7 @@ def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except Exception as e:  # ImportError, or a broken install
         return f"chart skipped: {type(e).__name__}: {e}"
     data = chart_data(results)
@@ -596,16 +614,25 @@ def write_chart(results: dict[str, list[float]], path: str, title: str) -> str:
     med = [d[1] for d in data]
     err = [[d[1] - d[2] for d in data], [d[3] - d[1] for d in data]]
     colors = ["tab:blue" if d[4] else "tab:gray" for d in data]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(data) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(data) + 1.8))
     ys = range(len(data))
-    ax.barh(ys, med, xerr=err, color=colors, capsize=3, ecolor="black")
+    # a log scale: the cases run from ~3 ms (python -S) to ~500 ms (docker run), and on a linear
+    # axis the fast ones are slivers; bars start at the axis' floor, below the fastest min
+    lo = min(d[2] for d in data if d[2] > 0) / 2 if any(d[2] > 0 for d in data) else 0.1
+    ax.set_xscale("log")
+    ax.barh(ys, [m - lo for m in med], left=lo, xerr=err, color=colors, capsize=3, ecolor="black")
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
     for y, d in zip(ys, data):  # the median's value, right of the max whisker
         ax.text(d[3], y, f"  {d[1]:.1f}", va="center", ha="left", fontsize=8)
-    ax.set_xlim(0, max(d[3] for d in data) * 1.12)
-    ax.set_xlabel("median ms (whiskers: min–max); blue: minirt, grey: baselines and peers")
-    ax.set_title(title, fontsize=10)
+    ax.set_xlim(lo, max(d[3] for d in data) * 2.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(log_label))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(log_label))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.set_xlabel("median ms, log scale (whiskers: min–max); blue: minirt, grey: baselines and peers")
+    # wrapped to the figure's width, and tight_layout then makes room for every line of it
+    ax.set_title(wrap_title(title, 70), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -928,6 +955,45 @@ def stats_bench(env: dict, containers: int, runs: int, warmups: int) -> tuple[li
                                timeout=RUN_TIMEOUT_S + 5 * len(batch))  # fmt: skip
 
 
+
+def start_holder(root: str) -> subprocess.Popen:
+    """A throwaway host namespace (network + mount, private propagation) held by a `sleep`; the
+    caller kills it. Returns once its network namespace differs from ours."""
+    holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "--", "sleep", "3600"],
+                              stdin=subprocess.DEVNULL)
+    own_ns = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + 10
+    while os.readlink(f"/proc/{holder.pid}/ns/net") == own_ns:
+        if time.monotonic() > deadline:
+            holder.kill()
+            holder.wait()
+            fail("the bench's holder namespace never appeared")
+        time.sleep(0.005)
+    return holder
+
+
+def setup_holder(pid: int, root: str, extra: list[list[str]] = ()) -> None:
+    """Make the holder look like a host: loopback up, its own sysfs (minirt writes a bridge port's
+    hairpin flag there) with the real cgroup mounts kept on top (the one tree shared with the
+    real host: every container gets a cgroup, as tests/conftest.py's HostNS does), and a /run of
+    its own (`ip netns add` makes /run/netns, which would otherwise be left in the real host's
+    /run), with the bench's root (under the real /run) carried over it. `extra` commands run
+    first. Every mount is `mount -n` (no /run/mount/utab on the host)."""
+    inside = ["nsenter", "-t", str(pid), "-n", "-m", "--"]
+    hold = os.path.join(root, "cgroup-hold")  # a mount point for a moment (holder's namespace only)
+    os.mkdir(hold)
+    run_hold = tempfile.mkdtemp(prefix="minirt-bench-hold-")  # the same, outside /run
+    for cmd in [*extra, ["ip", "link", "set", "lo", "up"],
+                ["mount", "-n", "--rbind", "/sys/fs/cgroup", hold],
+                ["mount", "-n", "-t", "sysfs", "sysfs", "/sys"],
+                ["mount", "-n", "--move", hold, "/sys/fs/cgroup"],
+                ["mount", "-n", "--bind", root, run_hold],
+                ["mount", "-n", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
+                ["mkdir", "-p", root],
+                ["mount", "-n", "--move", run_hold, root]]:
+        subprocess.run(inside + cmd, check=True)
+    os.rmdir(run_hold)  # a mount point only in the holder's namespace, and no longer one
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -961,36 +1027,12 @@ def main(argv: list[str] | None = None) -> int:
     # The bridge cases get their own throwaway host namespace, so minirt0, the nft table and
     # ip_forward of the real host are never touched (and the tutorial's `ip netns` bind
     # mounts stay in the holder's private mount namespace).
-    holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "--", "sleep", "3600"],
-                              stdin=subprocess.DEVNULL)
+    holder = start_holder(root)
     try:
-        own_ns = os.readlink("/proc/self/ns/net")
-        deadline = time.monotonic() + 10
-        while os.readlink(f"/proc/{holder.pid}/ns/net") == own_ns:
-            if time.monotonic() > deadline:
-                fail("the bench's holder namespace never appeared")
-            time.sleep(0.005)
         inside = ["nsenter", "-t", str(holder.pid), "-n", "-m", "--"]
-        hold = os.path.join(root, "cgroup-hold")  # a mount point for a moment (holder's namespace only)
-        os.mkdir(hold)
-        run_hold = tempfile.mkdtemp(prefix="minirt-bench-hold-")  # the same, outside /run
-        for cmd in (["ip", "link", "add", "tutbr0", "type", "bridge"], ["ip", "addr", "add", "203.0.113.1/24",
-                    "dev", "tutbr0"], ["ip", "link", "set", "tutbr0", "up"], ["ip", "link", "set", "lo", "up"],
-                    # its own sysfs, as a real host has (minirt writes a bridge port's hairpin flag there);
-                    # the cgroup mounts are the one tree shared with the real host (every container gets
-                    # a cgroup), kept on top of it as tests/conftest.py's HostNS does
-                    ["mount", "-n", "--rbind", "/sys/fs/cgroup", hold],
-                    ["mount", "-n", "-t", "sysfs", "sysfs", "/sys"],
-                    ["mount", "-n", "--move", hold, "/sys/fs/cgroup"],
-                    # a /run of its own: the tutorial script's `ip netns add` makes /run/netns,
-                    # which would otherwise be a directory left in the real host's /run; the
-                    # bench's root (under the real /run) is carried over it through run_hold
-                    ["mount", "-n", "--bind", root, run_hold],
-                    ["mount", "-n", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
-                    ["mkdir", "-p", root],
-                    ["mount", "-n", "--move", run_hold, root]):
-            subprocess.run(inside + cmd, check=True)
-        os.rmdir(run_hold)  # a mount point only in the holder's namespace, and no longer one
+        setup_holder(holder.pid, root, [["ip", "link", "add", "tutbr0", "type", "bridge"],
+                                        ["ip", "addr", "add", "203.0.113.1/24", "dev", "tutbr0"],
+                                        ["ip", "link", "set", "tutbr0", "up"]])
         base_env = dict(os.environ)
         base_env.pop("MINIRT_TIMING", None)
         # MINIRT_CONFIG: every container's cgroup under the bench's own parent (setup_cgroup_parent)

@@ -9,8 +9,9 @@ uses; loads() drives json's own C scanner. Unit tests pin equivalence with json.
 from _json import encode_basestring_ascii as _str
 
 
-def dumps(obj: object, indent: str = "\n") -> str:
-    """Like json.dumps(obj, indent=2, sort_keys=True)."""
+def dumps(obj: object, indent: str = "\n", sort_keys: bool = True, step: str = "  ") -> str:
+    """Like json.dumps(obj, indent=len(step), sort_keys=sort_keys): by default indent=2, sorted
+    (the records); `inspect` prints Docker's order with indent=4."""
     if isinstance(obj, str):
         return _str(obj)
     if obj is None:
@@ -23,17 +24,18 @@ def dumps(obj: object, indent: str = "\n") -> str:
         if obj != obj or obj in (float("inf"), float("-inf")):
             raise ValueError(f"cannot encode {obj!r} as JSON")
         return repr(obj) if isinstance(obj, float) else str(int(obj))
-    inner = indent + "  "
+    inner = indent + step
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [f"{_str(str(k))}: {dumps(v, inner)}" for k, v in sorted(obj.items())]
+        pairs = sorted(obj.items()) if sort_keys else obj.items()
+        items = [f"{_str(str(k))}: {dumps(v, inner, sort_keys, step)}" for k, v in pairs]
         return "{" + inner + ("," + inner).join(items) + indent + "}"
     if isinstance(obj, (list, tuple, set, frozenset)):
         if not obj:
             return "[]"
         seq = sorted(obj) if isinstance(obj, (set, frozenset)) else obj
-        return "[" + inner + ("," + inner).join(dumps(v, inner) for v in seq) + indent + "]"
+        return "[" + inner + ("," + inner).join(dumps(v, inner, sort_keys, step) for v in seq) + indent + "]"
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
 

@@ -1,16 +1,23 @@
 """Process liveness by pid + start time (runc libcontainer: a pid alone can be reused)."""
 
+import os
+
 
 def _stat_fields(pid: int) -> list[bytes] | None:
     """/proc/<pid>/stat from field 3 (state) on, or None if the process is gone.
 
     Parsed after the last ')' because comm may contain spaces and parentheses (proc(5)).
     """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+    try:  # os.open/os.read: no buffered file object (ps asks this of every container)
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
         return None
+    try:
+        data = os.read(fd, 4096)  # one read: the kernel builds the whole line for it
+    except ProcessLookupError:  # the process went away between open and read
+        return None
+    finally:
+        os.close(fd)
     return data[data.rindex(b")") + 2 :].split()
 
 

@@ -7,8 +7,7 @@ It is a flag rather than a default or a `--format` value so that `inspect`'s out
 JSON Docker's tools parse, and `--format` stays free for Docker's Go-template meaning.
 """
 
-import json
-
+from minirt import jsonenc
 from minirt.cliparse import FLAG, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import Store
@@ -133,7 +132,8 @@ def main(args: list[str]) -> int:
     for ref in refs:
         rec = store.load(store.resolve(ref))
         out.append(document(rec, liveness.status(rec)))
-    print(json.dumps(out, indent=4))
+    # json.dumps(out, indent=4)'s text, without json's import (~10 ms of inspect's ~30)
+    print(jsonenc.dumps(out, sort_keys=False, step="    "))
     return 0
 
 

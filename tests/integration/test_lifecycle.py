@@ -36,6 +36,13 @@ def test_detached_ps_exec_logs_inspect_rm(minirt):
     assert len(cid) == 64
     ps = ok(minirt("ps"))
     assert "web" in ps and cid[:12] in ps and "running" in ps
+    # Docker's `ps --format json`: one object a line, Docker's keys, every value a string
+    [line] = ok(minirt("ps", "--format", "json")).splitlines()
+    row = json.loads(line)
+    assert (row["ID"], row["Names"], row["State"], row["Status"]) == (cid[:12], "web", "running", "running")
+    assert row["Command"].startswith('"sh -c') and set(row) >= {"CreatedAt", "Image", "Ports", "Networks"}
+    r = minirt("ps", "--format", "{{.ID}}")
+    assert r.returncode == 125 and "only 'json'" in r.stderr
     doc = inspect(minirt, cid[:12])
     assert doc["Id"] == cid and doc["State"]["Running"] and doc["Name"] == "web"
     ip = doc["NetworkSettings"]["IPAddress"]
@@ -133,6 +140,29 @@ def test_references_and_errors(minirt):
     r = minirt("run", "-d", "--", "/no/such")
     assert r.returncode == 127 and r.stderr == 'minirt: exec "/no/such": no such file or directory\n'
     ok(minirt("rm", "done1"))
+
+
+def test_rm_f_of_many_kills_ahead_but_stops_at_a_bad_reference(minirt):
+    """`rm -f` of many kills a few containers ahead of their removal (their owners tear down
+    meanwhile): all are removed, in order, none restarted (restart=always), each name printed;
+    a reference that does not resolve stops it there, and what follows is never touched."""
+    names = [f"many{i}" for i in range(12)]
+    for name in names:
+        ok(minirt("run", "-d", "--name", name, "--restart", "always", "--", "sleep", "60"))
+    ok(minirt("run", "-d", "--name", "after", "--", "sleep", "60"))
+    pid_after = inspect(minirt, "after")["State"]["Pid"]
+    r = minirt("rm", "-f", *names, "nosuch", "after")
+    assert r.returncode == 125 and r.stderr == "minirt: no such container: nosuch\n", r.stderr
+    assert r.stdout.split() == names
+    # the one after the bad reference still runs, with the same init
+    doc = inspect(minirt, "after")
+    assert doc["State"]["Running"] and doc["State"]["Pid"] == pid_after
+    ok(minirt("rm", "-f", "after"))
+    assert minirt.containers() == []
+    # no veth, no container process left in the test's host namespace
+    links = json.loads(subprocess.run([*minirt.host.prefix(), "ip", "-j", "link", "show", "type", "veth"],
+                                      capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert links == []
 
 
 def test_20_parallel_run_d_and_rm_f_leave_the_host_clean(minirt):

@@ -378,3 +378,15 @@ def test_image_goal_line():
         "goal: run IMAGE (the rootfs + 2 layers) ÷ run --rootfs DIR medians ≤ 1.10: met (1.073: 44.0 ms vs 41.0 ms)")
     assert "missed" in bench.image_line([40.0], [50.0])
     assert bench.image_line([], [1.0]) is None
+
+
+def test_log_label_plain_numbers_at_1_2_3_5_only():
+    assert [bench.log_label(v) for v in (1, 2, 3, 4, 5, 7, 30, 40, 500, 600, 0.5, 0)] == \
+        ["1", "2", "3", "", "5", "", "30", "", "500", "", "0.5", ""]
+
+
+def test_wrap_title_keeps_every_word_in_short_lines():
+    title = "minirt start-up vs baselines and peers: 20 runs per case, 2026-12-01T10:55+00:00, 2 CPUs"
+    wrapped = bench.wrap_title(title, 40)
+    assert all(len(line) <= 40 for line in wrapped.splitlines()) and len(wrapped.splitlines()) == 3
+    assert wrapped.replace("\n", " ") == title

@@ -111,3 +111,21 @@ def test_unsupported_type_raises(bad):
 def test_bool_is_not_encoded_as_int():
     assert jsonenc.dumps([True, False, 1, 0]) == ref([True, False, 1, 0])
     assert "true" in jsonenc.dumps({"a": True})
+
+
+@pytest.mark.parametrize("obj", CASES, ids=range(len(CASES)))
+def test_unsorted_indent_4_same_as_json_dumps(obj):
+    """`inspect`'s text: json.dumps(obj, indent=4), keys in the document's order."""
+    assert jsonenc.dumps(obj, sort_keys=False, step="    ") == json.dumps(obj, indent=4)
+
+
+def test_inspect_document_prints_as_json_dumps_indent_4():
+    from minirt.commands import inspect
+
+    rec = next(c for c in CASES if isinstance(c, dict) and "config" in c)
+    rec = dict(rec, network={"address": "10.0.0.2", "prefixlen": 24, "gateway": "10.0.0.1", "mac": "02:42:0a:00:00:02",
+                             "bridge": "minirt0", "host_ifname": "mrab", "network": "minirt"},
+               config=dict(rec["config"], ports=[{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80,
+                                                  "proto": "tcp"}], resources={"memory": 64 << 20, "cpus": 1.5}))
+    docs = [inspect.document(rec, "running"), inspect.document(rec, "exited")]
+    assert jsonenc.dumps(docs, sort_keys=False, step="    ") == json.dumps(docs, indent=4)
