@@ -9,6 +9,7 @@ middle of the first large blob it serves. It logs each request it sees, one JSON
 import http.client
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "minirt-test-token"
@@ -19,6 +20,12 @@ def main() -> None:
     bearer = "--bearer" in sys.argv
     drop_after = int(sys.argv[sys.argv.index("--drop-after") + 1]) if "--drop-after" in sys.argv else 0
     state = {"dropped": False}
+    claim = threading.Lock()  # blobs are fetched concurrently: exactly one of them is dropped
+
+    def first_drop() -> bool:
+        with claim:
+            mine, state["dropped"] = not state["dropped"], True
+            return mine
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -63,8 +70,7 @@ def main() -> None:
             sent = 0
             drop = drop_after and "/blobs/" in self.path and not state["dropped"]
             while chunk := resp.read(16384):
-                if drop and sent + len(chunk) > drop_after:
-                    state["dropped"] = True
+                if drop and sent + len(chunk) > drop_after and first_drop():
                     self.wfile.write(chunk[: drop_after - sent])
                     self.wfile.flush()
                     self._log(kind="dropped", at=drop_after)
