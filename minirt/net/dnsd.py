@@ -79,11 +79,16 @@ MAX_FORWARDS = 64
 
 def _owners(directory: str) -> dict[str, dict]:
     """address -> owner of every complete lease in a leases directory (v4 or v6)."""
+    return dict(_each_owner(directory))
+
+
+def _each_owner(directory: str):
+    """(address, owner) of the complete leases in a leases directory, read one at a time, so a
+    caller that stops at the first one it wants reads one file, not the network's thousand."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
-        return {}
-    out = {}
+        return
     for name in names:
         if name.startswith(".") or name == "last_reserved":
             continue
@@ -93,8 +98,7 @@ def _owners(directory: str) -> dict[str, dict]:
         except (OSError, ValueError, UnicodeDecodeError):
             continue
         if isinstance(owner, dict) and isinstance(owner.get("container"), str):
-            out[name] = owner
-    return out
+            yield name, owner
 
 
 # (record type, leases subdirectory): adding a family is one line here
@@ -324,7 +328,7 @@ class Responder:
     def any_live_lease(self) -> bool:
         netdir = f"{self.root}/networks/{self.network}"
         for _rtype, sub in FAMILIES:
-            for owner in _owners(f"{netdir}/{sub}").values():
+            for _address, owner in _each_owner(f"{netdir}/{sub}"):  # the first live one is enough
                 if procfs.is_alive(owner.get("pid") or 0, owner.get("start_time")):
                     return True
         return False
