@@ -87,14 +87,18 @@ static char self_move_path[4096];
 
 /* The thread calls no malloc/free: a thread that never allocates has no glibc arena or tcache
  * and takes no malloc lock, even at its exit; clone_fork below (no fork handlers) may then fork
- * while it runs without the child inheriting a held malloc lock. Hence a static buffer: the
- * module starts at most one such thread per process (warm_up_attach runs once). */
+ * while it runs without the child inheriting a held malloc lock. Hence a static buffer, and at
+ * most one such thread at a time: a warm-up asked for while one is in flight is a no-op (the
+ * window that one opens serves both). */
+static int self_move_busy;
+
 static void *self_move_thread(void *arg) {
     int fd = open((char *)arg, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (write(fd, "0", 1) < 0) { /* only an optimisation */ }
         close(fd);
     }
+    __atomic_store_n(&self_move_busy, 0, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -104,12 +108,14 @@ static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
     pthread_attr_t attr;
     if (!PyArg_ParseTuple(args, "s", &path))
         return NULL;
-    if (self_move_path[0] != '\0' || strlen(path) >= sizeof self_move_path)
-        Py_RETURN_NONE; /* once per process; an over-long path only loses the optimisation */
+    if (__atomic_load_n(&self_move_busy, __ATOMIC_ACQUIRE) || strlen(path) >= sizeof self_move_path)
+        Py_RETURN_NONE; /* one in flight; an over-long path only loses the optimisation */
     strcpy(self_move_path, path);
+    __atomic_store_n(&self_move_busy, 1, __ATOMIC_RELEASE);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_create(&thread, &attr, self_move_thread, self_move_path);
+    if (pthread_create(&thread, &attr, self_move_thread, self_move_path) != 0)
+        __atomic_store_n(&self_move_busy, 0, __ATOMIC_RELEASE);
     pthread_attr_destroy(&attr);
     Py_RETURN_NONE;
 }

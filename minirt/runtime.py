@@ -152,6 +152,9 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             # before anything is set up: a taken port is refused with nothing to undo
             from minirt.net import ports
 
+            # -p's setup (the ports, the nft helper's fork) delays the init's cgroup move past
+            # the window run's first warm-up opened: open another one now (cgroups/__init__.py)
+            cgroups.warm_up_attach()
             held = c.ports_held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
             release = ("# release the reserved host ports", lambda: [s.close() for s in held])
             rb.add(*release)
