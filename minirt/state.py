@@ -101,6 +101,15 @@ class Store:
     def load(self, cid: str) -> dict:
         return read_json(f"{self.container_dir(cid)}/state.json")
 
+    def records(self):
+        """(id, record) of every container whose record can be read now; one being created or
+        removed at this moment is skipped (gc judges such directories)."""
+        for cid in self.ids():
+            try:
+                yield cid, self.load(cid)
+            except (OSError, ValueError):
+                continue
+
     def resolve(self, ref: str) -> str:
         """A full id, a unique id prefix (12 hex is Docker's short id) or a name -> the full id."""
         from minirt.errors import NoSuchObject

@@ -23,11 +23,7 @@ def main(args: list[str]) -> int:
         raise ConfigError(f"ps --format {fmt!r}: only 'json' is supported (Docker's Go templates are not)")
     store = Store()
     rows = []
-    for cid in store.ids():
-        try:
-            rec = store.load(cid)
-        except (OSError, ValueError):
-            continue
+    for cid, rec in store.records():
         st = liveness.status(rec)
         if st != "running" and not opts["all"]:
             continue

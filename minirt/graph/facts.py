@@ -130,11 +130,7 @@ def read_containers(root: str) -> list[dict]:
 
     store = Store(root)
     out = []
-    for cid in store.ids():
-        try:
-            rec = store.load(cid)
-        except (FileNotFoundError, ValueError):
-            continue  # being created or removed right now; gc judges such directories
+    for _cid, rec in store.records():
         status = liveness.status(rec)
         out.append({"record": rec, "status": status, "netns": read_netns(rec["pid"]) if status == "running" else None})
     return out

@@ -133,9 +133,3 @@ def parse(text: str) -> Reference:
     if tag is None and digest is None:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest)
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """An index key back to (REPOSITORY, TAG) as `minirt images` shows them."""
-    ref = parse(key)
-    return ref.familiar_name(), ref.tag or "<none>"

@@ -342,30 +342,16 @@ def containers_using(image_id: str) -> list[dict]:
     """The container records (any state) whose config names this image."""
     from minirt.state import Store
 
-    store = Store()
-    out = []
-    for cid in store.ids():
-        try:
-            rec = store.load(cid)
-        except (FileNotFoundError, ValueError):
-            continue
-        img = (rec.get("config") or {}).get("image") or {}
-        if img.get("id") == image_id:
-            out.append(rec)
-    return out
+    return [rec for _cid, rec in Store().records()
+            if ((rec.get("config") or {}).get("image") or {}).get("id") == image_id]
 
 
 def layers_in_use() -> set[str]:
     """DiffIDs of every container record's image: kept by gc even after `rmi -f`."""
     from minirt.state import Store
 
-    store = Store()
     used: set[str] = set()
-    for cid in store.ids():
-        try:
-            rec = store.load(cid)
-        except (FileNotFoundError, ValueError):
-            continue
+    for _cid, rec in Store().records():
         used.update(((rec.get("config") or {}).get("image") or {}).get("layers") or [])
     return used
 
