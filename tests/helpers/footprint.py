@@ -15,22 +15,23 @@ def minirt_pids(root: str) -> list[int]:
     return sorted(int(p.split()[0]) for p in kernel.minirt_processes(set(), root=root))
 
 
+def _kib(path: str, key: str) -> int:
+    """The kB value of line `key` in a /proc file, 0 if it has none."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
+
+
 def pss_kib(pid: int) -> int:
     """Proportional set size: each page's size divided by the number of processes mapping it,
     so the sum over processes is the memory they really cost together (smaps_rollup, 4.14+)."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    return 0
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return _kib(f"/proc/{pid}/status", "VmRSS:")
 
 
 def switches(pid: int) -> int:

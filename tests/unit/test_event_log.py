@@ -1,6 +1,7 @@
 """The event log: Docker's event shape, appends under flock from many processes, rotation, the
 reader that follows across it, --since/--until parsing, --filter rules and the text line."""
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -14,17 +15,26 @@ from minirt.errors import ConfigError
 CID = "3f2a9c1e0d4f" + "0" * 52
 
 
+@contextlib.contextmanager
+def timezone(tz: str):
+    """The process's local time zone is `tz` inside the block (TZ + tzset), as before after."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = tz
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
 @pytest.fixture
 def utc():
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with timezone("UTC"):
+        yield
 
 
 def lines_of(root) -> list[dict]:
@@ -198,17 +208,8 @@ def test_parse_time_takes_dockers_forms(utc, value, ns):
 
 
 def test_parse_time_local_zone():
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "EST+5"
-    time.tzset()
-    try:
+    with timezone("EST+5"):
         assert eventlog.parse_time("2023-11-14T17:13:20", NOW) == 1_700_000_000_000_000_000
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
 
 
 @pytest.mark.parametrize("value", ["yesterday", "10x", "2023-13-01", "2023-11-14T25:00", "1.2.3", "", "m"])
@@ -270,17 +271,8 @@ def test_text_line_is_the_docker_clis(utc):
 
 
 def test_text_line_has_the_local_offset():
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "CET-1"
-    time.tzset()
-    try:
+    with timezone("CET-1"):
         assert eventlog.format_time(1_700_000_000_000_000_000) == "2023-11-14T23:13:20.000000000+01:00"
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
 
 
 def test_stream_with_since_and_until_prints_the_window_and_returns(tmp_path, utc):
