@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static PyObject *sys_mount(PyObject *self, PyObject *args) {
@@ -79,27 +80,44 @@ static PyObject *sys_statfs_type(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong((unsigned long)st.f_type);
 }
 
-/* A detached thread that writes "0" to a cgroup.procs file (the writer moves itself into the
- * cgroup it is already in) and exits, so the kernel's grace-period wait in that write overlaps
- * whatever the interpreter does meanwhile: see minirt/cgroups/__init__.py warm_up_attach. A
- * Python thread would need the GIL between its steps, which the importing main thread holds. */
+/* A detached thread that keeps writing "0" to a cgroup.procs file (the writer moves itself
+ * into the cgroup it is already in) every 2 ms until told to stop, so the kernel's grace-period
+ * wait in such a write is paid once, in this thread, while the interpreter goes on, and stays
+ * paid until the container's init has been moved: see minirt/cgroups/__init__.py
+ * warm_up_attach. A Python thread would need the GIL between its steps, which the importing
+ * main thread holds. */
 static char self_move_path[4096];
 
 /* The thread calls no malloc/free: a thread that never allocates has no glibc arena or tcache
  * and takes no malloc lock, even at its exit; clone_fork below (no fork handlers) may then fork
  * while it runs without the child inheriting a held malloc lock. Hence a static buffer, and at
  * most one such thread at a time: a warm-up asked for while one is in flight is a no-op (the
- * window that one opens serves both). */
-static int self_move_busy;
+ * window that one holds open serves both). */
+static int self_move_busy, self_move_stop;
 
+/* rcu_sync (kernel/rcu/sync.c) lets a writer skip the grace period while the previous writer's
+ * exit is less than one grace period ago (GP_EXIT/GP_REPLAY): 2 ms is well inside the 5-35 ms
+ * grace periods measured here. 100 rounds (~0.2 s plus the first wait) bound the thread when
+ * nobody stops it (an error path): it only ever rewrites where this process already is. */
 static void *self_move_thread(void *arg) {
+    const struct timespec gap = {0, 2 * 1000 * 1000};
     int fd = open((char *)arg, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
-        if (write(fd, "0", 1) < 0) { /* only an optimisation */ }
+        for (int i = 0; i < 100 && !__atomic_load_n(&self_move_stop, __ATOMIC_ACQUIRE); i++) {
+            if (write(fd, "0", 1) < 0)
+                break; /* only an optimisation */
+            nanosleep(&gap, NULL);
+        }
         close(fd);
     }
     __atomic_store_n(&self_move_busy, 0, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* The container's init has been moved: let the warm-up thread end at its next round. */
+static PyObject *sys_self_move_stop(PyObject *self, PyObject *unused) {
+    __atomic_store_n(&self_move_stop, 1, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
 }
 
 static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
@@ -111,6 +129,7 @@ static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
     if (__atomic_load_n(&self_move_busy, __ATOMIC_ACQUIRE) || strlen(path) >= sizeof self_move_path)
         Py_RETURN_NONE; /* one in flight; an over-long path only loses the optimisation */
     strcpy(self_move_path, path);
+    __atomic_store_n(&self_move_stop, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&self_move_busy, 1, __ATOMIC_RELEASE);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -363,6 +382,7 @@ static PyMethodDef methods[] = {
     {"mount", sys_mount, METH_VARARGS, "mount(source, target, fstype=None, flags=0, data=None)"},
     {"umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)"},
     {"self_move_async", sys_self_move_async, METH_VARARGS, "self_move_async(cgroup_procs_path)"},
+    {"self_move_stop", sys_self_move_stop, METH_NOARGS, "self_move_stop()"},
     {"statfs_type", sys_statfs_type, METH_VARARGS, "statfs_type(path): statfs(2) f_type"},
     {"clone_fork", sys_clone_fork, METH_VARARGS, "clone_fork(flags) -> (pid, pidfd); (0, -1) in the child"},
     {"open_tree", sys_open_tree, METH_VARARGS, "open_tree(path, flags) -> fd"},

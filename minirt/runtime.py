@@ -152,24 +152,11 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             # before anything is set up: a taken port is refused with nothing to undo
             from minirt.net import ports
 
-            # -p's setup (the ports, the nft helper's fork) delays the init's cgroup move past
-            # the window run's first warm-up opened: open another one now (cgroups/__init__.py)
-            cgroups.warm_up_attach()
             held = c.ports_held = ports.reserve(cfg.ports, ipv6=_dual_stack(cfg, store.root))
             release = ("# release the reserved host ports", lambda: [s.close() for s in held])
             rb.add(*release)
             c.undo.append(release)
             c.record["config"] = cfg.to_dict()  # ephemeral host ports are now known
-            if cfg.net == "bridge":
-                # the nftables bindings' import (~20 ms) runs in a helper on the other core
-                # while the container and its network are built (net/firewall/nfthelper.py)
-                from minirt.net.firewall import get_backend
-
-                c.firewall = get_backend("nftables")
-                c.firewall.start_helper()
-                stop = ("# stop the nft helper", c.firewall.stop_helper)
-                rb.add(*stop)
-                c.undo.append(stop)
         if c.restarting:
             cdir = store.container_dir(cfg.id)
         else:
@@ -211,6 +198,8 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             c.child.channel.expect(NS_READY)
             timing.mark("ns-ready")
             faults.point("after-spawn")
+            if cfg.ports and cfg.net == "bridge":
+                _start_nft_helper(c, rb)
             if cfg.net == "bridge":
                 from minirt.net import bridge
 
@@ -220,6 +209,21 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
             c.undo = c.undo + undo.release()
         rb.release()
     return c
+
+
+def _start_nft_helper(c: Container, rb: Rollback) -> None:
+    """The nftables bindings' import (~10 ms of CPU) runs in a helper while the network is
+    built, and the helper publishes the ports (net/firewall/nfthelper.py). Forked once the
+    init has done its own imports (NS_READY): earlier, the three of them (this process, the
+    init, the helper) shared the 2 cores and each went slower. Stopped last, after the plan's
+    unpublish (c.undo runs newest first)."""
+    from minirt.net.firewall import get_backend
+
+    c.firewall = get_backend("nftables")
+    c.firewall.start_helper()
+    stop = ("# stop the nft helper", c.firewall.stop_helper)
+    rb.add(*stop)
+    c.undo.append(stop)
 
 
 def _join_cgroup(c: Container) -> None:
@@ -240,6 +244,7 @@ def _join_cgroup(c: Container) -> None:
     cg.apply_devices(devices.rules(c.cfg.privileged, c.cfg.devices))
     timing.mark("cgroup-made")
     cg.place(c.child.pid)
+    cgroups.warm_up_done()
     if c.cfg.oom_score_adj is not None:
         from minirt.cgroups import fsutil
 

@@ -13,6 +13,11 @@
       networks/                     bridge networks (net/network.py, net/ipam.py)
 
 Readers see the old file or the new one, never half of one (runc saveState: temp + rename).
+Records are not fsynced, as runc's state.json and our IPAM's leases are not: they live on /run,
+which a reboot empties (or, where /run is a disk as on these VMs, leaves to `gc`), and the
+rename alone keeps them whole for every reader and across a kill -9. That saves ~0.7 ms per
+record write (two fsyncs) on the start-up path. The image store (/var/lib/minirt, kept
+across reboots) asks for durable writes.
 
 A dry run (explain.dry, `--dry-run`) writes and removes nothing here: atomic_write_json, rmtree
 and every Store change return at once (a name is still checked for a conflict).
@@ -31,7 +36,9 @@ def root_dir() -> str:
     return os.environ.get("MINIRT_ROOT") or DEFAULT_ROOT
 
 
-def atomic_write_json(path: str, obj: object) -> None:
+def atomic_write_json(path: str, obj: object, durable: bool = False) -> None:
+    """Write obj to path through a temp file and a rename; durable: fsync the file and the
+    directory too (state that must survive a power loss)."""
     if explain.dry:
         return
     data = (jsonenc.dumps(obj) + "\n").encode()  # before the temp file exists: nothing to clean on error
@@ -39,7 +46,8 @@ def atomic_write_json(path: str, obj: object) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         os.replace(tmp, path)
@@ -51,6 +59,8 @@ def atomic_write_json(path: str, obj: object) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not durable:
+        return
     dfd = os.open(os.path.dirname(path), os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -31,18 +31,20 @@ def for_container(cid: str, parent: str, cg_mode: str | None = None, root: str =
 
 
 def warm_up_attach() -> None:
-    """Start a no-op move of this process into the cgroup it is already in, in a thread, so
-    that moving the container's init a few milliseconds later is fast.
+    """Start no-op moves of this process into the cgroup it is already in, in a thread, every
+    2 ms until warm_up_done(), so that moving the container's init (or an exec'd process) into
+    its cgroup does not wait.
 
     Every write to cgroup.procs takes the global cgroup_threadgroup_rwsem for writing
     (kernel/cgroup/cgroup.c, cgroup_attach_lock), whose percpu_down_write() waits for an RCU
-    grace period unless one passed moments ago (rcu_sync): 5-35 ms on these VMs, for the first
-    move only (measured: the first of nine hierarchies' writes pays it, the others ~0.1 ms).
-    Started at the top of `run` and `exec`, the wait overlaps our own imports and config
-    parsing, and the real move lands inside the window where the kernel skips it. The thread is
-    C (minirt._syscalls): a Python one would wait for the GIL the importing main thread holds.
-    The kernel's `favordynmods` mount option removes the wait altogether; it is the host's
-    choice, not ours. Nothing changes on the host: the process stays where it is."""
+    grace period unless the previous writer left less than one grace period ago (rcu_sync):
+    5-35 ms on these VMs. The thread pays that wait once, while our own imports and config
+    parsing go on, and its repeated writes keep the window open however long `run -p`'s setup
+    takes before the real move (a single write opened a window that -p's port and helper setup
+    outlasted: 7-14 ms of wait at the move). The thread is C (minirt._syscalls): a Python one
+    would wait for the GIL the importing main thread holds. The kernel's `favordynmods` mount
+    option removes the wait altogether; it is the host's choice, not ours. Nothing changes on
+    the host: the process stays where it is."""
     from minirt._syscalls import self_move_async
 
     try:
@@ -55,3 +57,10 @@ def warm_up_attach() -> None:
         if os.path.exists(f"{path}/cgroup.procs"):
             self_move_async(f"{path}/cgroup.procs")  # "0" in it: the writer itself (cgroup-v2.rst)
             return
+
+
+def warm_up_done() -> None:
+    """The move warm_up_attach() prepared has been made: the thread ends at its next round."""
+    from minirt._syscalls import self_move_stop
+
+    self_move_stop()

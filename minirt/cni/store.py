@@ -76,7 +76,7 @@ def claim(net_dir: str, record: dict) -> bool:
 
 
 def update(net_dir: str, record: dict) -> None:
-    atomic_write_json(_path(net_dir, record["containerID"], record["ifname"]), record)
+    atomic_write_json(_path(net_dir, record["containerID"], record["ifname"]), record, durable=True)
 
 
 def load(net_dir: str, container_id: str, ifname: str) -> dict | None:

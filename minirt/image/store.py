@@ -227,11 +227,11 @@ class ImageStore:
             if old is None or digests != (old.get("repo_digests") or []):
                 if digests:
                     record["repo_digests"] = digests  # name@manifest digest (Docker's RepoDigests)
-                atomic_write_json(path, dict(old or record, repo_digests=digests) if old else record)
+                atomic_write_json(path, dict(old or record, repo_digests=digests) if old else record, durable=True)
             if keys:
                 repos = self._repos()
                 repos.update((k, image_id) for k in keys)
-                atomic_write_json(f"{self.root}/repositories.json", repos)
+                atomic_write_json(f"{self.root}/repositories.json", repos, durable=True)
         return image_id
 
     def tags_of(self, image_id: str, repos: dict | None = None) -> list[str]:
@@ -280,7 +280,7 @@ class ImageStore:
         with self.index_lock():
             repos = self._repos()
             repos.pop(key, None)
-            atomic_write_json(f"{self.root}/repositories.json", repos)
+            atomic_write_json(f"{self.root}/repositories.json", repos, durable=True)
 
     def delete_image(self, image_id: str) -> None:
         """The record and its names; layers and the config blob stay until `gc`."""
@@ -288,7 +288,7 @@ class ImageStore:
             repos = self._repos()
             left = {k: v for k, v in repos.items() if v != image_id}
             if left != repos:
-                atomic_write_json(f"{self.root}/repositories.json", left)
+                atomic_write_json(f"{self.root}/repositories.json", left, durable=True)
             try:
                 os.unlink(f"{self.root}/images/{hex_of(image_id)}.json")
             except FileNotFoundError:

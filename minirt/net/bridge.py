@@ -74,6 +74,8 @@ def attach(c, rb, root: str) -> dict:
         dnsd.ensure(root, net)
         timing.mark("dns")
 
+    done_publishing = _begin_publishing(c, net, address, address6) if cfg.ports else None
+
     if explain.dry:  # no container yet: nothing to open, every line printed (netlink.py)
         netns_fd = -1
     else:
@@ -102,14 +104,7 @@ def attach(c, rb, root: str) -> dict:
         ctr_tx.close()
     timing.mark("container-side")
     if cfg.ports:
-        from minirt import teardown
-        from minirt.net.firewall import get_backend
-        from minirt.net.firewall import ports as fwports
-
-        fw = c.firewall if c.firewall is not None and c.firewall.name == net.firewall else get_backend(net.firewall)
-        elements = fwports.elements(cfg.ports, address, address6)
-        c.add_step(teardown.ports_step(net.name, fw.name, elements))  # written down, then made
-        fw.publish(elements)
+        done_publishing()  # before the container starts: its ports work from its first instruction
         set_hairpin(ifname)
         faults.point("after-publish")
     try:
@@ -132,6 +127,21 @@ def attach(c, rb, root: str) -> dict:
         else dns.container_resolv_conf(host_resolv, cfg.dns or []),
         "ports": [m.to_dict() for m in cfg.ports or []],
     }
+
+
+def _begin_publishing(c, net, address: str, address6: str | None):
+    """Add the published ports' map elements as soon as the address is leased: the transaction
+    runs in the nft helper (on the other core) while the veth is built, and the function
+    returned waits for it. A DNAT to an address with no veth yet goes nowhere, as a port that
+    nothing listens on; the container is not released before it is done."""
+    from minirt import teardown
+    from minirt.net.firewall import get_backend
+    from minirt.net.firewall import ports as fwports
+
+    fw = c.firewall if c.firewall is not None and c.firewall.name == net.firewall else get_backend(net.firewall)
+    elements = fwports.elements(c.cfg.ports, address, address6)
+    c.add_step(teardown.ports_step(net.name, fw.name, elements))  # written down, then made
+    return fw.begin_publish(elements)
 
 
 def set_hairpin(ifname: str) -> None:

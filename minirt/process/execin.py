@@ -82,6 +82,9 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(slave)
     report = os.read(errr, 4096)
     os.close(errr)
+    from minirt import cgroups
+
+    cgroups.warm_up_done()  # the child has joined the cgroup (exec.main warmed that move up)
     if report:
         os.waitpid(child, 0)
         code, _, message = report.decode(errors="replace").partition(" ")

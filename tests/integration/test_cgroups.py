@@ -8,6 +8,7 @@ cgroup parent (conftest Runner.cgroup_parent), which the fixture checks empty af
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -225,3 +226,30 @@ def test_v2_limits_and_oom_on_a_unified_host(minirt):
     r = minirt("run", "--name", "hog", "--memory", "32m", "--", *HOG, timeout=120)
     assert r.returncode == 137 and inspect(minirt, "hog")["State"]["OOMKilled"] is True
     ok(minirt("rm", "hog"))
+
+
+WARM_UP = r"""
+import json, os, time
+from minirt import cgroups  # the installed package: _syscalls is compiled there
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+before = open("/proc/self/cgroup").read()
+cgroups.warm_up_attach()
+time.sleep(0.06)  # past the first write's grace period: a single write would be over by now
+out = {"running": threads()}
+cgroups.warm_up_done()
+time.sleep(0.02)
+out["stopped"] = threads()
+out["same_cgroups"] = open("/proc/self/cgroup").read() == before
+print(json.dumps(out))
+"""
+
+
+def test_cgroup_warm_up_thread_repeats_until_done_and_moves_nothing(host_ns):
+    """The warm-up (cgroups/__init__.py) keeps rewriting this process's own cgroup.procs until
+    the real move is made: still running 60 ms on, gone after warm_up_done(), and the process
+    is where it was in every hierarchy."""
+    out = json.loads(host_ns.run(sys.executable, "-c", WARM_UP).stdout)
+    assert out == {"running": 2, "stopped": 1, "same_cgroups": True}

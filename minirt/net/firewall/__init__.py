@@ -14,6 +14,9 @@ no typing.Protocol, to keep the import free:
     publish(elements) -> None                   add published-port elements, (map, key, value)
                                                 triples from firewall/ports.elements(); one
                                                 transaction; idempotent
+    begin_publish(elements) -> done()           publish() in two halves: started now, done()
+                                                waits for it (raises as publish() does); `run
+                                                -p` builds the veth in between
     unpublish(elements) -> None                 delete the elements that still map to our
                                                 values (value-checked: another container's are
                                                 left alone); idempotent

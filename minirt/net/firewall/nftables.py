@@ -99,6 +99,13 @@ class NftablesBackend:
 
         ports.publish(elements, self.helper)
 
+    def begin_publish(self, elements):
+        """publish() in two halves: started now (in the helper when there is one), and the
+        function returned waits for it (FirewallError when refused)."""
+        from minirt.net.firewall import ports
+
+        return ports.begin_publish(elements, self.helper)
+
     def unpublish(self, elements) -> None:
         """Delete the elements that still map to our values (value-checked); idempotent."""
         from minirt.net.firewall import ports

@@ -14,7 +14,9 @@ for --explain (firewall/ports.py); the helper only runs it through libnftables a
 rc and the error text. One script per request, so each change is still one nft transaction.
 
 Protocol (two pipes, both close-on-exec): request = u32 length + script (UTF-8); reply = i32 rc
-+ u32 length + libnftables' error text. EOF on the request pipe (the parent closed it, or
++ u32 length + libnftables' error text; replies come in the order of the requests. A caller
+may send a request and read its reply later (send/receive: `run -p` publishes while it builds
+the veth). EOF on the request pipe (the parent closed it, or
 died) ends the helper. If the helper is gone (killed, failed to import), the parent runs the
 script itself: the helper is only ever a head start.
 
@@ -32,18 +34,44 @@ _REP = struct.Struct("=iI")
 
 
 class NftHelper:
-    __slots__ = ("owner", "w", "r")
+    __slots__ = ("owner", "w", "r", "middle", "pending")
 
-    def __init__(self, _pid: int, w: int, r: int):
-        self.owner, self.w, self.r = os.getpid(), w, r
+    def __init__(self, middle: int, w: int, r: int):
+        self.owner, self.w, self.r, self.middle = os.getpid(), w, r, middle
+        self.pending = 0  # requests sent whose reply is not read yet (send() without receive())
 
-    def cmd(self, script: str) -> tuple[int, str, str] | None:
-        """Run script in the helper: (rc, "", error text), or None when the helper cannot."""
+    def _reap_middle(self) -> None:
+        """Reap the intermediate child of start()'s double fork. Not at start(): waiting for
+        it there cost ~1.7 ms of `run -p`'s critical path; by the first request it is long gone."""
+        if self.middle:
+            try:
+                os.waitpid(self.middle, 0)
+            except ChildProcessError:
+                pass
+            self.middle = 0
+
+    def send(self, script: str) -> bool:
+        """Hand script to the helper and return at once (its reply is read by receive()), so the
+        transaction runs on the other core while the caller goes on; False when it cannot."""
         if self.owner != os.getpid() or self.w < 0:
-            return None
+            return False
+        self._reap_middle()
         data = script.encode()
         try:
             os.write(self.w, _REQ.pack(len(data)) + data)
+        except OSError:
+            self.close()
+            return False
+        self.pending += 1
+        return True
+
+    def receive(self) -> tuple[int, str, str] | None:
+        """The reply to the oldest request sent: (rc, "", error text), or None when the helper
+        is gone (then whether the script ran is unknown: callers run it again themselves, and
+        our scripts are idempotent)."""
+        if self.owner != os.getpid() or self.w < 0 or not self.pending:
+            return None
+        try:
             head = _read(self.r, _REP.size)
             if head is None:
                 raise OSError("helper gone")
@@ -54,7 +82,17 @@ class NftHelper:
         except OSError:
             self.close()
             return None
+        self.pending -= 1
         return rc, "", err.decode(errors="replace")
+
+    def cmd(self, script: str) -> tuple[int, str, str] | None:
+        """Run script in the helper: (rc, "", error text), or None when the helper cannot."""
+        while self.pending:  # a reply nobody waited for (a publish its rollback overtook)
+            if self.receive() is None:
+                return None
+        if not self.send(script):
+            return None
+        return self.receive()
 
     def close(self) -> None:
         """End the helper: it exits on EOF by itself (idempotent; only in the process that
@@ -62,9 +100,11 @@ class NftHelper:
         and it is not our child (start() double-forks), so it leaves no zombie either."""
         if self.owner != os.getpid() or self.w < 0:
             return
+        self._reap_middle()
         os.close(self.w)
         os.close(self.r)
         self.w = self.r = -1
+        self.pending = 0
 
 
 def start() -> NftHelper:
@@ -92,7 +132,6 @@ def start() -> NftHelper:
             os._exit(code)
     os.close(req_r)
     os.close(rep_w)
-    os.waitpid(pid, 0)  # the intermediate child, gone at once
     return NftHelper(pid, req_w, rep_r)
 
 

@@ -27,6 +27,9 @@ class NoFirewall:
     def publish(self, elements) -> None:
         pass
 
+    def begin_publish(self, elements):
+        return lambda: None
+
     def unpublish(self, elements) -> None:
         pass
 

@@ -118,15 +118,39 @@ def unpublish_script(elems) -> str:
 def apply(script: str, step: str, helper=None) -> None:
     """One nft transaction: through `helper` (a process with the bindings imported,
     nfthelper.py) when it can, else through this process's own context."""
-    from minirt.errors import FirewallError
+    begin(script, step, helper)()
 
+
+def begin(script: str, step: str, helper=None):
+    """apply() in two halves: the transaction is handed to the helper now, and the function
+    returned waits for its result (FirewallError when refused). Without a helper the
+    transaction is made here, before begin() returns. Printed for --explain now."""
     for line in script.splitlines():
         explain.cmd(f"nft '{line}'" if "{" in line or "@" in line else f"nft {line}")
-    result = helper.cmd(script) if helper is not None else None
-    if result is None:
-        from minirt.net.firewall.libnft import context
+    if helper is not None and helper.send(script):
 
-        result = context().cmd(script)
+        def done() -> None:
+            result = helper.receive()
+            _check(result if result is not None else _own_context(script), step, script)
+
+        return done
+    _check(_own_context(script), step, script)
+    return _nothing
+
+
+def _nothing() -> None:
+    pass
+
+
+def _own_context(script: str) -> tuple[int, str, str]:
+    from minirt.net.firewall.libnft import context
+
+    return context().cmd(script)
+
+
+def _check(result: tuple[int, str, str], step: str, script: str) -> None:
+    from minirt.errors import FirewallError
+
     rc, _out, err = result
     if rc != 0:
         first = next((x.strip() for x in err.splitlines() if "Error" in x), err.strip())
@@ -134,8 +158,12 @@ def apply(script: str, step: str, helper=None) -> None:
 
 
 def publish(elems, helper=None) -> None:
-    if elems:
-        apply(publish_script(elems), "publish ports", helper)
+    begin_publish(elems, helper)()
+
+
+def begin_publish(elems, helper=None):
+    """publish() in two halves (begin()): returns the function that waits for the result."""
+    return begin(publish_script(elems), "publish ports", helper) if elems else _nothing
 
 
 def unpublish(elems, helper=None) -> None:
