@@ -131,11 +131,18 @@ static PyObject *sys_self_move_async(PyObject *self, PyObject *args) {
     strcpy(self_move_path, path);
     __atomic_store_n(&self_move_stop, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&self_move_busy, 1, __ATOMIC_RELEASE);
+    /* The thread starts with every signal blocked (it inherits this thread's mask): a signal
+     * sent to the process must reach the main thread, which may be waiting for it in
+     * sigtimedwait (process/signals.py: SIGCHLD of a child exec'd while the thread runs). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&thread, &attr, self_move_thread, self_move_path) != 0)
         __atomic_store_n(&self_move_busy, 0, __ATOMIC_RELEASE);
     pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     Py_RETURN_NONE;
 }
 
@@ -179,17 +186,26 @@ struct minirt_clone_args {
  * thread, and the only C thread minirt may run (self_move_async) never touches malloc. */
 static PyObject *sys_clone_fork(PyObject *self, PyObject *args) {
     unsigned long long flags;
-    int pidfd = -1;
+    int pidfd = -1, cgroup_fd = -1;
     struct minirt_clone_args ca;
+    size_t size = 64; /* CLONE_ARGS_SIZE_VER0 */
     long pid;
-    if (!PyArg_ParseTuple(args, "K", &flags))
+    if (!PyArg_ParseTuple(args, "K|i", &flags, &cgroup_fd))
         return NULL;
     memset(&ca, 0, sizeof ca);
     ca.flags = flags | CLONE_PIDFD;
     ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
     ca.exit_signal = SIGCHLD;
+    if (cgroup_fd >= 0) {
+        /* CLONE_INTO_CGROUP (Linux 5.7): the child is born in this cgroup2 directory, with no
+         * write to cgroup.procs, so without the global cgroup_threadgroup_rwsem's grace-period
+         * wait (cgroups/__init__.py) */
+        ca.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        ca.cgroup = (uint64_t)cgroup_fd;
+        size = 88; /* CLONE_ARGS_SIZE_VER2 */
+    }
     PyOS_BeforeFork();
-    pid = syscall(SYS_clone3, &ca, 64 /* CLONE_ARGS_SIZE_VER0 */);
+    pid = syscall(SYS_clone3, &ca, size);
     if (pid == 0) {
         PyOS_AfterFork_Child();
         return Py_BuildValue("(ii)", 0, -1);
@@ -384,7 +400,7 @@ static PyMethodDef methods[] = {
     {"self_move_async", sys_self_move_async, METH_VARARGS, "self_move_async(cgroup_procs_path)"},
     {"self_move_stop", sys_self_move_stop, METH_NOARGS, "self_move_stop()"},
     {"statfs_type", sys_statfs_type, METH_VARARGS, "statfs_type(path): statfs(2) f_type"},
-    {"clone_fork", sys_clone_fork, METH_VARARGS, "clone_fork(flags) -> (pid, pidfd); (0, -1) in the child"},
+    {"clone_fork", sys_clone_fork, METH_VARARGS, "clone_fork(flags[, cgroup_fd]) -> (pid, pidfd); (0, -1) in the child"},
     {"open_tree", sys_open_tree, METH_VARARGS, "open_tree(path, flags) -> fd"},
     {"mount_setattr", sys_mount_setattr, METH_VARARGS, "mount_setattr(fd, attr_set, userns_fd=-1, flags=0)"},
     {"move_mount", sys_move_mount, METH_VARARGS, "move_mount(fd, target)"},

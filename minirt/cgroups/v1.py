@@ -64,6 +64,26 @@ class CgroupV1:
         for d in self._unique():
             fsutil.write(f"{d}/cgroup.procs", str(pid))
 
+    def born_into(self) -> str | None:
+        """The cgroup2 directory a new process can be cloned straight into (CLONE_INTO_CGROUP):
+        a hybrid host's unified twin; None on a legacy host."""
+        return self.dirs.get("unified")
+
+    def join_self(self, born: bool) -> None:
+        """Move the calling process, which must be single-threaded, into every hierarchy (an
+        exec'd process, before it enters the container). `tasks` with "0" moves only the
+        calling thread, and such a move skips the global cgroup_threadgroup_rwsem and the
+        grace-period wait of its write lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start:
+        "If the thread is `current` ... we can skip the global lock"): ~0.3 ms for eight
+        hierarchies against 5-8 ms through cgroup.procs here. born: cloned into the unified
+        twin already (born_into); else it joins through cgroup.procs, as v2 has no such file."""
+        unified = self.dirs.get("unified")
+        for d in self._unique():
+            if d != unified:
+                fsutil.write(f"{d}/tasks", "0")
+            elif not born:
+                fsutil.write(f"{d}/cgroup.procs", "0")
+
     def procs(self) -> list[int]:
         d = self.dirs.get("pids") or self.dirs.get("memory") or next(iter(self.dirs.values()))
         return fsutil.read_pids(d)

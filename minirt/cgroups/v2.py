@@ -49,6 +49,15 @@ class CgroupV2:
     def place(self, pid: int) -> None:
         fsutil.write(f"{self.dir}/cgroup.procs", str(pid))
 
+    def born_into(self) -> str | None:
+        """The directory a new process can be cloned straight into (CLONE_INTO_CGROUP)."""
+        return self.dir
+
+    def join_self(self, born: bool) -> None:
+        """Move the calling process in, unless it was cloned into it (born)."""
+        if not born:
+            fsutil.write(f"{self.dir}/cgroup.procs", "0")
+
     def procs(self) -> list[int]:
         return fsutil.read_pids(self.dir)
 

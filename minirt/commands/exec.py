@@ -17,9 +17,7 @@ USAGE = "minirt exec [OPTIONS] CONTAINER COMMAND [ARG...]"
 
 
 def main(args: list[str]) -> int:
-    from minirt import cgroups, liveness, timing
-
-    cgroups.warm_up_attach()  # the exec'd process joins the container's cgroup (see there)
+    from minirt import liveness, timing
     from minirt.process.execin import exec_in
 
     timing.mark("exec-imported")

@@ -334,9 +334,6 @@ def _check_ip(addr: str) -> str:
 
 
 def main(args: list[str]) -> int:
-    from minirt import cgroups
-
-    cgroups.warm_up_attach()  # overlaps the kernel's wait for the init's cgroup move with our start-up
     cfg = build_config(args)
     if os.geteuid() != 0:
         raise ConfigError("must run as root (creating namespaces needs CAP_SYS_ADMIN)")

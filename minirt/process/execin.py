@@ -24,7 +24,7 @@ import _signal as signal
 
 from minirt.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME, ConflictError, ExecError, exit_code_of
 from minirt.process import signals
-from minirt.process.spawn import Child
+from minirt.process.child import Child
 
 JOINED = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET), ("mnt", os.CLONE_NEWNS))
 
@@ -58,15 +58,16 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED | {signal.SIGWINCH})
     os.setns(fds["pid"], os.CLONE_NEWPID)
-    from minirt import timing
+    from minirt import cgroups, timing
 
+    cgroup = cgroups.driver(rec.get("cgroup"))
     timing.mark("exec-fork")
-    child = os.fork()
+    child, born = _fork_into(cgroup)
     if child == 0:
         os.close(errr)
         code = EXIT_RUNTIME
         try:
-            _child(fds, joined, rec.get("cgroup"), cfg, argv, env, workdir, slave if tty else None, old_mask, user,
+            _child(fds, joined, cgroup, born, cfg, argv, env, workdir, slave if tty else None, old_mask, user,
                    seccomp_bpf)
         except ExecError as e:
             code = e.exit_code
@@ -82,9 +83,6 @@ def exec_in(rec: dict, argv: list[str], env_extra: list[str], workdir: str | Non
         os.close(slave)
     report = os.read(errr, 4096)
     os.close(errr)
-    from minirt import cgroups
-
-    cgroups.warm_up_done()  # the child has joined the cgroup (exec.main warmed that move up)
     if report:
         os.waitpid(child, 0)
         code, _, message = report.decode(errors="replace").partition(" ")
@@ -111,10 +109,37 @@ def wait_exec_child(child: int, master: int | None) -> int:
         os.close(c.pidfd)
 
 
-def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:
+def _fork_into(cgroup) -> tuple[int, bool]:
+    """fork(), with the child born in the container's cgroup2 directory when there is one
+    (clone3 CLONE_INTO_CGROUP: no cgroup.procs write, so no grace-period wait; runc does the
+    same for exec on cgroup v2). Returns (pid, born): 0 in the child, born telling whether it
+    is in that directory already."""
+    where = cgroup.born_into() if cgroup is not None else None
+    if where:
+        try:
+            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            from minirt._syscalls import clone_fork
+
+            try:
+                pid, pidfd = clone_fork(0, fd)
+            except OSError:  # a kernel before 5.7, or the directory refused: join after fork
+                pass
+            else:
+                if pid:
+                    os.close(pidfd)
+                    os.close(fd)
+                return pid, True
+            os.close(fd)
+    return os.fork(), False
+
+
+def _child(fds, joined, cgroup, born, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:
     # everything used below, prctl (caps.apply) and minirt.users (exec_user) included: nothing
     # is importable after setns(mnt)
-    import prctl  # noqa: F401
+    import _prctl  # noqa: F401
 
     if slave is not None:
         import fcntl
@@ -128,10 +153,8 @@ def _child(fds, joined, cgroup, cfg, argv, env, workdir, slave, old_mask, user, 
     # the container's cgroup first, while the host's /sys/fs/cgroup is still in view (runc:
     # the exec'd process joins the container's cgroups before it enters its namespaces);
     # limits, accounting and `stop` then cover it like every other process of the container
-    if cgroup:
-        from minirt import cgroups
-
-        cgroups.driver(cgroup).place(0)  # 0: the writer itself
+    if cgroup is not None:
+        cgroup.join_self(born)
     timing.mark("exec-child-in-cgroup")
     for name, flag in joined:
         os.setns(fds[name], flag)

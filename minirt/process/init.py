@@ -20,7 +20,7 @@ import os
 import _signal as signal
 import _socket
 
-import prctl  # imported before pivot_root: caps.apply needs it afterwards
+import _prctl  # python-prctl's C interface (caps.py says why); imported before pivot_root
 
 from minirt import caps, rootfs, secopts, timing
 from minirt._syscalls import seccomp_set_filter
@@ -45,7 +45,7 @@ def child_main(ch: Channel, cfg, cdir: str, old_mask: set,
     try:
         # If minirt dies, so does the container (bubblewrap --die-with-parent). The parent may
         # already be gone before this line: the socket EOF at NET_READY catches that case.
-        prctl.set_pdeathsig(signal.SIGKILL)
+        _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)  # prctl.set_pdeathsig
         flags = os.CLONE_NEWNS | os.CLONE_NEWUTS | os.CLONE_NEWIPC
         if cfg.net not in ("host", "container"):
             flags |= os.CLONE_NEWNET
@@ -107,7 +107,7 @@ def _become_root(ch: Channel, cfg) -> list[int]:
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     os.setgroups([])  # host root's supplementary groups would show as 65534 (unmapped)
-    prctl.set_pdeathsig(signal.SIGKILL)
+    _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)  # prctl.set_pdeathsig
     if os.getppid() != ppid:
         raise MinirtError("minirt exited while the container was starting")
     # A new user namespace starts with a full bounding set (set_cred_user_ns), not the host's

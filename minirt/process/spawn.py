@@ -16,39 +16,11 @@ else: the child waits for it before it takes uid 0 of its namespace.
 """
 
 import os
-# _signal, not signal: signal.py wraps every constant in an enum (~6 ms at start-up).
-import _signal as signal
 
 from minirt import faults, timing
 from minirt.process import signals
+from minirt.process.child import Child  # noqa: F401 - runtime.py imports it from here
 from minirt.process.sync import Channel
-
-
-class Child:
-    """The container process as the parent sees it. kill() is idempotent and pid-reuse safe."""
-
-    def __init__(self) -> None:
-        self.pid = 0
-        self.pidfd = -1
-        self.reaped = False
-        self.channel: Channel | None = None
-
-    def signal(self, sig: int) -> None:
-        if self.pidfd >= 0 and not self.reaped:
-            try:
-                signal.pidfd_send_signal(self.pidfd, sig)
-            except ProcessLookupError:
-                pass
-
-    def kill(self) -> None:
-        """SIGKILL and reap. PID 1 dying takes the whole pid namespace with it."""
-        if self.pid and not self.reaped:
-            self.signal(signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            self.reaped = True
-        if self.pidfd >= 0:
-            os.close(self.pidfd)
-            self.pidfd = -1
 
 
 def spawn(child: Child, cfg, cdir: str, seccomp_bpf: bytes | None = None) -> None:
