@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `minirt ps | head`: quiet, as docker, whose SIGPIPE kills it (128+13)
+        return 141
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
     except Exception as e:  # noqa: BLE001 - one line for the user, the traceback on request
@@ -88,6 +90,9 @@ def entry() -> None:
     """Console-script entry: exit without the interpreter's shutdown work (~28 ms once pyroute2 is
     imported; docs/performance.md, "Measured costs")."""
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # what main() printed last had no reader left
+        code = code or 141
     os._exit(code)

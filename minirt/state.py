@@ -79,7 +79,10 @@ def read_bytes(path: str) -> bytes:
     """A whole file's bytes (FileNotFoundError and other OSErrors as open() raises them)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
+        chunk = os.read(fd, 65536)
+        if len(chunk) < 65536:  # a short read of a regular file is its end: no second read(2)
+            return chunk
+        chunks = [chunk]
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
         return b"".join(chunks)

@@ -6,6 +6,8 @@ Ports, Networks, Labels) that minirt has a value for; any other --format is refu
 Docker's is a Go template.
 """
 
+import sys
+
 from minirt.cliparse import FLAG, VALUE, Option, parse
 from minirt.errors import ConfigError
 from minirt.state import Store
@@ -47,9 +49,9 @@ def main(args: list[str]) -> int:
                      rec.get("created", "")))  # fmt: skip
     if not opts["quiet"] and fmt is None:
         head = ("ID", "NAME", "STATUS", "PID", "IP", "PORTS", "COMMAND", "CREATED")
-        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-        for r in [head] + rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        widths = [max(map(len, column)) for column in zip(head, *rows)]
+        sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
+                                 for r in [head] + rows))  # fmt: skip
     return 0
 
 

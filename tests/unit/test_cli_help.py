@@ -98,3 +98,20 @@ def test_exec_passes_help_after_the_container_to_the_command():
 
     opts, rest = parse(exec_.OPTIONS, ["-t", "c1", "sh", "--help"], prog=exec_.USAGE)
     assert opts["tty"] is True and rest == ["c1", "sh", "--help"]
+
+
+class _ClosedPipe:
+    """stdout whose reader is gone (`minirt ps | head -1` after head exited)."""
+
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_closed_stdout_ends_quietly_with_sigpipes_code(monkeypatch, capsys):
+    # Docker's CLI dies of SIGPIPE there: status 141, nothing on stderr (no "internal error")
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert cli.main(["--help"]) == 141
+    assert capsys.readouterr().err == ""
