@@ -195,8 +195,26 @@ def rmdir(d: str, timeout: float = 2.0) -> None:
             return
         except OSError as e:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise OSError(e.errno, f"cannot remove cgroup: {e.strerror}", d) from None
+                raise OSError(e.errno, f"cannot remove cgroup: {e.strerror}{_holders(d)}", d) from None
         time.sleep(0.005)
+
+
+def _holders(d: str) -> str:
+    """" (still holding: PID comm state, ...)" for a cgroup rmdir refused: who is left."""
+    try:
+        with open(f"{d}/tasks" if os.path.exists(f"{d}/tasks") else f"{d}/cgroup.threads") as f:
+            tids = f.read().split()
+    except OSError:
+        return ""
+    held = []
+    for tid in tids[:5]:
+        try:
+            with open(f"/proc/{tid}/stat") as f:
+                stat = f.read()
+            held.append(f"{tid} {stat[stat.index('(') : stat.rindex(')') + 1]} {stat[stat.rindex(')') + 2]}")
+        except (OSError, ValueError):
+            held.append(tid)
+    return f" (still holding: {', '.join(held)})" if held else ""
 
 
 def blkio_v1(path: str) -> tuple[int, int]:

@@ -136,7 +136,7 @@ def test_kill_9_at_random_instants_and_fault_points_then_gc_leaves_nothing(minir
         if point:  # what a run stopped at a fault point said (it should say nothing: it was killed)
             said = p.stderr.read().strip()
             if said:
-                errors.append(f"round {i} (kill:{point}): {said[-300:]}")
+                errors.append(f"round {i} (kill:{point}): {said[-1200:]}")
         p.stdout.close()
         p.stderr.close()
     # the sentinels (foreground runs) that were not killed finish their work; the containers die

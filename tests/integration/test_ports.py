@@ -162,11 +162,13 @@ def test_concurrent_publishers_keep_the_maps_consistent(minirt):
     port = {n: 21000 + (i % 16) for i, n in enumerate(names)}  # p16..p19 race p00..p03
     procs = {n: minirt.popen("run", "-d", "--name", n, "-p", f"{port[n]}:80", "--", "sleep", "120") for n in names}
     codes = {n: p.wait(timeout=120) for n, p in procs.items()}
-    for p in procs.values():
+    errors = {}
+    for n, p in procs.items():
         p.stdout.close()
+        errors[n] = p.stderr.read().strip()
         p.stderr.close()
     winners = [n for n in names if codes[n] == 0]
-    assert sorted({port[n] for n in winners}) == list(range(21000, 21016)) and len(winners) == 16, codes
+    assert sorted({port[n] for n in winners}) == list(range(21000, 21016)) and len(winners) == 16, (codes, errors)
     assert all(codes[n] == 125 for n in names if n not in winners)
     m = minirt.host.json("nft", "-j", "list", "map", "inet", "minirt", "ports_any")["nftables"][1]["map"]
     got = {e[0]["concat"][1]: e[1]["concat"][0] for e in m["elem"]}
