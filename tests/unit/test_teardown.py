@@ -159,17 +159,36 @@ def test_unpublish_deletes_ours_and_leaves_a_key_another_container_took(monkeypa
     assert len(fake.scripts) == 3
 
 
-def test_unpublish_raises_when_the_refusal_is_not_about_ownership(monkeypatch):
-    class Refusing:
-        def cmd(self, script):
-            return 1, "", "Error: Could not process rule: No such file or directory"
+class Refusing:
+    def __init__(self):
+        self.scripts = []
 
+    def cmd(self, script):
+        self.scripts.append(script)
+        return 1, "", "Error: Could not process rule: No such file or directory"
+
+
+def test_unpublish_raises_when_the_refusal_is_not_about_ownership(monkeypatch):
     from minirt.net.firewall import libnft
 
     monkeypatch.setattr(libnft, "_ctx", Refusing())
-    monkeypatch.setattr(fwports, "listed", lambda: {})
+    ours = ("ports_any", "tcp . 8080", "10.88.0.2 . 80")
+    monkeypatch.setattr(fwports, "listed", lambda: {ours[:2]: ours[2]})  # still ours in the kernel
     with pytest.raises(FirewallError):
-        fwports.unpublish([("ports_any", "tcp . 8080", "10.88.0.2 . 80")])
+        fwports.unpublish([ours])
+
+
+def test_unpublish_of_an_element_whose_map_is_gone_is_done_and_declares_nothing(monkeypatch):
+    """The table was removed behind our back (or by gc): nothing is left to unpublish, and the
+    teardown must not bring the port machinery back (no add table/map/chain/rule)."""
+    from minirt.net.firewall import libnft
+
+    refusing = Refusing()
+    monkeypatch.setattr(libnft, "_ctx", refusing)
+    monkeypatch.setattr(fwports, "listed", lambda: {})  # no table: nothing published
+    fwports.unpublish([("ports_any", "tcp . 8080", "10.88.0.2 . 80")])
+    lines = [line for script in refusing.scripts for line in script.splitlines()]
+    assert lines and all(line.startswith(("add element", "delete element")) for line in lines), lines
 
 
 def test_listed_renders_elements_as_nft_takes_them(monkeypatch):
