@@ -262,3 +262,30 @@ def test_cgroup_warm_up_thread_repeats_until_done_and_moves_nothing(host_ns):
     would be lost to the main thread's sigtimedwait (an `exec` hung so)."""
     out = json.loads(host_ns.run(sys.executable, "-c", WARM_UP).stdout)
     assert out == {"running": 2, "blocks_sigchld_and_term": True, "stopped": 1, "same_cgroups": True}
+
+
+HALF_PLACED = r"""
+import json, os, secrets, subprocess, sys
+from minirt import cgroups  # the installed package (its layout finder needs _syscalls)
+
+cg = cgroups.for_container(secrets.token_hex(32), sys.argv[1])
+cg.create()
+sleeper = subprocess.Popen(["sleep", "60"])
+try:
+    with open(f"{cg.dirs['cpu']}/cgroup.procs", "w") as f:
+        f.write(str(sleeper.pid))
+    cg.remove()
+    print(json.dumps({"version": cg.version, "killed": sleeper.wait(timeout=5), "left": cg.exists()}))
+finally:
+    sleeper.kill()
+    sleeper.wait()
+"""
+
+
+def test_removal_kills_a_process_left_in_one_v1_hierarchy_only(minirt):
+    """A process in one v1 directory of a container's cgroup but in neither its pids directory
+    nor its unified twin (what a place() that failed part-way leaves) is not reached by
+    cgroup.kill; remove() kills what that directory still holds and removes every directory."""
+    r = subprocess.run([sys.executable, "-c", HALF_PLACED, minirt.cgroup_parent], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"version": 1, "killed": -9, "left": False}
