@@ -10,16 +10,17 @@ published port needs them on the critical path: the DNAT element can be written 
 container's address is leased, and the container must not start before its ports work. So the
 import runs in this helper on the other core while the parent builds the network, and the
 publish transaction runs there while the parent builds the veth. Forked after NS_READY: the
-init's own imports are done by then, so three processes do not share the 2 cores. The parent still builds each nft script and prints it
-for --explain (firewall/ports.py); the helper only runs it through libnftables and sends back
-rc and the error text. One script per request, so each change is still one nft transaction.
+init's own imports are done by then, so three processes do not share the 2 cores. The parent
+still builds each nft script and prints it for --explain (firewall/ports.py); the helper only
+runs it through libnftables and sends back rc and the error text. One script per request, so
+each change is still one nft transaction.
 
 Protocol (two pipes, both close-on-exec): request = u32 length + script (UTF-8); reply = i32 rc
 + u32 length + libnftables' error text; replies come in the order of the requests. A caller
 may send a request and read its reply later (send/receive: `run -p` publishes while it builds
-the veth). EOF on the request pipe (the parent closed it, or
-died) ends the helper. If the helper is gone (killed, failed to import), the parent runs the
-script itself: the helper is only ever a head start.
+the veth). EOF on the request pipe (the parent closed it, or died) ends the helper. If the
+helper is gone (killed, failed to import), the parent runs the script itself: the helper is
+only ever a head start.
 
 Ownership: the helper belongs to the process that started it. A process forked later (the
 sentinel, the container's init) inherits the Python object but not the right to use it:
