@@ -192,14 +192,14 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
                 undo.add("# dismiss the sentinel", sentinel.dismiss, w)
             undo.add(f"# carry out the teardown plan of {ids.short(cfg.id)}", c.carry_out_plan)
             timing.mark("sentinel")
+            if cfg.ports and cfg.net == "bridge":
+                _start_nft_helper(c, rb)
             _join_cgroup(c)
             timing.mark("cgroup")
             faults.point("after-cgroup")
             c.child.channel.expect(NS_READY)
             timing.mark("ns-ready")
             faults.point("after-spawn")
-            if cfg.ports and cfg.net == "bridge":
-                _start_nft_helper(c, rb)
             if cfg.net == "bridge":
                 from minirt.net import bridge
 
@@ -212,11 +212,13 @@ def create(cfg, store: Store, record: dict | None = None) -> Container:
 
 
 def _start_nft_helper(c: Container, rb: Rollback) -> None:
-    """The nftables bindings' import (~10 ms of CPU) runs in a helper while the network is
-    built, and the helper publishes the ports (net/firewall/nfthelper.py). Forked once the
-    init has done its own imports (NS_READY): earlier, the three of them (this process, the
-    init, the helper) shared the 2 cores and each went slower. Stopped last, after the plan's
-    unpublish (c.undo runs newest first)."""
+    """The nftables bindings' import (~10 ms of CPU) runs in a helper while the cgroup and
+    the network are built, and the helper publishes the ports (net/firewall/nfthelper.py).
+    Forked when the init has about done its own imports (after the record and the sentinel):
+    forked before the init, the three of them (this process, the init, the helper) shared the
+    2 cores during the imports and each went slower; forked after NS_READY, the helper was not
+    ready when the publish was (30 interleaved runs, bench/ab.py: 3% slower). Stopped last,
+    after the plan's unpublish (c.undo runs newest first)."""
     from minirt.net.firewall import get_backend
 
     c.firewall = get_backend("nftables")

@@ -1,16 +1,16 @@
 """A helper process with the nftables bindings already loaded, for `minirt run -p`.
 
-Runs in: a process forked by the minirt parent once the container's init has unshared its
-namespaces (NS_READY, runtime._start_nft_helper); it lives until the container's ports are
-unpublished at teardown.
+Runs in: a process forked by the minirt parent once the container's init has about done its
+imports (after the record and the sentinel, before the cgroup: runtime._start_nft_helper); it
+lives until the container's ports are unpublished at teardown.
 
 Why: importing the nftables bindings costs ~10 ms here (ctypes and the library; their json
 import is deferred, libnft.py), a quarter of the start-up of a bridge container, and a
 published port needs them on the critical path: the DNAT element can be written only once the
 container's address is leased, and the container must not start before its ports work. So the
 import runs in this helper on the other core while the parent builds the network, and the
-publish transaction runs there while the parent builds the veth. Forked after NS_READY: the
-init's own imports are done by then, so three processes do not share the 2 cores. The parent
+publish transaction runs there while the parent builds the veth. Forked as the init finishes
+its imports, so three processes do not share the 2 cores for long. The parent
 still builds each nft script and prints it for --explain (firewall/ports.py); the helper only
 runs it through libnftables and sends back rc and the error text. One script per request, so
 each change is still one nft transaction.
