@@ -868,14 +868,27 @@ def version_of(exe: str) -> str:
     return words[2] if len(words) > 2 and words[1] == "version" else "(version unknown)"
 
 
+# crun 1.8 makes /run/crun (its lock directory) even when given --root and refusing to run:
+# removed again at the end when the bench made it and it is empty, so the host keeps no trace
+OCI_RUN_DIRS = ("/run/crun", "/run/runc")
+_oci_run_dirs_before = {d for d in OCI_RUN_DIRS if os.path.exists(d)}
+
+
 def cleanup_oci(states) -> None:
-    """Delete any container a failed run left in the runc/crun state directories."""
+    """Delete any container a failed run left in the runc/crun state directories, and the
+    runtimes' own /run directories the bench's runs created."""
     for exe, state in states:
         if not os.path.isdir(state):
             continue
         ids = subprocess.run([exe, "--root", state, "list", "-q"], capture_output=True, text=True).stdout.split()
         for cid in ids:
             subprocess.run([exe, "--root", state, "delete", "-f", cid], capture_output=True)
+    for d in OCI_RUN_DIRS:
+        if d not in _oci_run_dirs_before:
+            try:
+                os.rmdir(d)  # only when empty: anything in it is someone else's
+            except OSError:
+                pass
 
 
 def setup_cgroup_parent(root: str) -> tuple[str, str]:
