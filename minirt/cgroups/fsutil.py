@@ -116,12 +116,13 @@ def read_pids(d: str) -> list[int]:
 
 
 def mkdirs(d: str, cpuset: bool = False) -> None:
-    """mkdir -p; on a v1 cpuset hierarchy each new level copies its parent's cpus and mems,
-    or it would refuse tasks (runc fs/cpuset.go ensureParent + copyIfNeeded)."""
+    """mkdir -p; on a v1 cpuset hierarchy each level gets its parent's cpus and mems, or it
+    would refuse tasks (ENOSPC; runc fs/cpuset.go ensureParent + copyIfNeeded)."""
     if isdir(d):
+        if cpuset:
+            _inherit_cpuset(d)  # made by someone else, who may not have filled it (yet)
         return
-    parent = os.path.dirname(d)
-    mkdirs(parent, cpuset)
+    mkdirs(os.path.dirname(d), cpuset)
     explain.cmd(f"mkdir {d}")
     if explain.dry:
         _dry_dirs.add(d)  # a dry run makes nothing
@@ -129,11 +130,23 @@ def mkdirs(d: str, cpuset: bool = False) -> None:
         try:
             os.mkdir(d)
         except FileExistsError:
-            return  # another container created the shared parent at the same moment
+            pass  # another container created the shared parent at the same moment
     if cpuset:
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if not read(f"{d}/{name}"):
-                write(f"{d}/{name}", read(f"{parent}/{name}"))
+        _inherit_cpuset(d)
+
+
+def _inherit_cpuset(d: str) -> None:
+    """Fill an empty cpuset.cpus/cpuset.mems from the parent (itself first when it is empty
+    too). Checked on every level, not only on those we make: a cgroup made by another `run`
+    is empty until that run has written it, for good if that run was killed in between, and a
+    container under it would then be refused (ENOSPC) after its init had joined the
+    hierarchies before cpuset: the init was left in those. The hierarchy's root is never empty."""
+    parent = os.path.dirname(d)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not read(f"{d}/{name}"):
+            if not read(f"{parent}/{name}"):
+                _inherit_cpuset(parent)
+            write(f"{d}/{name}", read(f"{parent}/{name}"))
 
 
 def enable_controllers(d: str, wanted: tuple[str, ...]) -> None:

@@ -289,3 +289,17 @@ def test_removal_kills_a_process_left_in_one_v1_hierarchy_only(minirt):
     r = subprocess.run([sys.executable, "-c", HALF_PLACED, minirt.cgroup_parent], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"version": 1, "killed": -9, "left": False}
+
+
+def test_a_run_under_a_cpuset_parent_left_empty_is_not_refused(minirt):
+    """The test's cgroup parent exists in the cpuset hierarchy with empty cpus and mems, as a
+    run killed between its mkdir and its writes leaves it (or a concurrent run still busy
+    between them): the container's run fills it and starts, instead of its init being refused
+    by cpuset (ENOSPC) after joining the hierarchies before it."""
+    parent = os.path.dirname(minirt.cgroup_dirs("0" * 64)["cpuset"])
+    os.makedirs(parent)
+    with open(f"{os.path.dirname(parent)}/cgroup.clone_children") as f:
+        assert f.read().strip() == "0"  # so the kernel leaves a new cpuset cgroup empty
+    assert read(f"{parent}/cpuset.cpus").strip() == "" and read(f"{parent}/cpuset.mems").strip() == ""
+    ok(minirt("run", "--rm", "--", "true"))
+    assert read(f"{parent}/cpuset.cpus").strip() != ""

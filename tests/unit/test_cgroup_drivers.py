@@ -119,6 +119,31 @@ def test_v1_create_copies_cpuset_into_each_new_level(v1tree, monkeypatch):
     assert len(made) == 14
 
 
+def test_v1_create_fills_a_cpuset_parent_another_run_left_empty(v1tree):
+    """The shared parent exists already, made by a run that was killed (or is still busy)
+    between its mkdir and its cpuset writes: it is filled before the container's level copies
+    it, instead of the container getting empty cpus and mems (ENOSPC when its init joins)."""
+    os.makedirs(f"{v1tree}/cpuset/minirt")
+    put(f"{v1tree}/cpuset/minirt/cpuset.cpus", "")
+    put(f"{v1tree}/cpuset/minirt/cpuset.mems", "")
+    real_mkdir = os.mkdir
+
+    def kernel_mkdir(path, mode=0o777):
+        real_mkdir(path, mode)
+        if "/cpuset/" in path:
+            put(f"{path}/cpuset.cpus", "")
+            put(f"{path}/cpuset.mems", "")
+
+    os.mkdir = kernel_mkdir
+    try:
+        CgroupV1(v1_dirs(v1tree)).create()
+    finally:
+        os.mkdir = real_mkdir
+    assert get(f"{v1tree}/cpuset/minirt/cpuset.cpus") == "0-1"
+    assert get(f"{v1tree}/cpuset/minirt/{CID}/cpuset.cpus") == "0-1"
+    assert get(f"{v1tree}/cpuset/minirt/{CID}/cpuset.mems") == "0"
+
+
 def test_v1_apply_refuses_a_controller_that_is_not_mounted(v1tree):
     from minirt.errors import ConfigError
 
