@@ -5,8 +5,8 @@ Runs in: the minirt parent and the commands that look at or change a container's
 The files written per flag are runc's (libcontainer/cgroups/fs/{memory,cpu,cpuset,pids}.go)
 and listed in limits.py. What v1 needs beyond v2:
 - a new cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks (ENOSPC) until
-  they are filled, so every level we create copies its parent's (runc fs/cpuset.go
-  ensureParent);
+  they are filled, so every empty level on the path gets its parent's, whoever made it (runc
+  fs/cpuset.go ensureParent; fsutil.mkdirs);
 - OOM kills are counted in memory.oom_control (`oom_kill N`, Linux 4.13+);
 - there is no cgroup.kill: killing everything means signalling each pid in cgroup.procs until
   it is empty. In hybrid mode the v2 twin (key "unified") has cgroup.kill and is used first.
