@@ -87,8 +87,9 @@ image: venv rootfs
 	@if [ ! -s $(IMAGE_STAMP) ] || [ $(ROOTFS)/bin/busybox -nt $(IMAGE_STAMP) ] \
 	    || ! $(VENV)/bin/minirt images -q --no-trunc minirt/busybox | grep -qx "$$(cat $(IMAGE_STAMP))"; then \
 	  echo "image: importing $(ROOTFS) as minirt/busybox"; \
-	  tar -C $(ROOTFS) --numeric-owner --sort=name -cf $(BUILD)/rootfs.tar .; \
-	  SOURCE_DATE_EPOCH=$$(stat -c %Y $(ROOTFS)/bin/busybox) \
+	  epoch=$$(stat -c %Y /bin/busybox); \
+	  tar -C $(ROOTFS) --numeric-owner --sort=name --mtime=@$$epoch -cf $(BUILD)/rootfs.tar .; \
+	  SOURCE_DATE_EPOCH=$$epoch \
 	  $(VENV)/bin/minirt import -c 'CMD ["/bin/sh"]' -m "minirt's built-in busybox rootfs" \
 	    $(BUILD)/rootfs.tar minirt/busybox > $(IMAGE_STAMP).tmp \
 	    || { rm -f $(BUILD)/rootfs.tar $(IMAGE_STAMP).tmp; echo "image: minirt import failed" >&2; exit 1; }; \

@@ -510,14 +510,15 @@ def test_hooks(oci, tmp_path):
     b = oci.bundle("hk", ["sh", "-c", "echo prog; sleep 1"])
 
     def change(cfg):
-        cfg["mounts"].append({"destination": "/hostdir", "type": "bind", "source": str(out), "options": ["rbind"]})
+        # /mnt exists in the rootfs: the bundle is the shared build rootfs, where a new mount point would stay
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(out), "options": ["rbind"]})
         cfg["hooks"] = {
             k: [{"path": save, "args": ["save.sh", k], "env": ["X=1"], "timeout": 5}]
             for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
         }
         # startContainer's path resolves inside the container (busybox's sh there)
         cfg["hooks"]["startContainer"] = [{"path": "/bin/sh",
-                                            "args": ["sh", "-c", "cat > /hostdir/startContainer.json"]}]
+                                            "args": ["sh", "-c", "cat > /mnt/startContainer.json"]}]
 
     oci.rewrite(b, change)
     oci.create("hk", b)
