@@ -115,25 +115,23 @@ def _fork_into(cgroup) -> tuple[int, bool]:
     same for exec on cgroup v2). Returns (pid, born): 0 in the child, born telling whether it
     is in that directory already."""
     where = cgroup.born_into() if cgroup is not None else None
-    if where:
-        try:
-            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            from minirt._syscalls import clone_fork
+    if not where:
+        return os.fork(), False
+    from minirt._syscalls import clone_fork
 
-            try:
-                pid, pidfd = clone_fork(0, fd)
-            except OSError:  # a kernel before 5.7, or the directory refused: join after fork
-                pass
-            else:
-                if pid:
-                    os.close(pidfd)
-                    os.close(fd)
-                return pid, True
-            os.close(fd)
-    return os.fork(), False
+    try:
+        fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return os.fork(), False
+    try:
+        pid, pidfd = clone_fork(0, fd)
+    except OSError:  # a kernel before 5.7, or the directory refused: join after fork
+        os.close(fd)
+        return os.fork(), False
+    if pid:
+        os.close(pidfd)
+        os.close(fd)
+    return pid, True
 
 
 def _child(fds, joined, cgroup, born, cfg, argv, env, workdir, slave, old_mask, user, seccomp_bpf) -> None:

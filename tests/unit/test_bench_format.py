@@ -2,22 +2,11 @@
 
 bench/ is not a package: the module is loaded from its file path."""
 
-import importlib.util
-import os
-
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.benchmod import load
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("minirt_bench", os.path.join(REPO, "bench", "bench.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load()
+bench = load("bench")
 
 STDERR = """\
 timing 1000.000 700 main

@@ -1,19 +1,8 @@
 """The pure helpers of bench/scale.py (no root, no subprocesses); loaded from its file path."""
 
-import importlib.util
-import os
+from tests.helpers.benchmod import load
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("minirt_scale", os.path.join(REPO, "bench", "scale.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-scale = _load()
+scale = load("scale")
 
 
 def test_spread_sample_takes_all_when_few_and_spreads_when_many():
